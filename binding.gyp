@@ -1,0 +1,63 @@
+{
+  # One addon; the kernels are compiled once per instruction set and chosen at run time (cpu.cc),
+  # so a single build runs on any x86-64 and the portable path compiles everywhere else.
+  "variables": {
+    "kernel_sources": ["native/src/matmul.cc", "native/src/ops.cc", "native/src/ops_norm.cc", "native/src/ops_attention.cc"],
+    "kernel_cflags": ["-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
+  },
+  "targets": [
+    {
+      "target_name": "afterscale_native",
+      "sources": [
+        "native/src/addon.cc",
+        "native/src/bind_matmul.cc",
+        "native/src/bind_ops.cc",
+        "native/src/threadpool.cc",
+        "native/src/cpu.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fexceptions", "-pthread"],
+      "ldflags": ["-pthread"],
+      "dependencies": ["kernels_generic"],
+      "conditions": [
+        ["target_arch=='x64'", {
+          "dependencies": ["kernels_avx2", "kernels_avx512"],
+          "defines": ["AS_HAVE_X86_VARIANTS=1"]
+        }]
+      ]
+    },
+    {
+      "target_name": "kernels_generic",
+      "type": "static_library",
+      "sources": ["<@(kernel_sources)"],
+      "defines": ["AS_ISA=generic"],
+      "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["<@(kernel_cflags)"]
+    }
+  ],
+  "conditions": [
+    ["target_arch=='x64'", {
+      "targets": [
+        {
+          "target_name": "kernels_avx2",
+          "type": "static_library",
+          "sources": ["<@(kernel_sources)"],
+          "defines": ["AS_ISA=avx2"],
+          "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
+          "cflags_cc": ["<@(kernel_cflags)", "-mavx2", "-mfma", "-mf16c"]
+        },
+        {
+          "target_name": "kernels_avx512",
+          "type": "static_library",
+          "sources": ["<@(kernel_sources)"],
+          "defines": ["AS_ISA=avx512"],
+          "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
+          "cflags_cc": ["<@(kernel_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"]
+        }
+      ]
+    }]
+  ]
+}

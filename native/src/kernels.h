@@ -1,0 +1,124 @@
+// Kernel declarations, mirroring src/backend/backend.ts (read that file for each kernel's semantics).
+// matmul.cc and ops.cc are compiled once per instruction set with -DAS_ISA=avx512|avx2|generic; each
+// compilation defines these functions in its own namespace, and addon.cc picks one set at load time.
+#pragma once
+#include <cstdint>
+
+namespace as {
+
+struct MatmulArgs {
+  int64_t batch, m, n, k;
+  bool transA, transB;
+  int64_t strideA, strideB;
+  bool accumulate;
+};
+
+struct AttentionShape {
+  int64_t batch, tq, tk, heads, kvHeads, headDim;
+  float scale;
+  bool causal;
+};
+
+struct AdamWArgs {
+  float lr, beta1, beta2, eps, weightDecay;
+  double biasCorrection1, biasCorrection2;
+};
+
+#define AS_DECLARE_KERNELS                                                                                    \
+  void matmul(const float* a, const float* b, float* c, const MatmulArgs& args);                              \
+  void add(const float* a, const float* b, float* out, int64_t n, int64_t bn);                                \
+  void mul(const float* a, const float* b, float* out, int64_t n, int64_t bn);                                \
+  void scale(const float* a, float s, float* out, int64_t n);                                                 \
+  void add_into(float* dst, const float* src, int64_t n);                                                     \
+  void fill(float* dst, float value, int64_t n);                                                              \
+  void sum_rows(const float* x, float* out, int64_t rows, int64_t cols);                                      \
+  double sum(const float* x, int64_t n);                                                                      \
+  double sum_squares(const float* x, int64_t n);                                                              \
+  void embedding(const float* table, const int32_t* ids, float* out, int64_t n, int64_t dim);                 \
+  void embedding_backward(const float* gOut, const int32_t* ids, float* gTable, int64_t n, int64_t dim,       \
+                          int64_t vocab);                                                                     \
+  void layer_norm(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,       \
+                  int64_t rows, int64_t dim, float eps);                                                      \
+  void layer_norm_backward(const float* gOut, const float* x, const float* w, const float* mean,              \
+                           const float* rstd, float* gx, float* gw, float* gb, int64_t rows, int64_t dim);    \
+  void rms_norm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t dim,           \
+                float eps);                                                                                   \
+  void rms_norm_backward(const float* gOut, const float* x, const float* w, const float* rstd, float* gx,      \
+                         float* gw, int64_t rows, int64_t dim);                                               \
+  void gelu(const float* x, float* out, int64_t n);                                                           \
+  void gelu_backward(const float* x, const float* gOut, float* gx, int64_t n);                                \
+  void silu(const float* x, float* out, int64_t n);                                                           \
+  void silu_backward(const float* x, const float* gOut, float* gx, int64_t n);                                \
+  void relu2(const float* x, float* out, int64_t n);                                                          \
+  void relu2_backward(const float* x, const float* gOut, float* gx, int64_t n);                               \
+  void swiglu(const float* gate, const float* up, float* out, int64_t n);                                     \
+  void swiglu_backward(const float* gate, const float* up, const float* gOut, float* gGate, float* gUp,       \
+                       int64_t n);                                                                            \
+  void softmax(const float* x, float* out, int64_t rows, int64_t dim);                                        \
+  void softmax_backward(const float* y, const float* gOut, float* gx, int64_t rows, int64_t dim);             \
+  void rope(const float* x, float* out, const float* cos, const float* sin, int64_t batch, int64_t t,         \
+            int64_t heads, int64_t headDim, int64_t pos0, bool inverse);                                      \
+  void attention(const float* q, const float* k, const float* v, float* out, float* lse,                      \
+                 const AttentionShape& s);                                                                    \
+  void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, \
+                          const float* gOut, float* gq, float* gk, float* gv, const AttentionShape& s);        \
+  void cross_entropy(const float* logits, const int32_t* targets, float* loss, float* lse, int64_t rows,      \
+                     int64_t vocab, int32_t ignoreIndex);                                                     \
+  void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* gx,       \
+                              int64_t rows, int64_t vocab, int32_t ignoreIndex, float gScale);                \
+  void dropout(const float* x, float* out, int64_t n, float p, uint32_t seed);                                \
+  void dropout_backward(const float* gOut, float* gx, int64_t n, float p, uint32_t seed);                     \
+  void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWArgs& args);
+
+namespace generic { AS_DECLARE_KERNELS }
+namespace avx2 { AS_DECLARE_KERNELS }
+namespace avx512 { AS_DECLARE_KERNELS }
+
+// The set chosen for this CPU (see cpu.cc). Kernels are called through these function pointers.
+struct KernelTable {
+  const char* isa;
+  decltype(&generic::matmul) matmul;
+  decltype(&generic::add) add;
+  decltype(&generic::mul) mul;
+  decltype(&generic::scale) scale;
+  decltype(&generic::add_into) add_into;
+  decltype(&generic::fill) fill;
+  decltype(&generic::sum_rows) sum_rows;
+  decltype(&generic::sum) sum;
+  decltype(&generic::sum_squares) sum_squares;
+  decltype(&generic::embedding) embedding;
+  decltype(&generic::embedding_backward) embedding_backward;
+  decltype(&generic::layer_norm) layer_norm;
+  decltype(&generic::layer_norm_backward) layer_norm_backward;
+  decltype(&generic::rms_norm) rms_norm;
+  decltype(&generic::rms_norm_backward) rms_norm_backward;
+  decltype(&generic::gelu) gelu;
+  decltype(&generic::gelu_backward) gelu_backward;
+  decltype(&generic::silu) silu;
+  decltype(&generic::silu_backward) silu_backward;
+  decltype(&generic::relu2) relu2;
+  decltype(&generic::relu2_backward) relu2_backward;
+  decltype(&generic::swiglu) swiglu;
+  decltype(&generic::swiglu_backward) swiglu_backward;
+  decltype(&generic::softmax) softmax;
+  decltype(&generic::softmax_backward) softmax_backward;
+  decltype(&generic::rope) rope;
+  decltype(&generic::attention) attention;
+  decltype(&generic::attention_backward) attention_backward;
+  decltype(&generic::cross_entropy) cross_entropy;
+  decltype(&generic::cross_entropy_backward) cross_entropy_backward;
+  decltype(&generic::dropout) dropout;
+  decltype(&generic::dropout_backward) dropout_backward;
+  decltype(&generic::adamw) adamw;
+};
+
+const KernelTable& kernels();
+// Forces an instruction set ("avx512", "avx2", "generic") if this CPU supports it; returns false otherwise.
+bool select_isa(const char* isa);
+
+}  // namespace as
+
+// Inside matmul.cc / ops.cc: `namespace as { namespace AS_ISA { ... } }` defines this compilation's set.
+#ifndef AS_ISA
+#define AS_ISA generic
+#endif

@@ -1,0 +1,19 @@
+// The tensor layer's public surface.
+export * from "./ops.js";
+export { type DType, pool } from "./pool.js";
+export { Rng, type RngState } from "./random.js";
+export {
+  backward,
+  empty,
+  full,
+  isGradEnabled,
+  keep,
+  noGrad,
+  parameter,
+  shapeSize,
+  Tensor,
+  type TensorOptions,
+  tensor,
+  tidy,
+  zeros,
+} from "./tensor.js";

@@ -1,0 +1,165 @@
+// Every differentiable op, through the autodiff layer, against central finite differences in float64.
+import { test } from "node:test";
+import * as T from "../src/tensor/index.js";
+import { assertClose } from "./helpers/close.js";
+
+type Inputs = Record<string, number[]>;
+
+/** Checks d(Σ f(x)·u)/dx from backward() against (L(x + h) − L(x − h)) / 2h for every input element. */
+function gradcheck(
+  name: string,
+  shapes: Record<string, number[]>,
+  f: (x: Record<string, T.Tensor>) => T.Tensor,
+  seed = 1,
+) {
+  const rng = new T.Rng(seed);
+  const values: Inputs = {};
+  for (const [k, s] of Object.entries(shapes)) {
+    values[k] = Array.from({ length: s.reduce((p, d) => p * d, 1) }, () => rng.normal());
+  }
+  const build = () => {
+    const x: Record<string, T.Tensor> = {};
+    for (const [k, s] of Object.entries(shapes))
+      x[k] = T.tensor(values[k]!, s, { dtype: "float64", requiresGrad: true });
+    return x;
+  };
+  T.tidy(() => {
+    const x = build();
+    const out = f(x);
+    const up = T.tensor(
+      Array.from({ length: out.size }, () => rng.normal()),
+      out.shape,
+      { dtype: "float64" },
+    );
+    T.sum(T.mul(out, up)).backward();
+    const loss = (): number => T.noGrad(() => T.tidy(() => T.sum(T.mul(f(build()), up)).item()));
+    const h = 1e-6;
+    for (const k of Object.keys(shapes)) {
+      const v = values[k]!;
+      const numeric = v.map((_, i) => {
+        const old = v[i]!;
+        v[i] = old + h;
+        const lp = loss();
+        v[i] = old - h;
+        const lm = loss();
+        v[i] = old;
+        return (lp - lm) / (2 * h);
+      });
+      const analytic = x[k]!.grad?.data ?? new Float64Array(v.length);
+      assertClose(analytic, numeric, 1e-5, 1e-7, `${name}: d/d${k}`);
+    }
+  });
+}
+
+const ids = Int32Array.from([2, 0, 2, 4]);
+
+test("gradcheck matmul (plain, transposed, batched, broadcast)", () => {
+  gradcheck("matmul", { a: [3, 4], b: [4, 2] }, (x) => T.matmul(x.a!, x.b!));
+  gradcheck("matmul transA", { a: [4, 3], b: [4, 2] }, (x) => T.matmul(x.a!, x.b!, { transA: true }));
+  gradcheck("matmul transB", { a: [2, 3, 4], b: [5, 4] }, (x) => T.matmul(x.a!, x.b!, { transB: true }));
+  gradcheck("matmul both", { a: [2, 4, 3], b: [2, 5, 4] }, (x) =>
+    T.matmul(x.a!, x.b!, { transA: true, transB: true }),
+  );
+  gradcheck("matmul batched transA, shared b", { a: [3, 4, 2], b: [4, 5] }, (x) =>
+    T.matmul(x.a!, x.b!, { transA: true }),
+  );
+  gradcheck("matmul shared a", { a: [3, 4], b: [2, 4, 2] }, (x) => T.matmul(x.a!, x.b!));
+  gradcheck("matmul size-1 dims", { a: [1, 1], b: [1, 3] }, (x) => T.matmul(x.a!, x.b!));
+  gradcheck("linear", { x: [2, 3], w: [4, 3], b: [4] }, (x) => T.linear(x.x!, x.w!, x.b));
+});
+
+test("gradcheck elementwise", () => {
+  gradcheck("add", { a: [2, 3], b: [2, 3] }, (x) => T.add(x.a!, x.b!));
+  gradcheck("add broadcast", { a: [2, 3, 4], b: [4] }, (x) => T.add(x.a!, x.b!));
+  gradcheck("mul", { a: [2, 3], b: [2, 3] }, (x) => T.mul(x.a!, x.b!));
+  gradcheck("mul broadcast", { a: [3, 4], b: [4] }, (x) => T.mul(x.a!, x.b!));
+  gradcheck("mul self", { a: [5] }, (x) => T.mul(x.a!, x.a!));
+  gradcheck("scale", { a: [5] }, (x) => T.scale(x.a!, -2.5));
+  gradcheck("reshape", { a: [2, 6] }, (x) => T.mul(T.reshape(x.a!, [3, -1]), T.reshape(x.a!, [3, 4])));
+});
+
+test("gradcheck activations, softmax, norms", () => {
+  gradcheck("gelu", { x: [2, 5] }, (x) => T.gelu(x.x!));
+  gradcheck("silu", { x: [2, 5] }, (x) => T.silu(x.x!));
+  gradcheck("relu2", { x: [2, 5] }, (x) => T.relu2(x.x!));
+  gradcheck("swiglu", { g: [2, 5], u: [2, 5] }, (x) => T.swiglu(x.g!, x.u!));
+  gradcheck("softmax", { x: [3, 4] }, (x) => T.softmax(x.x!));
+  gradcheck("softmax dim 1", { x: [3, 1] }, (x) => T.softmax(x.x!));
+  gradcheck("layerNorm", { x: [3, 6], w: [6], b: [6] }, (x) => T.layerNorm(x.x!, x.w!, x.b!));
+  gradcheck("layerNorm 1 row", { x: [1, 4], w: [4], b: [4] }, (x) => T.layerNorm(x.x!, x.w!, x.b!));
+  gradcheck("rmsNorm", { x: [3, 6], w: [6] }, (x) => T.rmsNorm(x.x!, x.w!));
+  gradcheck("rmsNorm dim 1", { x: [2, 1], w: [1] }, (x) => T.rmsNorm(x.x!, x.w!));
+});
+
+test("gradcheck embedding, cross-entropy, reductions, dropout", () => {
+  gradcheck("embedding (repeated ids)", { t: [5, 3] }, (x) => T.embedding(x.t!, ids, [2, 2]));
+  gradcheck("crossEntropy", { l: [4, 6] }, (x) => T.crossEntropy(x.l!, Int32Array.from([1, 5, 0, 3])));
+  gradcheck("crossEntropy ignore", { l: [4, 6] }, (x) =>
+    T.crossEntropy(x.l!, Int32Array.from([1, -100, 0, -100]), { ignoreIndex: -100 }),
+  );
+  gradcheck("crossEntropy vocab 1 row 1", { l: [1, 3] }, (x) => T.crossEntropy(x.l!, Int32Array.from([2])));
+  gradcheck("sum", { x: [3, 2] }, (x) => T.sum(x.x!));
+  gradcheck("mean", { x: [3, 2] }, (x) => T.mean(x.x!));
+  gradcheck("dropout", { x: [4, 8] }, (x) => T.dropout(x.x!, 0.3, 77));
+});
+
+test("gradcheck attention: MHA, GQA, one KV head, rope, T=1, tq<tk, non-causal", () => {
+  const att = (b: number, tq: number, tk: number, h: number, kv: number, hd: number, o: T.AttentionOptions) =>
+    gradcheck(
+      `attention b${b} tq${tq} tk${tk} h${h} kv${kv} hd${hd}${o.rope ? " rope" : ""}${o.causal === false ? " noncausal" : ""}`,
+      { q: [b, tq, h * hd], k: [b, tk, kv * hd], v: [b, tk, kv * hd] },
+      (x) => T.attention(x.q!, x.k!, x.v!, o),
+    );
+  att(2, 3, 3, 2, 2, 2, { heads: 2 });
+  att(1, 4, 4, 4, 2, 4, { heads: 4, kvHeads: 2, rope: { theta: 10000 } });
+  att(1, 3, 3, 3, 1, 2, { heads: 3, kvHeads: 1, rope: { theta: 100 } });
+  att(2, 1, 1, 2, 1, 2, { heads: 2, kvHeads: 1, rope: { theta: 10000 } });
+  att(1, 2, 5, 2, 1, 4, { heads: 2, kvHeads: 1, rope: { theta: 10000, pos0: 3 } });
+  att(1, 3, 3, 2, 2, 2, { heads: 2, causal: false });
+  gradcheck("rope", { x: [1, 3, 8] }, (x) => T.rope(x.x!, 2, 10000, 5));
+});
+
+test("gradcheck a small llama-style composition (shared weights, residuals)", () => {
+  gradcheck("composition", { x: [1, 3, 4], w: [4, 4], n: [4] }, (x) => {
+    const h = T.rmsNorm(x.x!, x.n!);
+    const a = T.attention(T.linear(h, x.w!), T.linear(h, x.w!), h, { heads: 2, rope: { theta: 10 } });
+    return T.add(x.x!, T.linear(T.swiglu(a, h), x.w!));
+  });
+});
+
+test("errors name the op and the shapes", () => {
+  const a = T.zeros([4, 8]);
+  const b = T.zeros([7, 3]);
+  let msg = "";
+  try {
+    T.matmul(a, b);
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assertClose(
+    [msg === "matmul: [4,8] x [7,3]: inner dimensions 8 and 7 differ" ? 1 : 0],
+    [1],
+    0,
+    0,
+    `message was "${msg}"`,
+  );
+});
+
+test("tidy gives buffers back and reuses them; kept tensors survive", () => {
+  const w = T.parameter(new Float32Array(16).fill(0.5), [4, 4]);
+  const step = () =>
+    T.tidy(() => {
+      const x = T.full([2, 4], 1);
+      const loss = T.mean(T.matmul(x, w));
+      loss.backward();
+      return loss.item();
+    });
+  step();
+  step(); // the first accumulation into an existing gradient needs one more buffer, once
+  const before = T.pool.stats();
+  const l2 = step();
+  const after = T.pool.stats();
+  assertClose([l2], [2], 0, 1e-6, "loss");
+  assertClose([after.allocations - before.allocations], [0], 0, 0, "allocations in a repeated step");
+  assertClose([w.grad?.data[0] ?? -1], [0.75], 0, 1e-6, "gradient accumulated over three steps");
+});
