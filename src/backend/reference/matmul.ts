@@ -1,0 +1,61 @@
+// Batched matrix product C = op(A)·op(B) (no backward kernel: autodiff composes it from matmuls).
+
+import type { FloatArray, MatmulArgs } from "../backend.js";
+import { needCounts, needLength, scratch } from "./scratch.js";
+
+const ROW_A = 0; // row i of op(A), gathered contiguously [k]
+const ROW_C = 1; // row i of C, accumulated in float64 [n]
+
+// C[b] (+)= op(A[b])·op(B[b]);  C[i,j] = Σ_p opA[i,p]·opB[p,j]
+export function matmul(a: FloatArray, b: FloatArray, c: FloatArray, args: MatmulArgs): void {
+  const { batch, m, n, k, transA, transB, strideA, strideB, accumulate } = args;
+  needCounts("matmul", { batch, m, n, k, strideA, strideB });
+  if (batch === 0 || m === 0 || n === 0) return;
+  needLength("matmul", "A", a, (batch - 1) * strideA + m * k);
+  needLength("matmul", "B", b, (batch - 1) * strideB + k * n);
+  needLength("matmul", "C", c, batch * m * n);
+  const aRow = scratch(ROW_A, k);
+  const cRow = scratch(ROW_C, n);
+  for (let bi = 0; bi < batch; bi++) {
+    const a0 = bi * strideA;
+    const b0 = bi * strideB;
+    const c0 = bi * m * n;
+    for (let i = 0; i < m; i++) {
+      // Gather row i of op(A): contiguous when A is [m, k], strided by m when A is stored [k, m].
+      if (transA) for (let p = 0; p < k; p++) aRow[p] = a[a0 + p * m + i];
+      else for (let p = 0; p < k; p++) aRow[p] = a[a0 + i * k + p];
+      if (transB) {
+        // B stored [n, k]: C[i,j] is a dot product of two contiguous rows.
+        for (let j = 0; j < n; j++) {
+          const bj = b0 + j * k;
+          let acc = 0;
+          for (let p = 0; p < k; p++) acc += aRow[p] * b[bj + p];
+          cRow[j] = acc;
+        }
+      } else {
+        // B stored [k, n]: i-k-j order streams through rows of B, four rows of B per pass over C's row.
+        cRow.fill(0, 0, n);
+        let p = 0;
+        for (; p + 4 <= k; p += 4) {
+          const a0p = aRow[p];
+          const a1p = aRow[p + 1];
+          const a2p = aRow[p + 2];
+          const a3p = aRow[p + 3];
+          const bp = b0 + p * n;
+          for (let j = 0; j < n; j++) {
+            cRow[j] +=
+              a0p * b[bp + j] + a1p * b[bp + n + j] + a2p * b[bp + 2 * n + j] + a3p * b[bp + 3 * n + j];
+          }
+        }
+        for (; p < k; p++) {
+          const aip = aRow[p];
+          const bp = b0 + p * n;
+          for (let j = 0; j < n; j++) cRow[j] += aip * b[bp + j];
+        }
+      }
+      const ci = c0 + i * n;
+      if (accumulate) for (let j = 0; j < n; j++) c[ci + j] += cRow[j];
+      else for (let j = 0; j < n; j++) c[ci + j] = cRow[j];
+    }
+  }
+}
