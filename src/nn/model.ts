@@ -1,0 +1,80 @@
+// A model is its config plus a map of named parameters; this file creates one, runs it, and reports
+// its size and cost.
+import { Rng, type Tensor } from "../tensor/index.js";
+import { headDim, type ModelConfig, parseModelConfig } from "./config.js";
+import { gpt2Forward, gpt2Params } from "./gpt2.js";
+import { KVCache } from "./kv-cache.js";
+import { llamaForward, llamaParams } from "./llama.js";
+import { countParams, initParams, type ParamSpec } from "./params.js";
+
+export interface Model {
+  config: ModelConfig;
+  params: Map<string, Tensor>;
+  specs: ParamSpec[];
+}
+
+export function paramSpecs(c: ModelConfig): ParamSpec[] {
+  return c.family === "llama" ? llamaParams(c) : gpt2Params(c);
+}
+
+/** A freshly initialised model; the seed fixes every weight. */
+export function createModel(config: ModelConfig, seed: number): Model {
+  const c = parseModelConfig(config);
+  const specs = paramSpecs(c);
+  return { config: c, specs, params: initParams(specs, new Rng(seed)) };
+}
+
+export interface ForwardOptions {
+  /** Seed for this step's dropout masks; null (default) disables dropout, as in evaluation. */
+  dropoutSeed?: number | null;
+  /** Incremental decoding of one sequence. */
+  cache?: KVCache | null;
+}
+
+/** Logits [batch, time, vocab] for token ids laid out [batch·time]. */
+export function forward(
+  model: Model,
+  ids: Int32Array,
+  batch: number,
+  time: number,
+  opts: ForwardOptions = {},
+): Tensor {
+  if (ids.length !== batch * time)
+    throw new Error(`forward: ${ids.length} ids for batch ${batch} × time ${time}`);
+  const f = model.config.family === "llama" ? llamaForward : gpt2Forward;
+  return f(model.params, model.config, ids, batch, time, opts.dropoutSeed ?? null, opts.cache ?? null);
+}
+
+export function newKVCache(model: Model, capacity = model.config.context): KVCache {
+  const c = model.config;
+  return new KVCache(c.layers, capacity, c.kvHeads * headDim(c));
+}
+
+const embeddingNames = new Set(["model.embed_tokens.weight", "wte.weight", "wpe.weight"]);
+const vocabularyNames = new Set([...embeddingNames, "lm_head.weight"]);
+
+/** Parameter counts; "non-embedding" excludes the vocabulary and position matrices (Kaplan et al.), tied or not. */
+export function parameterCounts(c: ModelConfig): { total: number; nonEmbedding: number } {
+  const specs = paramSpecs(c);
+  return { total: countParams(specs), nonEmbedding: countParams(specs, (s) => !vocabularyNames.has(s.name)) };
+}
+
+/**
+ * Training FLOPs per token: 6 per multiply-accumulate weight (forward 2, backward 4) over every matrix a
+ * token passes through, including the output head, plus attention's score and value products over the
+ * full context, 6·layers·context·dModel (Kaplan et al. 2020, eq. 2.2 with the backward pass).
+ */
+export function trainingFlopsPerToken(c: ModelConfig): number {
+  const specs = paramSpecs(c);
+  const matrices = countParams(specs, (s) => s.shape.length === 2 && !embeddingNames.has(s.name));
+  const head = c.tie ? c.vocab * c.dModel : 0; // the tied head is a matmul too
+  return 6 * (matrices + head) + 6 * c.layers * c.context * c.dModel;
+}
+
+/** Parameters that get weight decay, and those that do not (norms, biases, embeddings). */
+export function decayGroups(model: Model): { decay: Tensor[]; noDecay: Tensor[] } {
+  const decay: Tensor[] = [];
+  const noDecay: Tensor[] = [];
+  for (const s of model.specs) (s.decay ? decay : noDecay).push(model.params.get(s.name)!);
+  return { decay, noDecay };
+}
