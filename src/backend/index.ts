@@ -2,6 +2,7 @@
 // float64 tensors (used by gradient checks) always run on the reference backend.
 import type { Backend } from "./backend.js";
 import { loadNative } from "./native.js";
+import { profiled } from "./profile.js";
 import { reference } from "./reference.js";
 
 export type { AdamWArgs, AttentionShape, Backend, FloatArray, MatmulArgs } from "./backend.js";
@@ -44,7 +45,7 @@ function choose(): Backend {
 
 /** The backend float32 tensors run on. */
 export function backend(): Backend {
-  if (!active) active = choose();
+  if (!active) active = process.env.AFTERSCALE_PROFILE === "1" ? profiled(choose()) : choose();
   return active;
 }
 
@@ -59,4 +60,5 @@ export function setBackend(name: "native" | "reference"): Backend {
   return active;
 }
 
+export { inPhase, type Phase, profileReport, resetProfile } from "./profile.js";
 export { reference };

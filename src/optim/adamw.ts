@@ -1,5 +1,6 @@
 // AdamW with decoupled weight decay (Loshchilov & Hutter), PyTorch's update rule, one fused kernel
 // call per parameter. Moments live in float32 arrays allocated once.
+import { inPhase } from "../backend/index.js";
 import type { Tensor } from "../tensor/index.js";
 
 export interface AdamWConfig {
@@ -52,6 +53,10 @@ export class AdamW {
 
   /** One update of every parameter that has a gradient; `lr` overrides the configured rate (schedules). */
   update(lr = this.config.lr): void {
+    inPhase("optimizer", () => this.applyUpdate(lr));
+  }
+
+  private applyUpdate(lr: number): void {
     this.t++;
     const { beta1, beta2, eps } = this.config;
     const biasCorrection1 = 1 - beta1 ** this.t;

@@ -1,4 +1,5 @@
 // Global gradient-norm clipping, as torch.nn.utils.clip_grad_norm_.
+import { inPhase } from "../backend/index.js";
 import type { Tensor } from "../tensor/index.js";
 
 /** The L2 norm of all gradients together (float64 accumulation). */
@@ -10,6 +11,10 @@ export function gradNorm(params: Tensor[]): number {
 
 /** Scales all gradients by maxNorm / (norm + 1e-6) when the norm exceeds maxNorm; returns the norm before clipping. */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  return inPhase("optimizer", () => clip(params, maxNorm));
+}
+
+function clip(params: Tensor[], maxNorm: number): number {
   const norm = gradNorm(params);
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1) {

@@ -5,7 +5,7 @@
 // fn except what fn returns and what was `keep()`-ed (parameters, their gradients), so a training step
 // wrapped in tidy reuses the same buffers every step instead of churning the garbage collector.
 import type { Backend, FloatArray } from "../backend/backend.js";
-import { backend, reference } from "../backend/index.js";
+import { backend, inPhase, reference } from "../backend/index.js";
 import { type DType, pool } from "./pool.js";
 
 export interface Node {
@@ -248,6 +248,10 @@ export function accumulateGrad(t: Tensor, g: Tensor, fresh: boolean): void {
 }
 
 export function backward(root: Tensor, grad?: Tensor): void {
+  inPhase("backward", () => runBackward(root, grad));
+}
+
+function runBackward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) throw new Error(`backward: ${root} does not require grad`);
   if (!grad && root.size !== 1) {
     throw new Error(`backward: ${root} is not a scalar; pass the output gradient explicitly`);

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// The `afterscale` command: one subcommand per job, each with --help and --json.
+import { Command, CommanderError } from "commander";
+import { registerDataCommands } from "./data.js";
+import { registerScalingCommands } from "./scaling.js";
+
+const program = new Command();
+program
+  .name("afterscale")
+  .description("Small language models on an ordinary machine: train, sample, evaluate, measure scaling.")
+  .showHelpAfterError()
+  .exitOverride();
+
+registerDataCommands(program);
+registerScalingCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  process.stderr.write(`afterscale: ${(e as Error).message}\n`);
+  if (process.env.AFTERSCALE_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+  process.exit(1);
+}
