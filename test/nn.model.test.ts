@@ -53,3 +53,28 @@ test("the seed fixes the initialisation", () => {
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
 });
+
+for (const family of ["gpt2", "llama"] as const) {
+  test(`${family}: a batch of sequences at different positions decodes like each one alone`, () => {
+    const cfg = { ...preset("nano", family, 40, 16), layers: 2 };
+    const model = createModel(cfg, 3);
+    const a = Int32Array.from([1, 2, 3, 4, 5]);
+    const b = Int32Array.from([9, 8]);
+    noGrad(() =>
+      tidy(() => {
+        const fullA = forward(model, a, 1, a.length);
+        const fullB = forward(model, b, 1, b.length);
+        const ca = newKVCache(model);
+        const cb = newKVCache(model);
+        forward(model, a.subarray(0, 4), 1, 4, { cache: ca });
+        forward(model, b.subarray(0, 1), 1, 1, { cache: cb });
+        // One batched step: sequence A at position 4, sequence B at position 1.
+        const step = forward(model, Int32Array.from([a[4]!, b[1]!]), 2, 1, { caches: [ca, cb] });
+        assertClose(step.data.subarray(0, 40), fullA.data.subarray(4 * 40, 5 * 40), 1e-4, 1e-5, "row A");
+        assertClose(step.data.subarray(40, 80), fullB.data.subarray(40, 80), 1e-4, 1e-5, "row B");
+        ca.dispose();
+        cb.dispose();
+      }),
+    );
+  });
+}

@@ -2,7 +2,7 @@
 // Parameter names follow Hugging Face's GPT2LMHeadModel where the layout allows (q, k, v kept separate).
 import { add, attention, dropout, embedding, gelu, layerNorm, linear, type Tensor } from "../tensor/index.js";
 import { type ModelConfig, mlpHidden } from "./config.js";
-import type { KVCache } from "./kv-cache.js";
+import { attendCached, checkCaches, type KVCache } from "./kv-cache.js";
 import type { ParamSpec } from "./params.js";
 
 export function gpt2Params(c: ModelConfig): ParamSpec[] {
@@ -69,17 +69,19 @@ export function gpt2Forward(
   batch: number,
   time: number,
   dropoutSeed: number | null = null,
-  cache: KVCache | null = null,
+  caches: readonly KVCache[] | null = null,
 ): Tensor {
   const get = (n: string) => {
     const t = params.get(n);
     if (!t) throw new Error(`gpt2: missing parameter ${n}`);
     return t;
   };
-  const pos0 = cache?.length ?? 0;
-  if (pos0 + time > c.context)
-    throw new Error(`gpt2: positions up to ${pos0 + time} exceed the context of ${c.context}`);
-  const positions = Int32Array.from({ length: batch * time }, (_, i) => pos0 + (i % time));
+  checkCaches("gpt2", c, caches, batch, time);
+  // Row b's positions continue from its own cache (sequences may be at different positions).
+  const positions = Int32Array.from(
+    { length: batch * time },
+    (_, i) => (caches?.[Math.floor(i / time)]?.length ?? 0) + (i % time),
+  );
   let x = add(
     embedding(get("wte.weight"), ids, [batch, time]),
     embedding(get("wpe.weight"), positions, [batch, time]),
@@ -93,15 +95,15 @@ export function gpt2Forward(
     const q = linear(n, get(`${p}attn.q_proj.weight`), get(`${p}attn.q_proj.bias`));
     const k = linear(n, get(`${p}attn.k_proj.weight`), get(`${p}attn.k_proj.bias`));
     const v = linear(n, get(`${p}attn.v_proj.weight`), get(`${p}attn.v_proj.bias`));
-    const a = cache
-      ? cache.attend(l, q, k, v, { heads: c.heads, kvHeads: c.heads })
+    const a = caches
+      ? attendCached(caches, l, q, k, v, { heads: c.heads, kvHeads: c.heads })
       : attention(q, k, v, { heads: c.heads, causal: true });
     x = add(x, drop(linear(a, get(`${p}attn.c_proj.weight`), get(`${p}attn.c_proj.bias`)), 2 * l + 1));
     const m = layerNorm(x, get(`${p}ln_2.weight`), get(`${p}ln_2.bias`), c.normEps);
     const h = gelu(linear(m, get(`${p}mlp.c_fc.weight`), get(`${p}mlp.c_fc.bias`)));
     x = add(x, drop(linear(h, get(`${p}mlp.c_proj.weight`), get(`${p}mlp.c_proj.bias`)), 2 * l + 2));
   }
-  cache?.advance(time);
+  for (const cache of caches ?? []) cache.advance(time);
   x = layerNorm(x, get("ln_f.weight"), get("ln_f.bias"), c.normEps);
   return linear(x, c.tie ? get("wte.weight") : get("lm_head.weight"));
 }

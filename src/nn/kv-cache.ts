@@ -1,6 +1,64 @@
 // Key/value cache for incremental decoding of one sequence: per layer, the (rotated) keys and the values
 // of every position seen so far, so each new token costs one row of attention instead of a full pass.
-import { attention, keep, rope, Tensor, zeros } from "../tensor/index.js";
+import { attention, empty, keep, rope, Tensor, zeros } from "../tensor/index.js";
+
+export interface CachedAttentionOptions {
+  heads: number;
+  kvHeads: number;
+  rope?: { theta: number };
+}
+
+/**
+ * Attention for a batch of independent sequences, row b of q/k/v [B, T, ·] against caches[b] (inference only).
+ * Sequences may sit at different positions, which is what lets a server batch requests as they come.
+ */
+export function attendCached(
+  caches: readonly KVCache[],
+  layer: number,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: CachedAttentionOptions,
+): Tensor {
+  const batch = q.shape[0]!;
+  if (caches.length !== batch)
+    throw new Error(`attendCached: ${caches.length} caches for a batch of ${batch}`);
+  if (batch === 1) return caches[0]!.attend(layer, q, k, v, opts);
+  const row = (t: Tensor, b: number) => {
+    const n = t.size / batch;
+    return new Tensor(t.data.subarray(b * n, (b + 1) * n), [1, t.shape[1]!, t.shape[2]!], false, t);
+  };
+  const out = empty(q.shape, q.dtype);
+  const n = q.size / batch;
+  for (let b = 0; b < batch; b++) {
+    const o = caches[b]!.attend(layer, row(q, b), row(k, b), row(v, b), opts);
+    out.data.set(o.data, b * n);
+  }
+  return out;
+}
+
+/** Throws unless there is one cache per batch row and every row's new positions fit the context. */
+export function checkCaches(
+  family: string,
+  c: { context: number },
+  caches: readonly KVCache[] | null,
+  batch: number,
+  time: number,
+): void {
+  if (!caches) {
+    if (time > c.context) throw new Error(`${family}: ${time} positions exceed the context of ${c.context}`);
+    return;
+  }
+  if (caches.length !== batch)
+    throw new Error(`${family}: ${caches.length} KV caches for a batch of ${batch}`);
+  for (const cache of caches) {
+    if (cache.length + time > Math.min(c.context, cache.capacity)) {
+      throw new Error(
+        `${family}: positions up to ${cache.length + time} exceed the context of ${Math.min(c.context, cache.capacity)}`,
+      );
+    }
+  }
+}
 
 export class KVCache {
   /** Positions already in the cache. */

@@ -2,7 +2,7 @@
 // Parameter names follow Hugging Face's LlamaForCausalLM, so export is a rename-free copy.
 import { add, attention, dropout, embedding, linear, rmsNorm, swiglu, type Tensor } from "../tensor/index.js";
 import { headDim, type ModelConfig, mlpHidden } from "./config.js";
-import type { KVCache } from "./kv-cache.js";
+import { attendCached, checkCaches, type KVCache } from "./kv-cache.js";
 import type { ParamSpec } from "./params.js";
 
 export interface LlamaLayer {
@@ -93,8 +93,8 @@ export function llamaLayer(params: Map<string, Tensor>, l: number): LlamaLayer {
 export interface BlockContext {
   /** Dropout seed for this block in this step, or null when not training. */
   dropoutSeed: number | null;
-  /** Incremental decoding: attend over the cached positions and append this call's keys and values. */
-  cache?: { kv: KVCache; layer: number };
+  /** Incremental decoding: row b attends over caches[b] and appends this call's keys and values. */
+  cache?: { kv: readonly KVCache[]; layer: number };
 }
 
 /**
@@ -112,7 +112,7 @@ export function llamaBlock(
   const heads = { heads: c.heads, kvHeads: c.kvHeads, rope: { theta: c.ropeTheta } };
   const [q, k, v] = [linear(n, w.wq), linear(n, w.wk), linear(n, w.wv)];
   const a = ctx.cache
-    ? ctx.cache.kv.attend(ctx.cache.layer, q, k, v, heads)
+    ? attendCached(ctx.cache.kv, ctx.cache.layer, q, k, v, heads)
     : attention(q, k, v, { ...heads, causal: true });
   x = add(x, residualDropout(linear(a, w.wo), c, ctx, 0));
   const m = rmsNorm(x, w.mlpNorm, c.normEps);
@@ -133,23 +133,19 @@ export function llamaForward(
   batch: number,
   time: number,
   dropoutSeed: number | null = null,
-  cache: KVCache | null = null,
+  caches: readonly KVCache[] | null = null,
 ): Tensor {
   const embed = params.get("model.embed_tokens.weight")!;
-  if ((cache?.length ?? 0) + time > c.context) {
-    throw new Error(
-      `llama: positions up to ${(cache?.length ?? 0) + time} exceed the context of ${c.context}`,
-    );
-  }
+  checkCaches("llama", c, caches, batch, time);
   let x = embedding(embed, ids, [batch, time]);
   for (let l = 0; l < c.layers; l++) {
     const seed = dropoutSeed === null ? null : (dropoutSeed * 131 + l) >>> 0;
     x = llamaBlock(x, llamaLayer(params, l), c, {
       dropoutSeed: seed,
-      ...(cache ? { cache: { kv: cache, layer: l } } : {}),
+      ...(caches ? { cache: { kv: caches, layer: l } } : {}),
     });
   }
-  cache?.advance(time);
+  for (const cache of caches ?? []) cache.advance(time);
   x = rmsNorm(x, params.get("model.norm.weight")!, c.normEps);
   return linear(x, c.tie ? embed : params.get("lm_head.weight")!);
 }

@@ -29,6 +29,8 @@ export interface ForwardOptions {
   dropoutSeed?: number | null;
   /** Incremental decoding of one sequence. */
   cache?: KVCache | null;
+  /** Incremental decoding of a batch of independent sequences: one cache per batch row. */
+  caches?: readonly KVCache[] | null;
 }
 
 /** Logits [batch, time, vocab] for token ids laid out [batch·time]. */
@@ -42,7 +44,8 @@ export function forward(
   if (ids.length !== batch * time)
     throw new Error(`forward: ${ids.length} ids for batch ${batch} × time ${time}`);
   const f = model.config.family === "llama" ? llamaForward : gpt2Forward;
-  return f(model.params, model.config, ids, batch, time, opts.dropoutSeed ?? null, opts.cache ?? null);
+  const caches = opts.caches ?? (opts.cache ? [opts.cache] : null);
+  return f(model.params, model.config, ids, batch, time, opts.dropoutSeed ?? null, caches);
 }
 
 export function newKVCache(model: Model, capacity = model.config.context): KVCache {
