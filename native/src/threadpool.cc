@@ -39,9 +39,10 @@ struct Pool {
     for (auto& w : workers) w.join();
     workers.clear();
     stop = false;
+    active = 0;  // new workers must not rerun the last job
   }
   void loop(int tid) {
-    uint64_t seen = 0;
+    uint64_t seen = 0;  // a job published before this thread started is still seen (generation != 0)
     for (;;) {
       // Spin briefly: back-to-back kernel calls arrive microseconds apart in a training step.
       uint64_t g = generation.load(std::memory_order_acquire);

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <algorithm>
+#include <type_traits>
 
 namespace as {
 
@@ -21,8 +22,9 @@ void run_parallel(ThreadFn fn, void* ctx, int nthreads);
 // f(tid, nthreads) on every pool thread.
 template <class F>
 inline void parallel(F&& f, int nthreads = 0) {
+  using Fn = std::remove_reference_t<F>;
   if (nthreads <= 0) nthreads = num_threads();
-  run_parallel([](void* c, int tid, int nt) { (*static_cast<F*>(c))(tid, nt); }, &f, nthreads);
+  run_parallel([](void* c, int tid, int nt) { (*static_cast<Fn*>(c))(tid, nt); }, const_cast<void*>(static_cast<const void*>(&f)), nthreads);
 }
 
 // f(begin, end) over a static partition of [0, n); at least `grain` items per thread, so small

@@ -1,0 +1,412 @@
+// Causal / full attention with grouped KV heads, forward and flash-style backward.
+// Layouts: q, out, gq [batch, tq, heads, hd]; k, v, gk, gv [batch, tk, kvHeads, hd]; lse [batch, heads, tq].
+// Query head h reads kv head h / (heads / kvHeads); query i sees keys j <= i + (tk − tq) when causal.
+//
+// Score rows are computed against a transposed copy of the keys (Kᵀ [hd][keys]), so a score row is a sum
+// of hd vector axpys over the keys rather than one horizontal dot-product reduction per key; four query
+// rows share each pass over Kᵀ. Units with fewer than four query rows per kv head (decoding one token)
+// skip the transpose and take one dot product per key.
+//
+// Memory: the forward saves only lse (batch·heads·tq floats); no score matrix is ever stored. Per thread
+// (thread-local, reused across calls), with tk' = tk rounded up to 16, plus 16:
+// - forward: Kᵀ for one (batch, kv head) plus 4 score rows, hd·tk' + 4·tk' + 4·hd floats;
+// - backward: Kᵀ and Vᵀ plus 4 probability and 4 dS rows, 2·hd·tk' + 8·tk' + 4·hd floats; its key-parallel
+//   pass holds Qᵀ and dOᵀ instead (tq in place of tk) plus 2·20·hd accumulators, and that path also keeps
+//   D_i = dO_i·O_i for every query row (batch·heads·tq floats, on the calling thread).
+#include "ops_common.h"
+
+namespace as {
+namespace AS_ISA {
+namespace {
+
+void exp_inplace(float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) x[i] = fast_exp(x[i]);
+}
+
+void zero(float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) x[i] = 0.0f;
+}
+
+void scaled_copy(float* __restrict dst, const float* __restrict src, float s, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dst[i] = src[i] * s;
+}
+
+// o_r += c_r · m for r < 4.
+void fma4(float* __restrict o0, float* __restrict o1, float* __restrict o2, float* __restrict o3,
+          const float* __restrict m, float c0, float c1, float c2, float c3, int64_t n) {
+  for (int64_t j = 0; j < n; j++) {
+    float mj = m[j];
+    o0[j] += c0 * mj;
+    o1[j] += c1 * mj;
+    o2[j] += c2 * mj;
+    o3[j] += c3 * mj;
+  }
+}
+
+// y += a0·x0 + a1·x1 + a2·x2 + a3·x3.
+void axpy4(float* __restrict y, const float* __restrict x0, const float* __restrict x1, const float* __restrict x2,
+           const float* __restrict x3, float a0, float a1, float a2, float a3, int64_t n) {
+  for (int64_t d = 0; d < n; d++) y[d] += a0 * x0[d] + a1 * x1[d] + a2 * x2[d] + a3 * x3[d];
+}
+
+// dst[d][j] = rows[j][d] for j < n, d < hd (row j at src + j·stride; dst has leading dimension ld).
+// Tiled by 16 keys so each destination cache line is written whole.
+void transpose_rows(const float* src, int64_t stride, int64_t n, int64_t hd, float* __restrict dst, int64_t ld) {
+  constexpr int64_t kTile = 16;
+  for (int64_t j0 = 0; j0 < n; j0 += kTile) {
+    const int64_t len = n - j0 < kTile ? n - j0 : kTile;
+    for (int64_t d = 0; d < hd; d++) {
+      float* __restrict out = dst + d * ld + j0;
+      const float* in = src + j0 * stride + d;
+      for (int64_t t = 0; t < len; t++) out[t] = in[t * stride];
+    }
+  }
+}
+
+// Leading dimension for n keys: rounded up to whole cache lines, plus one, so the rows of a transposed
+// block do not all fall in the same few cache sets (a power-of-two stride would).
+inline int64_t padded_ld(int64_t n) { return ((n + 15) / 16) * 16 + 16; }
+
+// out[r][j] = s · Σ_d a[r][d] · mt[d][j] for r < 4, j < n (out and mt have leading dimension ld).
+void scores4(const float* const a[4], const float* mt, int64_t ld, int64_t n, int64_t hd, float s, float* out) {
+  float* o[4] = {out, out + ld, out + 2 * ld, out + 3 * ld};
+  for (int r = 0; r < 4; r++) zero(o[r], n);
+  for (int64_t d = 0; d < hd; d++)
+    fma4(o[0], o[1], o[2], o[3], mt + d * ld, a[0][d] * s, a[1][d] * s, a[2][d] * s, a[3][d] * s, n);
+}
+
+struct Geometry {
+  int64_t B, tq, tk, H, Hkv, hd, group, offset, kstride;
+  float scale;
+  bool causal;
+  explicit Geometry(const AttentionShape& s)
+      : B(s.batch),
+        tq(s.tq),
+        tk(s.tk),
+        H(s.heads),
+        Hkv(s.kvHeads),
+        hd(s.headDim),
+        group(s.heads / s.kvHeads),
+        offset(s.tk - s.tq),
+        kstride(s.kvHeads * s.headDim),
+        scale(s.scale),
+        causal(s.causal) {}
+  // Keys visible to query row i.
+  int64_t keys(int64_t i) const { return causal ? i + offset + 1 : tk; }
+  // First query row that sees key j.
+  int64_t first_query(int64_t j) const { return causal && j - offset > 0 ? j - offset : 0; }
+  // Element offset of query row (b, i, h) in q / out / gq / gOut.
+  int64_t qoff(int64_t b, int64_t i, int64_t h) const { return ((b * tq + i) * H + h) * hd; }
+  // Element offset of key 0 of kv head g in batch b in k / v / gk / gv (key j adds j·kstride).
+  int64_t koff(int64_t b, int64_t g) const { return (b * tk * Hkv + g) * hd; }
+  // Rough flop count of one call, to decide how many threads to wake.
+  int64_t work() const { return B * H * tq * (causal ? tk - tq / 2 : tk) * hd; }
+};
+
+constexpr int64_t kWorkGrain = 1 << 16;
+// Query rows (per head) / keys handled by one scheduling unit.
+constexpr int64_t kQueryBlock = 16;
+constexpr int64_t kKeyBlock = 16;
+
+// Runs f(unit) for unit in [0, units), dealt round-robin over up to nt threads (round-robin spreads the
+// causal units, whose cost grows along the sequence, evenly).
+template <class F>
+void deal(int64_t units, int nt, F&& f) {
+  if (nt > units) nt = static_cast<int>(units);
+  auto body = [&](int tid, int ntt) {
+    for (int64_t u = tid; u < units; u += ntt) f(u);
+  };
+  if (nt <= 1)
+    body(0, 1);
+  else
+    parallel([&](int tid, int ntt) { body(tid, ntt); }, nt);
+}
+
+// Up to four query rows (i .. i + count − 1) of head h, padded by repeating the last row so the 4-row
+// kernels can always run; padded rows get zero probabilities and their results are dropped.
+struct RowQuad {
+  int count;
+  int64_t off[4];  // qoff of each row
+  int64_t n[4];    // visible keys of each row
+  int64_t nmax;
+  RowQuad(const Geometry& g, int64_t b, int64_t h, int64_t i, int64_t end) {
+    count = static_cast<int>(end - i < 4 ? end - i : 4);
+    for (int r = 0; r < 4; r++) {
+      int64_t ir = i + (r < count ? r : count - 1);
+      off[r] = g.qoff(b, ir, h);
+      n[r] = r < count ? g.keys(ir) : 0;
+    }
+    nmax = g.keys(i + count - 1);
+  }
+};
+
+// One query row the direct way (a dot product per key), for units with too few rows to pay for Kᵀ
+// (decoding one token with few query heads per kv head). sc: n floats, acc: hd floats.
+void attention_row_direct(const Geometry& g, const float* __restrict qi, const float* kb, const float* vb,
+                          int64_t n, float* __restrict sc, float* __restrict acc, float* __restrict out,
+                          float& lse) {
+  for (int64_t j = 0; j < n; j++) sc[j] = lane_dot(qi, kb + j * g.kstride, g.hd) * g.scale;
+  const float mx = lane_max(sc, n);
+  for (int64_t j = 0; j < n; j++) sc[j] -= mx;
+  exp_inplace(sc, n);
+  const float sum = lane_sum(sc, n);
+  zero(acc, g.hd);
+  for (int64_t j = 0; j < n; j++) {
+    const float* __restrict vj = vb + j * g.kstride;
+    const float p = sc[j];
+    for (int64_t d = 0; d < g.hd; d++) acc[d] += p * vj[d];
+  }
+  scaled_copy(out, acc, 1.0f / sum, g.hd);
+  lse = mx + std::log(sum);
+}
+
+}  // namespace
+
+void attention(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s) {
+  const Geometry g(s);
+  if (g.B * g.H * g.tq == 0) return;
+  const int64_t qblocks = (g.tq + kQueryBlock - 1) / kQueryBlock;
+  // A unit: one (batch, kv head) and a block of query rows, for every query head reading that kv head.
+  deal(g.B * g.Hkv * qblocks, threads_for(g.work(), kWorkGrain), [&](int64_t u) {
+    const int64_t qb = u % qblocks, kvh = (u / qblocks) % g.Hkv, b = u / (qblocks * g.Hkv);
+    const int64_t i0 = qb * kQueryBlock, i1 = i0 + kQueryBlock < g.tq ? i0 + kQueryBlock : g.tq;
+    const int64_t ld = padded_ld(g.keys(i1 - 1));
+    thread_local std::vector<float> buf;
+    float* kt = scratch(buf, g.hd * ld + 4 * ld + 4 * g.hd);
+    float* sc = kt + g.hd * ld;
+    float* acc = sc + 4 * ld;
+    const float* kb = k + g.koff(b, kvh);
+    const float* vb = v + g.koff(b, kvh);
+    if (g.group * (i1 - i0) < 4) {
+      for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++)
+        for (int64_t i = i0; i < i1; i++)
+          attention_row_direct(g, q + g.qoff(b, i, h), kb, vb, g.keys(i), sc, acc, out + g.qoff(b, i, h),
+                               lse[(b * g.H + h) * g.tq + i]);
+      return;
+    }
+    transpose_rows(kb, g.kstride, g.keys(i1 - 1), g.hd, kt, ld);
+    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++) {
+      for (int64_t i = i0; i < i1; i += 4) {
+        const RowQuad rq(g, b, h, i, i1);
+        const float* a[4] = {q + rq.off[0], q + rq.off[1], q + rq.off[2], q + rq.off[3]};
+        scores4(a, kt, ld, rq.nmax, g.hd, g.scale, sc);
+        float inv[4];
+        for (int r = 0; r < 4; r++) {
+          float* row = sc + r * ld;
+          const int64_t n = rq.n[r];
+          if (n == 0) {
+            zero(row, rq.nmax);
+            continue;
+          }
+          const float mx = lane_max(row, n);
+          for (int64_t j = 0; j < n; j++) row[j] -= mx;
+          exp_inplace(row, n);
+          zero(row + n, rq.nmax - n);
+          const float sum = lane_sum(row, n);
+          inv[r] = 1.0f / sum;
+          lse[(b * g.H + h) * g.tq + i + r] = mx + std::log(sum);
+        }
+        zero(acc, 4 * g.hd);
+        for (int64_t j = 0; j < rq.nmax; j++) {
+          // acc_r += p_r[j] · v_j, sharing each load of v_j between the four rows.
+          const float* vj = vb + j * g.kstride;
+          fma4(acc, acc + g.hd, acc + 2 * g.hd, acc + 3 * g.hd, vj, sc[j], sc[ld + j], sc[2 * ld + j],
+               sc[3 * ld + j], g.hd);
+        }
+        for (int r = 0; r < rq.count; r++) scaled_copy(out + rq.off[r], acc + r * g.hd, inv[r], g.hd);
+      }
+    }
+  });
+}
+
+namespace {
+
+// For a quad of query rows against keys [0, nmax): p (4 rows of ld) = exp(scale·q·k − lse), ds = p·(dO·v − D),
+// zero beyond each row's visible keys. kt / vt are Kᵀ and Vᵀ [hd][ld]. D[r] = dO_r·O_r.
+void quad_probs_and_ds(const Geometry& g, const RowQuad& rq, const float* q, const float* gOut, const float* lseRow,
+                       const float* D, const float* kt, const float* vt, int64_t ld, float* p, float* ds) {
+  const float* a[4] = {q + rq.off[0], q + rq.off[1], q + rq.off[2], q + rq.off[3]};
+  const float* o[4] = {gOut + rq.off[0], gOut + rq.off[1], gOut + rq.off[2], gOut + rq.off[3]};
+  scores4(a, kt, ld, rq.nmax, g.hd, g.scale, p);
+  scores4(o, vt, ld, rq.nmax, g.hd, 1.0f, ds);
+  for (int r = 0; r < 4; r++) {
+    float* pr = p + r * ld;
+    float* dr = ds + r * ld;
+    const int64_t n = rq.n[r];
+    const float l = n > 0 ? lseRow[r] : 0.0f, dd = D[r];
+    for (int64_t j = 0; j < n; j++) pr[j] -= l;
+    exp_inplace(pr, n);
+    for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - dd);
+    zero(pr + n, rq.nmax - n);
+    zero(dr + n, rq.nmax - n);
+  }
+}
+
+}  // namespace
+
+// dS = P∘(dP − D) with P = exp(S − lse), dP = dO·Vᵀ, D_i = dO_i·O_i; gq = scale·dS·K, gk = scale·dSᵀ·Q,
+// gv = Pᵀ·dO. Two schedules, both race-free and deterministic for a given thread count:
+// - group path: one thread owns a (batch, kv head) pair and every query head reading it, so it adds into
+//   gk / gv directly. Used when there are at least as many such pairs as threads.
+// - key-parallel path (few pairs, e.g. batch 1 with one kv head): pass 1 splits query rows and writes gq,
+//   pass 2 splits keys and writes gk / gv; P and dP are recomputed in each pass (~1.4x the flops).
+void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                        const float* gOut, float* gq, float* gk, float* gv, const AttentionShape& s) {
+  const Geometry g(s);
+  const int64_t pairs = g.B * g.Hkv;
+  if (pairs == 0 || g.tk == 0) return;
+  const int nt = threads_for(g.work(), kWorkGrain);
+
+  if (pairs >= nt) {
+    deal(pairs, nt, [&](int64_t u) {
+      const int64_t b = u / g.Hkv, kvh = u % g.Hkv, ld = padded_ld(g.tk);
+      thread_local std::vector<float> buf;
+      float* kt = scratch(buf, 2 * g.hd * ld + 8 * ld + 4 * g.hd);
+      float* vt = kt + g.hd * ld;
+      float* p = vt + g.hd * ld;
+      float* ds = p + 4 * ld;
+      float* acc = ds + 4 * ld;
+      const float* kb = k + g.koff(b, kvh);
+      const float* vb = v + g.koff(b, kvh);
+      float* gkb = gk + g.koff(b, kvh);
+      float* gvb = gv + g.koff(b, kvh);
+      transpose_rows(kb, g.kstride, g.tk, g.hd, kt, ld);
+      transpose_rows(vb, g.kstride, g.tk, g.hd, vt, ld);
+      for (int64_t j = 0; j < g.tk; j++) {
+        zero(gkb + j * g.kstride, g.hd);
+        zero(gvb + j * g.kstride, g.hd);
+      }
+      for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++) {
+        for (int64_t i = 0; i < g.tq; i += 4) {
+          const RowQuad rq(g, b, h, i, g.tq);
+          float D[4], L[4];
+          for (int r = 0; r < 4; r++) {
+            D[r] = lane_dot(gOut + rq.off[r], out + rq.off[r], g.hd);
+            L[r] = lse[(b * g.H + h) * g.tq + i + (r < rq.count ? r : rq.count - 1)];
+          }
+          quad_probs_and_ds(g, rq, q, gOut, L, D, kt, vt, ld, p, ds);
+          const float *q0 = q + rq.off[0], *q1 = q + rq.off[1], *q2 = q + rq.off[2], *q3 = q + rq.off[3];
+          const float *o0 = gOut + rq.off[0], *o1 = gOut + rq.off[1], *o2 = gOut + rq.off[2],
+                      *o3 = gOut + rq.off[3];
+          zero(acc, 4 * g.hd);
+          for (int64_t j = 0; j < rq.nmax; j++) {
+            const float p0 = p[j], p1 = p[ld + j], p2 = p[2 * ld + j], p3 = p[3 * ld + j];
+            const float d0 = ds[j], d1 = ds[ld + j], d2 = ds[2 * ld + j], d3 = ds[3 * ld + j];
+            axpy4(gvb + j * g.kstride, o0, o1, o2, o3, p0, p1, p2, p3, g.hd);
+            axpy4(gkb + j * g.kstride, q0, q1, q2, q3, d0 * g.scale, d1 * g.scale, d2 * g.scale, d3 * g.scale,
+                  g.hd);
+            fma4(acc, acc + g.hd, acc + 2 * g.hd, acc + 3 * g.hd, kb + j * g.kstride, d0, d1, d2, d3, g.hd);
+          }
+          for (int r = 0; r < rq.count; r++) scaled_copy(gq + rq.off[r], acc + r * g.hd, g.scale, g.hd);
+        }
+      }
+    });
+    return;
+  }
+
+  // Key-parallel path. Pass 1: blocks of query rows → gq, and D for pass 2.
+  thread_local std::vector<float> dbuf;
+  float* Dall = scratch(dbuf, g.B * g.H * g.tq);
+  const int64_t qblocks = (g.tq + kQueryBlock - 1) / kQueryBlock;
+  deal(pairs * qblocks, nt, [&](int64_t u) {
+    const int64_t qb = u % qblocks, kvh = (u / qblocks) % g.Hkv, b = u / (qblocks * g.Hkv);
+    const int64_t i0 = qb * kQueryBlock, i1 = i0 + kQueryBlock < g.tq ? i0 + kQueryBlock : g.tq;
+    const int64_t nkeys = g.keys(i1 - 1), ld = padded_ld(nkeys);
+    thread_local std::vector<float> buf;
+    float* kt = scratch(buf, 2 * g.hd * ld + 8 * ld + 4 * g.hd);
+    float* vt = kt + g.hd * ld;
+    float* p = vt + g.hd * ld;
+    float* ds = p + 4 * ld;
+    float* acc = ds + 4 * ld;
+    const float* kb = k + g.koff(b, kvh);
+    transpose_rows(kb, g.kstride, nkeys, g.hd, kt, ld);
+    transpose_rows(v + g.koff(b, kvh), g.kstride, nkeys, g.hd, vt, ld);
+    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++) {
+      for (int64_t i = i0; i < i1; i += 4) {
+        const RowQuad rq(g, b, h, i, i1);
+        const int64_t lrow = (b * g.H + h) * g.tq + i;
+        float D[4];
+        for (int r = 0; r < 4; r++) D[r] = lane_dot(gOut + rq.off[r], out + rq.off[r], g.hd);
+        for (int r = 0; r < rq.count; r++) Dall[lrow + r] = D[r];
+        float L[4];
+        for (int r = 0; r < 4; r++) L[r] = lse[lrow + (r < rq.count ? r : rq.count - 1)];
+        quad_probs_and_ds(g, rq, q, gOut, L, D, kt, vt, ld, p, ds);
+        zero(acc, 4 * g.hd);
+        for (int64_t j = 0; j < rq.nmax; j++)
+          fma4(acc, acc + g.hd, acc + 2 * g.hd, acc + 3 * g.hd, kb + j * g.kstride, ds[j], ds[ld + j],
+               ds[2 * ld + j], ds[3 * ld + j], g.hd);
+        for (int r = 0; r < rq.count; r++) scaled_copy(gq + rq.off[r], acc + r * g.hd, g.scale, g.hd);
+      }
+    }
+  });
+
+  // Pass 2: blocks of keys → gk, gv. The roles flip: four keys at a time against the transposed query and
+  // upstream-gradient rows (Qᵀ, dOᵀ [hd][rows]) of every head in the group.
+  const int64_t kblocks = (g.tk + kKeyBlock - 1) / kKeyBlock;
+  deal(pairs * kblocks, nt, [&](int64_t u) {
+    const int64_t kbk = u % kblocks, kvh = (u / kblocks) % g.Hkv, b = u / (kblocks * g.Hkv);
+    const int64_t j0 = kbk * kKeyBlock, j1 = j0 + kKeyBlock < g.tk ? j0 + kKeyBlock : g.tk;
+    const int64_t i0 = g.first_query(j0), m = g.tq - i0, ld = padded_ld(m);
+    thread_local std::vector<float> buf;
+    const int64_t accRows = kKeyBlock + 4;  // the block's keys plus room for a padded quad
+    float* qt = scratch(buf, 2 * g.hd * ld + 8 * ld + 2 * accRows * g.hd);
+    float* ot = qt + g.hd * ld;
+    float* p = ot + g.hd * ld;
+    float* ds = p + 4 * ld;
+    float* accK = ds + 4 * ld;  // [accRows][hd], key j at (j − j0)·hd
+    float* accV = accK + accRows * g.hd;
+    const float* kb = k + g.koff(b, kvh);
+    const float* vb = v + g.koff(b, kvh);
+    zero(accK, 2 * accRows * g.hd);
+    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group && m > 0; h++) {
+      // Qᵀ and dOᵀ of this head's rows i0..tq−1, shared by the block's keys.
+      transpose_rows(q + g.qoff(b, i0, h), g.H * g.hd, m, g.hd, qt, ld);
+      transpose_rows(gOut + g.qoff(b, i0, h), g.H * g.hd, m, g.hd, ot, ld);
+      const float* lrow = lse + (b * g.H + h) * g.tq + i0;
+      const float* drow = Dall + (b * g.H + h) * g.tq + i0;
+      for (int64_t j = j0; j < j1; j += 4) {
+        const int cnt = static_cast<int>(j1 - j < 4 ? j1 - j : 4);
+        const float* kr[4];
+        const float* vr[4];
+        for (int r = 0; r < 4; r++) {
+          const int64_t jr = j + (r < cnt ? r : cnt - 1);
+          kr[r] = kb + jr * g.kstride;
+          vr[r] = vb + jr * g.kstride;
+        }
+        scores4(kr, qt, ld, m, g.hd, g.scale, p);
+        scores4(vr, ot, ld, m, g.hd, 1.0f, ds);
+        for (int r = 0; r < 4; r++) {
+          float* pr = p + r * ld;
+          float* dr = ds + r * ld;
+          // Rows before first_query(j + r) do not see this key; padded keys see nothing.
+          const int64_t skip = r < cnt ? g.first_query(j + r) - i0 : m;
+          for (int64_t t = 0; t < m; t++) pr[t] -= lrow[t];
+          exp_inplace(pr, m);
+          for (int64_t t = 0; t < m; t++) dr[t] = pr[t] * (dr[t] - drow[t]);
+          zero(pr, skip);
+          zero(dr, skip);
+        }
+        // Padded keys (r >= cnt) have zero p and ds and land in the spare rows past the block.
+        float* aK[4];
+        float* aV[4];
+        for (int r = 0; r < 4; r++) {
+          aK[r] = accK + (j - j0 + r) * g.hd;
+          aV[r] = accV + (j - j0 + r) * g.hd;
+        }
+        for (int64_t t = 0; t < m; t++) {
+          const float* qi = q + g.qoff(b, i0 + t, h);
+          const float* oi = gOut + g.qoff(b, i0 + t, h);
+          fma4(aV[0], aV[1], aV[2], aV[3], oi, p[t], p[ld + t], p[2 * ld + t], p[3 * ld + t], g.hd);
+          fma4(aK[0], aK[1], aK[2], aK[3], qi, ds[t], ds[ld + t], ds[2 * ld + t], ds[3 * ld + t], g.hd);
+        }
+      }
+    }
+    for (int64_t j = j0; j < j1; j++) {
+      scaled_copy(gk + g.koff(b, kvh) + j * g.kstride, accK + (j - j0) * g.hd, g.scale, g.hd);
+      scaled_copy(gv + g.koff(b, kvh) + j * g.kstride, accV + (j - j0) * g.hd, 1.0f, g.hd);
+    }
+  });
+}
+
+}  // namespace AS_ISA
+}  // namespace as
