@@ -85,10 +85,16 @@ struct Pool {
     in_parallel = true;
     f(c, 0, nt);
     in_parallel = false;
-    while (remaining.load(std::memory_order_acquire) != 0) {
+    // Spin while the workers are likely running; yield once they seem descheduled (an oversubscribed
+    // machine), so the caller does not burn the core a worker needs.
+    for (int spin = 0; remaining.load(std::memory_order_acquire) != 0; spin++) {
+      if (spin < 4000) {
 #if defined(__x86_64__) || defined(_M_X64)
-      __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
+      } else {
+        std::this_thread::yield();
+      }
     }
   }
 };

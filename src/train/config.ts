@@ -1,0 +1,228 @@
+// Training configuration: one flat, strict object (model shape + optimisation + bookkeeping), validated
+// with zod so a bad field is named with what is allowed. CLI flags and JSON config files both map onto it.
+import { resolve } from "node:path";
+import { z } from "zod";
+import { type ModelConfig, parseModelConfig, preset, presetNames } from "../nn/index.js";
+
+export const scheduleNames = ["cosine", "wsd"] as const;
+export const familyNames = ["gpt2", "llama"] as const;
+
+const int = (min: number) => z.number().int().min(min);
+
+export const trainConfigSchema = z
+  .object({
+    // ---- model: a preset by size and a family, optionally with explicit fields overriding the preset
+    model: z.enum(presetNames).default("micro").describe("model size preset"),
+    family: z.enum(familyNames).default("llama").describe("model family"),
+    dModel: int(2).optional().describe("width (overrides the preset)"),
+    layers: int(1).optional().describe("transformer blocks (overrides the preset)"),
+    heads: int(1).optional().describe("attention heads (overrides the preset)"),
+    kvHeads: int(1).optional().describe("key/value heads, grouped-query attention (overrides the preset)"),
+    mlpRatio: z.number().positive().optional().describe("MLP width / dModel (overrides the preset)"),
+    normEps: z.number().positive().optional().describe("norm epsilon (overrides the preset)"),
+    ropeTheta: z.number().positive().optional().describe("rotary base (overrides the preset)"),
+    tie: z.boolean().optional().describe("tie the output head to the embedding (overrides the preset)"),
+    dropout: z.number().min(0).lt(1).default(0).describe("residual dropout probability"),
+
+    // ---- data: a prepared dataset folder, or the name of a built-in corpus (prepared on first use)
+    data: z
+      .string()
+      .min(1)
+      .default("brown")
+      .describe("prepared dataset folder, or built-in corpus name (brown), prepared once under <root>/data"),
+    vocab: int(257)
+      .max(65536)
+      .default(4096)
+      .describe("BPE vocabulary for a built-in corpus (a prepared folder brings its own tokenizer)"),
+    batchSize: int(1).default(16).describe("sequences per micro-batch"),
+    context: int(2).default(128).describe("tokens per sequence (the model's context)"),
+    steps: int(1).optional().describe("optimizer steps (default 1000); or give tokens"),
+    tokens: int(1).optional().describe("train for this many tokens: steps = ceil(tokens / tokens per step)"),
+    gradAccum: int(1).default(1).describe("micro-batches per optimizer step"),
+
+    // ---- optimisation
+    lr: z.number().positive().default(3e-3).describe("peak learning rate"),
+    minLrRatio: z.number().min(0).max(1).default(0.1).describe("the schedule ends at lr × minLrRatio"),
+    warmupSteps: int(0).default(100).describe("linear warmup steps"),
+    schedule: z.enum(scheduleNames).default("cosine").describe("learning-rate schedule after warmup"),
+    decayFraction: z
+      .number()
+      .gt(0)
+      .max(1)
+      .default(0.2)
+      .describe("wsd: fraction of the steps, at the end, that decay linearly"),
+    weightDecay: z
+      .number()
+      .min(0)
+      .default(0.1)
+      .describe("AdamW decoupled weight decay (not on norms, biases, embeddings)"),
+    beta1: z.number().min(0).lt(1).default(0.9).describe("AdamW beta1"),
+    beta2: z.number().min(0).lt(1).default(0.95).describe("AdamW beta2"),
+    eps: z.number().positive().default(1e-8).describe("AdamW epsilon"),
+    gradClip: z.number().min(0).default(1).describe("global gradient-norm clip (0: off)"),
+
+    // ---- evaluation, checkpoints, logging
+    evalInterval: int(0).default(100).describe("evaluate every N steps and at the end (0: only at the end)"),
+    evalBatches: int(1).default(20).describe("validation batches per evaluation"),
+    checkpointInterval: int(0)
+      .default(200)
+      .describe("checkpoint every N steps and at the end (0: only at the end)"),
+    keepCheckpoints: int(1).default(3).describe("keep the newest K checkpoints"),
+    logInterval: int(1).default(25).describe("plain progress line every N steps (when not on a terminal)"),
+    seed: int(0)
+      .max(2 ** 32 - 1)
+      .default(1337)
+      .describe("seed of the initial weights, batches and dropout"),
+
+    root: z.string().min(1).optional().describe("runs folder (default $AFTERSCALE_HOME or ./runs)"),
+    runName: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+        "letters, digits, '.', '_' and '-' only, not starting with . - _",
+      )
+      .optional()
+      .describe("run folder name under root (default <model>-<family>-<UTC time>)"),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.steps !== undefined && c.tokens !== undefined && c.steps !== stepsForTokens(c, c.tokens)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tokens"],
+        message: `give steps or tokens, not both (tokens ${c.tokens} means ${stepsForTokens(c, c.tokens)} steps, steps is ${c.steps})`,
+      });
+    }
+  });
+
+export type TrainConfigInput = z.input<typeof trainConfigSchema>;
+type Parsed = z.output<typeof trainConfigSchema>;
+/** A validated config with steps, root and runName filled in. */
+export type TrainConfig = Parsed & { steps: number; root: string; runName: string };
+
+/** Every default, as the schema fills them in (steps, root, runName are resolved by parseTrainConfig). */
+export const trainDefaults: Readonly<Parsed> = Object.freeze(trainConfigSchema.parse({}));
+export const DEFAULT_STEPS = 1000;
+
+export function tokensPerStep(c: { batchSize: number; context: number; gradAccum: number }): number {
+  return c.batchSize * c.context * c.gradAccum;
+}
+
+function stepsForTokens(
+  c: { batchSize: number; context: number; gradAccum: number },
+  tokens: number,
+): number {
+  return Math.ceil(tokens / tokensPerStep(c));
+}
+
+/** Describes one zod issue: the field, what was wrong, and for enums and unknown keys what is allowed. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const field = issue.path.join(".") || "config";
+  if (issue.code === "unrecognized_keys") {
+    const allowed = Object.keys(trainConfigSchema.shape).join(", ");
+    return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")} (allowed: ${allowed})`;
+  }
+  if (issue.code === "invalid_value" && "values" in issue) {
+    return `${field}: ${issue.message} (allowed: ${issue.values.map((v) => String(v)).join(", ")})`;
+  }
+  return `${field}: ${issue.message}`;
+}
+
+export interface TrainField {
+  name: string;
+  /** "number", "integer", "string", "boolean" or "enum". */
+  type: string;
+  /** Enum values. */
+  allowed?: string[];
+  default?: unknown;
+  description: string;
+}
+
+/** Every config field with its type, allowed values, default and description (for --help and flags). */
+export function trainConfigFields(): TrainField[] {
+  return Object.entries(trainConfigSchema.shape).map(([name, schema]) => {
+    let inner: z.ZodType = schema as z.ZodType;
+    let dflt: unknown;
+    for (;;) {
+      const def = (
+        inner as unknown as { def: { type: string; innerType?: z.ZodType; defaultValue?: unknown } }
+      ).def;
+      if (def.type === "default") dflt = def.defaultValue;
+      if ((def.type === "default" || def.type === "optional") && def.innerType) inner = def.innerType;
+      else break;
+    }
+    const def = (
+      inner as unknown as {
+        def: { type: string; checks?: { _zod: { def: { check: string; format?: string } } }[] };
+      }
+    ).def;
+    let type = def.type;
+    const field: TrainField = { name, type, description: (schema as z.ZodType).description ?? "" };
+    if (type === "enum") field.allowed = (inner as unknown as { options: string[] }).options;
+    if (type === "number" && def.checks?.some((c) => c._zod.def.format === "safeint")) type = "integer";
+    field.type = type;
+    if (dflt !== undefined) field.default = dflt;
+    return field;
+  });
+}
+
+/** The default run root: $AFTERSCALE_HOME, else ./runs. */
+export function defaultRoot(): string {
+  return process.env.AFTERSCALE_HOME && process.env.AFTERSCALE_HOME.length > 0
+    ? process.env.AFTERSCALE_HOME
+    : "./runs";
+}
+
+function timestamp(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+}
+
+/**
+ * Validates a config (a plain object from flags or a JSON file). Unknown fields and invalid values throw
+ * an Error that names the field and the allowed values. Fills in steps (from tokens, or the default),
+ * an absolute root, and a runName (<model>-<family>-<UTC time>) when none is given.
+ */
+export function parseTrainConfig(input: unknown): TrainConfig {
+  const r = trainConfigSchema.safeParse(input ?? {});
+  if (!r.success) throw new Error(`invalid train config: ${r.error.issues.map(describeIssue).join("; ")}`);
+  const c = r.data;
+  const steps = c.steps ?? (c.tokens !== undefined ? stepsForTokens(c, c.tokens) : DEFAULT_STEPS);
+  const root = resolve(c.root ?? defaultRoot());
+  const runName = c.runName ?? `${c.model}-${c.family}-${timestamp()}`;
+  return { ...c, steps, root, runName };
+}
+
+/** The model config for a training config and a vocabulary size (the dataset's). */
+export function modelConfigFor(c: TrainConfig, vocab: number): ModelConfig {
+  const base = preset(c.model, c.family, vocab, c.context);
+  const overrides: Partial<ModelConfig> = {};
+  for (const k of [
+    "dModel",
+    "layers",
+    "heads",
+    "kvHeads",
+    "mlpRatio",
+    "normEps",
+    "ropeTheta",
+    "tie",
+  ] as const) {
+    if (c[k] !== undefined) (overrides as Record<string, unknown>)[k] = c[k];
+  }
+  // gpt2 has no grouped-query attention: a heads override carries kvHeads along unless given.
+  if (c.family === "gpt2" && c.heads !== undefined && c.kvHeads === undefined) overrides.kvHeads = c.heads;
+  if (
+    c.family === "llama" &&
+    c.heads !== undefined &&
+    c.kvHeads === undefined &&
+    c.heads % base.kvHeads !== 0
+  ) {
+    overrides.kvHeads = c.heads;
+  }
+  return parseModelConfig({ ...base, ...overrides, dropout: c.dropout });
+}
+
+/** Where a run lives. */
+export function runDirOf(c: Pick<TrainConfig, "root" | "runName">): string {
+  return resolve(c.root, c.runName);
+}

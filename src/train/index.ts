@@ -1,0 +1,69 @@
+// Public surface of training (src/train). The CLI wires these; sample/eval/serve use loadModelFrom.
+//
+//   parseTrainConfig(input): TrainConfig              validate flags / a JSON config (errors name the field)
+//   trainConfigSchema, trainDefaults                  the zod schema and its defaults, for mapping CLI flags
+//   trainConfigFields()                               every field: type, allowed values, default, description
+//   train(config, options?): Promise<TrainResult>     train or resume (options.resume) a run
+//   loadModelFrom(runOrCheckpointDir): LoadedModel    {model, tokenizer, step, …} from the newest good checkpoint
+//   Registry / listRuns / getRun / formatRunsTable / formatRunsJson   the SQLite run registry (afterscale runs)
+//   lrAt(step, config)                                the learning-rate schedules
+export {
+  CHECKPOINT_PREFIX,
+  CheckpointError,
+  type CheckpointInfo,
+  type CheckpointState,
+  checkpointDir,
+  type LoadedCheckpoint,
+  type LoadedModel,
+  latestGoodCheckpoint,
+  listCheckpoints,
+  loadModelFrom,
+  modelFromCheckpoint,
+  readCheckpoint,
+} from "./checkpoint.js";
+export {
+  DEFAULT_STEPS,
+  defaultRoot,
+  familyNames,
+  modelConfigFor,
+  parseTrainConfig,
+  runDirOf,
+  scheduleNames,
+  type TrainConfig,
+  type TrainConfigInput,
+  type TrainField,
+  tokensPerStep,
+  trainConfigFields,
+  trainConfigSchema,
+  trainDefaults,
+} from "./config.js";
+export { builtinCacheDir, openTrainingData, resolveDataDir } from "./data.js";
+export { formatSeconds } from "./progress.js";
+export {
+  formatRunsJson,
+  formatRunsTable,
+  getRun,
+  gitRevision,
+  listRuns,
+  type MachineInfo,
+  machineInfo,
+  REGISTRY_FILE,
+  Registry,
+  type RunRecord,
+  type RunStatus,
+  runStatuses,
+  withRegistry,
+} from "./registry.js";
+export { lrAt, type ScheduleConfig } from "./schedule.js";
+export {
+  CONFIG_FILE,
+  dropoutSeedFor,
+  type EvalMetrics,
+  evaluateLoss,
+  METRICS_FILE,
+  RESUMABLE_CHANGES,
+  type StepMetrics,
+  type TrainOptions,
+  type TrainResult,
+  train,
+} from "./trainer.js";
