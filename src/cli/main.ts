@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
 import { registerScalingCommands } from "./scaling.js";
+import { registerTrainCommands } from "./train.js";
 
 const program = new Command();
 program
@@ -12,6 +13,7 @@ program
   .exitOverride();
 
 registerDataCommands(program);
+registerTrainCommands(program);
 registerScalingCommands(program);
 
 try {

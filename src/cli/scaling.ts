@@ -6,24 +6,30 @@ import {
   computeMultiplier,
   computeOptimal,
   DEFAULT_BOOTSTRAP_COUNT,
-  excludeTopLoss,
   fitChinchilla,
   formatComparison,
   formatFitReport,
   groupByBudget,
   isoflopFits,
-  loadPoints,
   returnsToScale,
   type ScalingPoint,
 } from "../scaling/index.js";
+import { loadSource } from "../scaling/sweep.js";
 import { int, num, output } from "./options.js";
 
-/** A source is a built-in dataset name or a CSV path. */
-function pointsFrom(source: string, exclude: number): { points: ScalingPoint[]; excluded: number } {
-  const builtin = (BUILTIN_DATASETS as readonly string[]).includes(source);
-  const all = loadPoints(builtin ? { dataset: source } : { csv: source });
-  const points = exclude > 0 ? excludeTopLoss(all, exclude) : all;
-  return { points, excluded: all.length - points.length };
+/** A source is a built-in dataset name, a CSV path, or a sweep id (under root; see loadSource). */
+function pointsFrom(
+  source: string,
+  exclude: number,
+  root?: string,
+): { points: ScalingPoint[]; excluded: number } {
+  const s = loadSource(source, { excludeTopLoss: exclude, ...(root ? { root } : {}) });
+  if (s.missing && s.missing.length > 0) {
+    process.stderr.write(
+      `afterscale: sweep ${source}: ${s.missing.length} planned runs not finished; fitting the rest\n`,
+    );
+  }
+  return { points: s.points, excluded: s.excluded };
 }
 
 export function registerScalingCommands(program: Command): void {
@@ -34,6 +40,8 @@ export function registerScalingCommands(program: Command): void {
     )
     .option("--dataset <name>", `a built-in dataset (${BUILTIN_DATASETS.join(", ")})`)
     .option("--csv <file>", "a CSV with columns for N, D or C, and loss")
+    .option("--sweep <id>", "a sweep's finished runs (afterscale sweep)")
+    .option("--root <dir>", "where sweeps live (default $AFTERSCALE_HOME or ./runs)")
     .option(
       "--exclude-top-loss <k>",
       "drop the k highest-loss runs first (Epoch AI drop 5 on Chinchilla)",
@@ -54,8 +62,9 @@ export function registerScalingCommands(program: Command): void {
     )
     .option("--json", "print the fit as JSON", false)
     .action((o) => {
-      if (!o.dataset === !o.csv) throw new Error("fit: give exactly one of --dataset or --csv");
-      const { points, excluded } = pointsFrom(o.dataset ?? o.csv, o.excludeTopLoss);
+      const given = [o.dataset, o.csv, o.sweep].filter((x) => x !== undefined);
+      if (given.length !== 1) throw new Error("fit: give exactly one of --dataset, --csv or --sweep");
+      const { points, excluded } = pointsFrom(given[0], o.excludeTopLoss, o.root);
       const fit = fitChinchilla(points);
       const boot =
         o.bootstrap > 0
@@ -96,8 +105,9 @@ export function registerScalingCommands(program: Command): void {
     .description(
       "Effective compute multiplier: how much less compute B needs to reach A's compute-optimal loss",
     )
-    .argument("<a>", "baseline: a built-in dataset or a CSV")
-    .argument("<b>", "candidate: a built-in dataset or a CSV")
+    .argument("<a>", "baseline: a built-in dataset, a CSV or a sweep id")
+    .argument("<b>", "candidate: a built-in dataset, a CSV or a sweep id")
+    .option("--root <dir>", "where sweeps live (default $AFTERSCALE_HOME or ./runs)")
     .option(
       "--compute <flops>",
       "the budget C at which A's loss is taken (default: A's largest budget)",
@@ -113,8 +123,8 @@ export function registerScalingCommands(program: Command): void {
     .option("--exclude-top-loss <k>", "drop the k highest-loss runs of each", int(0), 0)
     .option("--json", "print the comparison as JSON", false)
     .action((a: string, b: string, o) => {
-      const pa = pointsFrom(a, o.excludeTopLoss).points;
-      const pb = pointsFrom(b, o.excludeTopLoss).points;
+      const pa = pointsFrom(a, o.excludeTopLoss, o.root).points;
+      const pb = pointsFrom(b, o.excludeTopLoss, o.root).points;
       const C = o.compute ?? Math.max(...pa.map((p) => p.C));
       const fa = fitChinchilla(pa);
       const fb = fitChinchilla(pb);

@@ -1,0 +1,198 @@
+// `afterscale sweep` (plan and run an IsoFLOP grid) and `afterscale report` (the HTML report of a fit).
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { writeReport } from "../scaling/report.js";
+import {
+  formatPlan,
+  loadSweepPlan,
+  newSweepId,
+  type PlanOptions,
+  planDifference,
+  planSweep,
+  probeThroughput,
+  runSweep,
+  sweepExists,
+  sweepStatus,
+  validateSweepId,
+} from "../scaling/sweep.js";
+import { DEFAULT_BOOTSTRAP_COUNT } from "../scaling/bootstrap.js";
+import { defaultRoot, familyNames, scheduleNames, type TrainConfigInput } from "../train/index.js";
+import { int, num, numList, oneOf, output } from "./options.js";
+
+/** Trainer flags a sweep passes to every run: [flag, config field, parser, description]. */
+const TRAINER_FLAGS: [string, keyof TrainConfigInput, ((v: string) => unknown) | null, string][] = [
+  ["--data <dir|corpus>", "data", null, "prepared dataset folder or built-in corpus (brown, synthetic)"],
+  ["--vocab <n>", "vocab", int(257, 65536), "BPE vocabulary for a built-in corpus"],
+  ["--batch-size <n>", "batchSize", int(1), "sequences per micro-batch"],
+  ["--context <n>", "context", int(2), "tokens per sequence"],
+  ["--grad-accum <n>", "gradAccum", int(1), "micro-batches per optimizer step"],
+  ["--lr <x>", "lr", num(0), "peak learning rate"],
+  ["--min-lr-ratio <x>", "minLrRatio", num(0, 1), "final learning rate as a fraction of the peak"],
+  ["--warmup-steps <n>", "warmupSteps", int(0), "warmup steps (default: 5% of each run's steps)"],
+  [
+    "--schedule <name>",
+    "schedule",
+    oneOf(scheduleNames),
+    `learning-rate schedule (${scheduleNames.join(", ")})`,
+  ],
+  ["--decay-fraction <x>", "decayFraction", num(0, 1), "wsd: fraction of steps spent decaying"],
+  ["--weight-decay <x>", "weightDecay", num(0), "AdamW weight decay"],
+  ["--grad-clip <x>", "gradClip", num(0), "global gradient-norm clip (0: off)"],
+  ["--dropout <x>", "dropout", num(0, 0.99), "dropout probability"],
+  ["--mlp-ratio <x>", "mlpRatio", num(0), "MLP width as a multiple of dModel"],
+  ["--eval-interval <n>", "evalInterval", int(0), "evaluate every n steps (default: 5 evaluations per run)"],
+  ["--eval-batches <n>", "evalBatches", int(1), "validation batches per evaluation"],
+  [
+    "--checkpoint-interval <n>",
+    "checkpointInterval",
+    int(0),
+    "checkpoint every n steps (default: 10 per run)",
+  ],
+  ["--log-interval <n>", "logInterval", int(1), "progress line every n steps"],
+  ["--seed <n>", "seed", int(0), "seed of every run (weights and batches)"],
+];
+
+function trainerSettings(o: Record<string, unknown>): TrainConfigInput {
+  const out: Record<string, unknown> = {};
+  for (const [, field] of TRAINER_FLAGS) if (o[field] !== undefined) out[field] = o[field];
+  if (o.root !== undefined) out.root = o.root;
+  return out as TrainConfigInput;
+}
+
+function stderrLine(m: string): void {
+  process.stderr.write(`${m}\n`);
+}
+
+export function registerSweepCommands(program: Command): void {
+  const sweep = program
+    .command("sweep")
+    .description(
+      "Plan an IsoFLOP grid (budgets × model sizes), print it with a wall-time estimate, and train every run " +
+        "(recorded in the run registry under a sweep id; running it again resumes where it stopped)",
+    )
+    .option("--budgets <flops>", "comma-separated compute budgets in FLOPs, e.g. 1e11,3e11,1e12", numList)
+    .option("--family <name>", `model family (${familyNames.join(", ")})`, oneOf(familyNames), "llama")
+    .option("--sizes-per-budget <n>", "model sizes per budget", int(1, 50), 5)
+    .option("--spread <x>", "largest / smallest N within a budget", num(1), 16)
+    .option("--tokens-per-param <x>", "prior for the optimum's D/N, centres each budget's sizes", num(0), 20)
+    .option("--sweep-id <id>", "name of the sweep (default sweep-<UTC time>); an existing id resumes it")
+    .option("--resume <id>", "continue a sweep from its saved plan (no other flags needed)")
+    .option("--root <dir>", "where runs, the registry and sweeps live (default $AFTERSCALE_HOME or ./runs)")
+    .option("--dry-run", "print the plan and stop", false)
+    .option("--no-probe", "skip the throughput probe (no wall-time estimate)")
+    .option("--json", "print the plan (and the summary) as JSON", false);
+  for (const [flag, , parse, description] of TRAINER_FLAGS) {
+    if (parse) sweep.option(flag, description, parse as (v: string, prev: unknown) => unknown);
+    else sweep.option(flag, description);
+  }
+  sweep.action(async (o) => {
+    const root = resolve(o.root ?? defaultRoot());
+    let plan: ReturnType<typeof planSweep>;
+    if (o.resume !== undefined) {
+      if (o.budgets) throw new Error("sweep: --resume continues a saved plan; do not give --budgets with it");
+      plan = loadSweepPlan(root, validateSweepId(o.resume));
+    } else {
+      if (!o.budgets) throw new Error("sweep: give --budgets (e.g. --budgets 1e11,3e11,1e12) or --resume ID");
+      const sweepId = validateSweepId(o.sweepId ?? newSweepId());
+      const options: PlanOptions = {
+        sweepId,
+        budgets: o.budgets,
+        family: o.family,
+        sizesPerBudget: o.sizesPerBudget,
+        spread: o.spread,
+        tokensPerParam: o.tokensPerParam,
+        train: trainerSettings({ ...o, root }),
+        log: o.json ? () => {} : stderrLine,
+      };
+      plan = planSweep(options);
+      if (sweepExists(root, sweepId)) {
+        const saved = loadSweepPlan(root, sweepId);
+        const why = planDifference(saved, plan);
+        if (why) {
+          throw new Error(
+            `sweep ${sweepId} already exists with a different plan (${why}); ` +
+              `continue it with --resume ${sweepId} or choose another --sweep-id`,
+          );
+        }
+        plan = saved;
+      }
+    }
+    const probe = o.probe ? probeThroughput(plan) : undefined;
+    const status = sweepStatus(plan);
+    if (o.json && o.dryRun) {
+      output(true, { plan, probe }, () => "");
+      return;
+    }
+    if (!o.json) process.stdout.write(`${formatPlan(plan, probe, status.size > 0 ? status : undefined)}\n`);
+    if (o.dryRun) return;
+
+    // First SIGINT/SIGTERM: the current run checkpoints and the sweep stops; a second one quits at once.
+    const controller = new AbortController();
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (controller.signal.aborted) process.exit(130);
+      stderrLine(`${sig}: checkpointing the current run, then stopping the sweep (again to quit at once)`);
+      controller.abort();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    const started = performance.now();
+    try {
+      const summary = await runSweep(plan, { signal: controller.signal, log: stderrLine });
+      const seconds = (performance.now() - started) / 1000;
+      const left = plan.runs.length - summary.skipped.length - summary.completed.length;
+      output(o.json, { sweepId: plan.sweepId, seconds, ...summary }, () =>
+        [
+          `sweep ${plan.sweepId}: ${summary.completed.length} runs trained now, ${summary.skipped.length} already finished, ` +
+            `${left} left (${seconds.toFixed(0)} s)`,
+          summary.interrupted
+            ? `stopped at ${summary.interrupted}; continue with: afterscale sweep --resume ${plan.sweepId}` +
+              (o.root ? ` --root ${o.root}` : "")
+            : `fit it: afterscale fit --sweep ${plan.sweepId}; report: afterscale report ${plan.sweepId} -o report.html`,
+        ].join("\n"),
+      );
+      if (summary.interrupted) process.exitCode = 130;
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+  });
+
+  program
+    .command("report")
+    .description(
+      "Write a self-contained HTML report (Vega-Lite charts, inline, no network) and SVGs of a scaling fit: " +
+        "loss vs compute with the compute-optimal frontier, IsoFLOP curves, fitted vs observed, returns to scale",
+    )
+    .argument("<source>", "a sweep id, a CSV file, or a built-in dataset (chinchilla)")
+    .argument("[second]", "a second source to compare with the first (effective compute multiplier)")
+    .option("-o, --out <file>", "the HTML file to write", "report.html")
+    .option("--svg-dir <dir>", "where the SVGs go (default: <out without .html>-svg)")
+    .option("--root <dir>", "where sweeps live (default $AFTERSCALE_HOME or ./runs)")
+    .option("--exclude-top-loss <k>", "drop the k highest-loss runs of each source first", int(0), 0)
+    .option(
+      "--bootstrap <n>",
+      "bootstrap resamples for the intervals",
+      int(0, 100000),
+      DEFAULT_BOOTSTRAP_COUNT,
+    )
+    .option("--seed <n>", "bootstrap seed", int(0), 1)
+    .option("--title <text>", "report title")
+    .option("--json", "print what was written as JSON", false)
+    .action(async (source: string, second: string | undefined, o) => {
+      const written = await writeReport({
+        sources: second === undefined ? [source] : [source, second],
+        out: o.out,
+        ...(o.svgDir ? { svgDir: o.svgDir } : {}),
+        ...(o.root ? { root: o.root } : {}),
+        excludeTopLoss: o.excludeTopLoss,
+        bootstrap: o.bootstrap,
+        seed: o.seed,
+        ...(o.title ? { title: o.title } : {}),
+      });
+      output(
+        o.json,
+        written,
+        () => `wrote ${written.html} and ${written.svgs.length} SVGs in ${written.svgDir}`,
+      );
+    });
+}

@@ -1,0 +1,185 @@
+// `afterscale train | sample | eval | runs`.
+import { existsSync, readFileSync } from "node:fs";
+import { type Command, Option } from "commander";
+import { openShards } from "../data/index.js";
+import { evaluate, generate } from "../infer/index.js";
+import {
+  defaultRoot,
+  formatRunsJson,
+  formatRunsTable,
+  getRun,
+  listRuns,
+  loadModelFrom,
+  parseTrainConfig,
+  resolveDataDir,
+  type TrainField,
+  train,
+  trainConfigFields,
+} from "../train/index.js";
+import { int, num, output } from "./options.js";
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+function fieldParser(f: TrainField): (v: string) => unknown {
+  switch (f.type) {
+    case "integer":
+      return int();
+    case "number":
+      return num();
+    case "boolean":
+      return (v: string) => {
+        if (v !== "true" && v !== "false")
+          throw new Error(`--${kebab(f.name)}: expected true or false, got "${v}"`);
+        return v === "true";
+      };
+    default:
+      return (v: string) => v;
+  }
+}
+
+/** Prompts the main job samples from after training. */
+const SAMPLE_PROMPTS = ["The", "In the morning", "He said that"];
+
+/** A model path may be a run name in the registry as well as a folder. */
+function resolveModelPath(path: string): string {
+  if (existsSync(path)) return path;
+  const run = getRun(defaultRoot(), path);
+  if (run) return run.runDir;
+  throw new Error(`--model ${path}: no such run folder, checkpoint folder or run name in ${defaultRoot()}`);
+}
+
+export function registerTrainCommands(program: Command): void {
+  const cmd = program
+    .command("train")
+    .description(
+      "Train a model (default: the micro llama preset on the built-in Brown corpus) and sample from it",
+    )
+    .option("--config <file>", "a JSON file of training fields (flags override it)")
+    .option("--resume [runDir]", "continue a run from its newest good checkpoint")
+    .addOption(
+      new Option("--samples <n>", "print this many samples when training ends")
+        .argParser(int(0, 100))
+        .default(0),
+    )
+    .option("--json", "print the result as JSON", false);
+  const fields = trainConfigFields();
+  for (const f of fields) {
+    const allowed = f.allowed ? ` (${f.allowed.join("|")})` : "";
+    const opt = new Option(`--${kebab(f.name)} <value>`, `${f.description}${allowed}`).argParser(
+      fieldParser(f),
+    );
+    if (f.allowed) opt.choices(f.allowed);
+    if (f.default !== undefined) opt.default(undefined, String(f.default));
+    cmd.addOption(opt);
+  }
+  cmd.action(async (o) => {
+    let input: Record<string, unknown> = {};
+    if (o.config) {
+      try {
+        input = JSON.parse(readFileSync(o.config, "utf8"));
+      } catch (e) {
+        throw new Error(`--config ${o.config}: ${(e as Error).message}`);
+      }
+      if (!input || typeof input !== "object" || Array.isArray(input))
+        throw new Error(`--config ${o.config}: not a JSON object`);
+    }
+    for (const f of fields) if (o[f.name] !== undefined) input[f.name] = o[f.name];
+    const result =
+      o.resume !== undefined
+        ? await train(input, { resume: o.resume === true ? true : o.resume })
+        : await train(parseTrainConfig(input));
+    const samples: { prompt: string; text: string }[] = [];
+    if (o.samples > 0) {
+      const { model, tokenizer } = loadModelFrom(result.runDir);
+      for (let i = 0; i < o.samples; i++) {
+        const prompt = SAMPLE_PROMPTS[i % SAMPLE_PROMPTS.length]!;
+        const r = generate(model, tokenizer, prompt, {
+          maxTokens: 80,
+          temperature: 0.8,
+          topK: 50,
+          seed: i + 1,
+        });
+        samples.push({ prompt, text: r.text });
+      }
+    }
+    output(o.json, { ...result, samples }, () => {
+      const lines = [
+        `run ${result.runName} (${result.runDir})`,
+        `steps ${result.step}/${result.steps}, tokens ${result.tokens}, ${result.elapsedSeconds.toFixed(0)} s, ${result.tokensPerSecond.toFixed(0)} tokens/s`,
+        `train loss ${result.loss?.toFixed(4) ?? "-"}, validation loss ${result.valLoss?.toFixed(4) ?? "-"}`,
+      ];
+      for (const s of samples)
+        lines.push("", `--- sample (prompt "${s.prompt}") ---`, `${s.prompt}${s.text}`);
+      return lines.join("\n");
+    });
+    if (result.interrupted) process.exitCode = 130;
+  });
+
+  program
+    .command("sample")
+    .description("Generate text from a trained model, streamed to stdout")
+    .requiredOption("--model <path>", "a run folder, a checkpoint folder or a run name")
+    .option("--prompt <text>", "the prompt", "")
+    .option("--max-tokens <n>", "tokens to generate at most", int(0, 1_000_000), 200)
+    .option("--temperature <t>", "0 = greedy", num(0), 0.8)
+    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", int(0), 0)
+    .option("--top-p <p>", "nucleus sampling mass", num(0, 1), 1)
+    .option("--seed <n>", "sampling seed", int(0), 1)
+    .option("--stop <text...>", "stop before any of these strings")
+    .option("--json", "print the result as JSON instead of streaming", false)
+    .action((o) => {
+      const { model, tokenizer } = loadModelFrom(resolveModelPath(o.model));
+      if (!o.json) process.stdout.write(o.prompt);
+      const r = generate(model, tokenizer, o.prompt, {
+        maxTokens: o.maxTokens,
+        temperature: o.temperature,
+        topK: o.topK,
+        topP: o.topP,
+        seed: o.seed,
+        ...(o.stop ? { stop: o.stop } : {}),
+        ...(o.json ? {} : { onText: (d: string) => process.stdout.write(d) }),
+      });
+      if (o.json) output(true, { ...r, ids: Array.from(r.ids) }, () => "");
+      else process.stdout.write(`\n[${r.completionTokens} tokens, finish: ${r.finishReason}]\n`);
+    });
+
+  program
+    .command("eval")
+    .description("Validation loss, perplexity and bits per byte of a model on a prepared dataset")
+    .requiredOption("--model <path>", "a run folder, a checkpoint folder or a run name")
+    .option("--data <dir>", "a prepared dataset folder (default: the one the model was trained on)")
+    .option("--batch-size <n>", "sequences per batch", int(1), 8)
+    .option("--max-batches <n>", "evaluate at most this many batches", int(1))
+    .option("--json", "print the result as JSON", false)
+    .action((o) => {
+      const loaded = loadModelFrom(resolveModelPath(o.model));
+      const dir = o.data ?? (loaded.trainConfig ? resolveDataDir(loaded.trainConfig) : undefined);
+      if (!dir) throw new Error("eval: --data is required for a model without a training config");
+      const ds = openShards(dir);
+      if (ds.meta.tokenizerHash !== loaded.tokenizer.hash) {
+        throw new Error(`eval: ${dir} was tokenized with a different tokenizer than the model's`);
+      }
+      const r = evaluate(loaded.model, ds.val, loaded.tokenizer, {
+        batchSize: o.batchSize,
+        context: loaded.model.config.context,
+        ...(o.maxBatches ? { maxBatches: o.maxBatches } : {}),
+      });
+      output(o.json, { data: dir, ...r }, () =>
+        [
+          `validation split of ${dir}: ${r.tokens} tokens (${r.bytes} bytes) in ${r.batches} batches`,
+          `loss ${r.loss.toFixed(4)} nats/token, perplexity ${r.perplexity.toFixed(2)}, ${r.bitsPerByte.toFixed(4)} bits/byte`,
+        ].join("\n"),
+      );
+    });
+
+  program
+    .command("runs")
+    .description("List the runs in the registry")
+    .option("--root <dir>", "runs folder (default: $AFTERSCALE_HOME or ./runs)")
+    .option("--json", "print the runs as JSON", false)
+    .action((o) => {
+      const runs = listRuns(o.root ?? defaultRoot());
+      if (o.json) process.stdout.write(`${formatRunsJson(runs)}\n`);
+      else process.stdout.write(`${runs.length === 0 ? "no runs yet" : formatRunsTable(runs)}\n`);
+    });
+}
