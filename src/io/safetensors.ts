@@ -3,6 +3,9 @@
 // little-endian tensor bytes. The reader trusts nothing in the file: sizes, offsets, shapes and the
 // header length are all checked against the file before anything is allocated.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { halfToFloat } from "./half.js";
+
+export { floatToHalf, halfToFloat } from "./half.js";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "F64" | "I32" | "I64" | "U8" | "I8" | "U16" | "I16";
 
@@ -170,15 +173,6 @@ export function entryToFloat32(e: SafetensorsEntry, name = "tensor"): Float32Arr
     default:
       throw new Error(`${name}: dtype ${e.dtype} is not a floating-point type`);
   }
-}
-
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? Number.NaN : s * Number.POSITIVE_INFINITY;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 export function readSafetensors(path: string): SafetensorsFile {

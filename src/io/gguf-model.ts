@@ -1,0 +1,362 @@
+// afterscale models ↔ GGUF files that llama.cpp runs.
+//
+// Rotary layout. afterscale (like Hugging Face) rotates the pair (x[i], x[i + hd/2]) of each head: the
+// half-split, GPT-NeoX convention. llama.cpp's LLM_ARCH_LLAMA uses rope "mode 0", which rotates adjacent
+// pairs (x[2i], x[2i+1]): the interleaved, GPT-J/Meta convention. Attention scores only depend on q·k, so
+// permuting the rows of Wq and Wk the same way inside every head turns one convention into the other. The
+// writer applies exactly the permutation of convert_hf_to_gguf.py (`permute(w, n_head)`:
+// w.reshape(n_head, 2, hd/2, d).swapaxes(1, 2)), to q with the query heads and to k with the key/value
+// heads; the reader applies the inverse. The llama.cpp agreement test is the proof that this is right.
+//
+// Shapes. GGUF's ne[0] is the innermost dimension: our row-major [out, in] weights are written unchanged
+// and appear to ggml as ne = [in, out], which is what llama.cpp's loader expects.
+import { type Tokenizer, tokenizerFromJson } from "../data/index.js";
+import {
+  headDim,
+  type Model,
+  type ModelConfig,
+  mlpHidden,
+  paramSpecs,
+  parseModelConfig,
+} from "../nn/index.js";
+import { parameter } from "../tensor/index.js";
+import {
+  decodeGguf,
+  decodeTensorData,
+  encodeGguf,
+  encodeTensorData,
+  type GgmlTypeName,
+  type GgufFile,
+  type GgufTensor,
+  type GgufValue,
+  metaNumber,
+  metaString,
+} from "./gguf.js";
+
+/** The shortest decimal that rounds to the same float32: GGUF stores eps and theta as f32, 1e-5 stays 1e-5. */
+function shortestF32(x: number): number {
+  for (let p = 1; p <= 9; p++) {
+    const c = Number.parseFloat(x.toPrecision(p));
+    if (Math.fround(c) === Math.fround(x)) return c;
+  }
+  return x;
+}
+
+/** Rows of a [heads·hd, d] projection, reordered from half-split to interleaved rotary pairs. */
+export function permuteRotary(
+  w: Float32Array,
+  heads: number,
+  hd: number,
+  d: number,
+  inverse = false,
+): Float32Array {
+  const out = new Float32Array(w.length);
+  const half = hd / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < half; j++) {
+      for (let s = 0; s < 2; s++) {
+        const interleaved = h * hd + 2 * j + s; // row in llama.cpp's layout
+        const split = h * hd + s * half + j; // row in afterscale's / HF's layout
+        const [to, from] = inverse ? [split, interleaved] : [interleaved, split];
+        out.set(w.subarray(from * d, (from + 1) * d), to * d);
+      }
+    }
+  }
+  return out;
+}
+
+/** afterscale parameter name → GGUF tensor name, per family. */
+function ggufName(family: ModelConfig["family"], name: string): string {
+  const rules: [RegExp, string][] =
+    family === "llama"
+      ? [
+          [/^model\.embed_tokens\.weight$/, "token_embd.weight"],
+          [/^model\.norm\.weight$/, "output_norm.weight"],
+          [/^lm_head\.weight$/, "output.weight"],
+          [/^model\.layers\.(\d+)\.input_layernorm\.weight$/, "blk.$1.attn_norm.weight"],
+          [/^model\.layers\.(\d+)\.self_attn\.q_proj\.weight$/, "blk.$1.attn_q.weight"],
+          [/^model\.layers\.(\d+)\.self_attn\.k_proj\.weight$/, "blk.$1.attn_k.weight"],
+          [/^model\.layers\.(\d+)\.self_attn\.v_proj\.weight$/, "blk.$1.attn_v.weight"],
+          [/^model\.layers\.(\d+)\.self_attn\.o_proj\.weight$/, "blk.$1.attn_output.weight"],
+          [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, "blk.$1.ffn_norm.weight"],
+          [/^model\.layers\.(\d+)\.mlp\.gate_proj\.weight$/, "blk.$1.ffn_gate.weight"],
+          [/^model\.layers\.(\d+)\.mlp\.up_proj\.weight$/, "blk.$1.ffn_up.weight"],
+          [/^model\.layers\.(\d+)\.mlp\.down_proj\.weight$/, "blk.$1.ffn_down.weight"],
+        ]
+      : [
+          [/^wte\.weight$/, "token_embd.weight"],
+          [/^wpe\.weight$/, "position_embd.weight"],
+          [/^ln_f\.(weight|bias)$/, "output_norm.$1"],
+          [/^lm_head\.weight$/, "output.weight"],
+          [/^h\.(\d+)\.ln_1\.(weight|bias)$/, "blk.$1.attn_norm.$2"],
+          [/^h\.(\d+)\.attn\.qkv\.(weight|bias)$/, "blk.$1.attn_qkv.$2"],
+          [/^h\.(\d+)\.attn\.c_proj\.(weight|bias)$/, "blk.$1.attn_output.$2"],
+          [/^h\.(\d+)\.ln_2\.(weight|bias)$/, "blk.$1.ffn_norm.$2"],
+          [/^h\.(\d+)\.mlp\.c_fc\.(weight|bias)$/, "blk.$1.ffn_up.$2"],
+          [/^h\.(\d+)\.mlp\.c_proj\.(weight|bias)$/, "blk.$1.ffn_down.$2"],
+        ];
+  for (const [re, to] of rules) if (re.test(name)) return name.replace(re, to);
+  throw new Error(`gguf: no GGUF name for parameter ${name}`);
+}
+
+const u32 = (value: number): GgufValue => ({ type: "u32", value });
+const f32 = (value: number): GgufValue => ({ type: "f32", value });
+const str = (value: string): GgufValue => ({ type: "string", value });
+
+/** GGUF tokenizer metadata for afterscale's byte-level BPE: llama.cpp's "gpt2" tokenizer model. */
+export function tokenizerMetadata(tok: Tokenizer): [string, GgufValue][] {
+  const tokens: string[] = [];
+  const types: number[] = [];
+  for (let id = 0; id < tok.vocabSize; id++) {
+    tokens.push(tok.tokenString(id));
+    types.push(tok.bytesOf(id) === null ? 3 : 1); // CONTROL for special tokens, NORMAL otherwise
+  }
+  const merges = tok.merges.map(([a, b]) => `${tok.tokenString(a)} ${tok.tokenString(b)}`);
+  const eot = tok.specialTokens.find((s) => s.content === "<|endoftext|>")?.id ?? tok.specialTokens[0]?.id;
+  const meta: [string, GgufValue][] = [
+    ["tokenizer.ggml.model", str("gpt2")],
+    // "gpt-2" selects llama.cpp's GPT-2 pre-tokenizer regex, the same split afterscale uses.
+    ["tokenizer.ggml.pre", str("gpt-2")],
+    ["tokenizer.ggml.tokens", { type: "array", itemType: "string", value: tokens }],
+    ["tokenizer.ggml.token_type", { type: "array", itemType: "i32", value: types }],
+    ["tokenizer.ggml.merges", { type: "array", itemType: "string", value: merges }],
+    ["tokenizer.ggml.add_bos_token", { type: "bool", value: false }],
+    ["tokenizer.ggml.add_eos_token", { type: "bool", value: false }],
+  ];
+  if (eot !== undefined)
+    meta.push(["tokenizer.ggml.bos_token_id", u32(eot)], ["tokenizer.ggml.eos_token_id", u32(eot)]);
+  return meta;
+}
+
+/** The tokenizer stored in a GGUF file (gpt2 model type only), or null if the file has none. */
+export function tokenizerFromGguf(file: GgufFile, where = "gguf"): Tokenizer | null {
+  if (!file.metadata.has("tokenizer.ggml.model")) return null;
+  const model = metaString(file, "tokenizer.ggml.model", where);
+  if (model !== "gpt2")
+    throw new Error(
+      `${where}: tokenizer model ${model} is not supported (afterscale reads byte-level BPE, "gpt2")`,
+    );
+  const tokens = file.metadata.get("tokenizer.ggml.tokens");
+  const types = file.metadata.get("tokenizer.ggml.token_type");
+  const merges = file.metadata.get("tokenizer.ggml.merges");
+  if (tokens?.type !== "array" || tokens.itemType !== "string")
+    throw new Error(`${where}: tokenizer.ggml.tokens must be an array of strings`);
+  if (
+    types &&
+    (types.type !== "array" || types.itemType !== "i32" || types.value.length !== tokens.value.length)
+  )
+    throw new Error(`${where}: tokenizer.ggml.token_type must be an i32 array as long as the tokens`);
+  if (merges && (merges.type !== "array" || merges.itemType !== "string"))
+    throw new Error(`${where}: tokenizer.ggml.merges must be an array of strings`);
+  const special = (id: number) => types !== undefined && (types.value as number[])[id] === 3;
+  // Rebuild it through the tokenizer.json reader, which validates every token and merge.
+  const vocab: Record<string, number> = Object.create(null);
+  const added: { id: number; content: string }[] = [];
+  (tokens.value as string[]).forEach((t, id) => {
+    if (special(id)) added.push({ id, content: t });
+    else vocab[t] = id;
+  });
+  const json = {
+    model: { type: "BPE", vocab, merges: (merges?.value as string[] | undefined) ?? [] },
+    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, use_regex: true },
+    added_tokens: added,
+  };
+  try {
+    return tokenizerFromJson(json, `${where} (tokenizer.ggml.*)`);
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new Error(msg.startsWith(where) ? msg : `${where}: tokenizer.ggml.*: ${msg}`);
+  }
+}
+
+export interface GgufExportOptions {
+  dtype: "f32" | "f16" | "q8_0";
+  name?: string;
+}
+
+/** 2-D weight matrices get the requested type; norms, biases (and Q8_0-incompatible shapes) stay F32. */
+function tensorType(shape: readonly number[], dtype: GgufExportOptions["dtype"]): GgmlTypeName {
+  if (shape.length !== 2 || dtype === "f32") return "F32";
+  if (dtype === "f16") return "F16";
+  return shape[1]! % 32 === 0 ? "Q8_0" : "F16";
+}
+
+/** Encodes a model (and its tokenizer) as a GGUF file llama.cpp can load. */
+export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: GgufExportOptions): Uint8Array {
+  const c = model.config;
+  const arch = c.family;
+  const hd = headDim(c);
+  const meta: [string, GgufValue][] = [
+    ["general.architecture", str(arch)],
+    ["general.name", str(opts.name ?? "afterscale")],
+    ["general.alignment", u32(32)],
+    // llama_ftype: 0 all F32, 1 mostly F16, 7 mostly Q8_0.
+    ["general.file_type", u32({ f32: 0, f16: 1, q8_0: 7 }[opts.dtype])],
+    [`${arch}.context_length`, u32(c.context)],
+    [`${arch}.embedding_length`, u32(c.dModel)],
+    [`${arch}.block_count`, u32(c.layers)],
+    [`${arch}.feed_forward_length`, u32(mlpHidden(c))],
+    [`${arch}.attention.head_count`, u32(c.heads)],
+  ];
+  if (arch === "llama") {
+    meta.push(
+      ["llama.attention.head_count_kv", u32(c.kvHeads)],
+      ["llama.rope.freq_base", f32(c.ropeTheta)],
+      ["llama.rope.dimension_count", u32(hd)],
+      ["llama.attention.layer_norm_rms_epsilon", f32(c.normEps)],
+      ["llama.vocab_size", u32(c.vocab)],
+    );
+  } else {
+    meta.push(["gpt2.attention.layer_norm_epsilon", f32(c.normEps)]);
+  }
+  if (tokenizer) {
+    if (tokenizer.vocabSize !== c.vocab)
+      throw new Error(
+        `gguf export: tokenizer has ${tokenizer.vocabSize} tokens, the model's vocabulary is ${c.vocab}`,
+      );
+    meta.push(...tokenizerMetadata(tokenizer));
+  }
+  const tensors: GgufTensor[] = [];
+  const add = (name: string, shape: number[], values: Float32Array) => {
+    const type = tensorType(shape, opts.dtype);
+    tensors.push({
+      name: ggufName(arch, name),
+      shape,
+      type,
+      bytes: encodeTensorData(values, shape[shape.length - 1]!, type),
+    });
+  };
+  const p = (n: string) => {
+    const t = model.params.get(n);
+    if (!t) throw new Error(`gguf export: the model has no parameter ${n}`);
+    return t;
+  };
+  if (arch === "llama") {
+    for (const s of paramSpecs(c)) {
+      let v = p(s.name).data as Float32Array;
+      if (s.name.endsWith("q_proj.weight")) v = permuteRotary(v, c.heads, hd, c.dModel);
+      else if (s.name.endsWith("k_proj.weight")) v = permuteRotary(v, c.kvHeads, hd, c.dModel);
+      add(s.name, s.shape, Float32Array.from(v));
+    }
+  } else {
+    // llama.cpp's gpt2 graph takes one fused [3d, d] q/k/v projection.
+    for (const s of paramSpecs(c)) {
+      const m = /^h\.(\d+)\.attn\.(q|k|v)_proj\.(weight|bias)$/.exec(s.name);
+      if (!m) {
+        add(s.name, s.shape, Float32Array.from(p(s.name).data));
+        continue;
+      }
+      if (m[2] !== "q") continue;
+      const parts = ["q", "k", "v"].map((x) => p(`h.${m[1]}.attn.${x}_proj.${m[3]}`).data);
+      const fused = new Float32Array(3 * parts[0]!.length);
+      for (const [i, d] of parts.entries()) fused.set(d, i * d.length);
+      add(`h.${m[1]}.attn.qkv.${m[3]}`, m[3] === "weight" ? [3 * c.dModel, c.dModel] : [3 * c.dModel], fused);
+    }
+  }
+  return encodeGguf(new Map(meta), tensors);
+}
+
+/** Longest context an imported model may claim (2^21 positions); larger is treated as a corrupt file. */
+export const MAX_CONTEXT = 1 << 21;
+
+/** Reads a GGUF file (llama or gpt2 architecture, F32/F16/Q8_0 tensors) into an afterscale model. */
+export function ggufToModel(
+  buf: Uint8Array,
+  where = "gguf",
+): { model: Model; tokenizer: Tokenizer | null; notes: string[] } {
+  const file = decodeGguf(buf, where);
+  const arch = metaString(file, "general.architecture", where);
+  if (arch !== "llama" && arch !== "gpt2")
+    throw new Error(`${where}: architecture ${arch} is not supported (llama or gpt2)`);
+  const num = (k: string) => metaNumber(file, `${arch}.${k}`, where);
+  const byName = new Map(file.tensors.map((t) => [t.name, t]));
+  const embd = byName.get("token_embd.weight");
+  if (embd?.shape.length !== 2) throw new Error(`${where}: token_embd.weight is missing or not 2-D`);
+  const dModel = num("embedding_length");
+  const heads = num("attention.head_count");
+  const ffn = num("feed_forward_length");
+  const notes: string[] = [];
+  const cfgInput = {
+    family: arch,
+    vocab: embd.shape[0],
+    dModel,
+    layers: num("block_count"),
+    heads,
+    kvHeads:
+      arch === "llama" && file.metadata.has("llama.attention.head_count_kv")
+        ? num("attention.head_count_kv")
+        : heads,
+    context: num("context_length"),
+    mlpRatio: ffn / dModel,
+    normEps: shortestF32(
+      arch === "llama" ? num("attention.layer_norm_rms_epsilon") : num("attention.layer_norm_epsilon"),
+    ),
+    ropeTheta: shortestF32(
+      arch === "llama" && file.metadata.has("llama.rope.freq_base") ? num("rope.freq_base") : 10000,
+    ),
+    dropout: 0,
+    tie: !byName.has("output.weight"),
+  };
+  // Cheap consistency checks before the config sizes any loop or allocation (a hostile file could claim
+  // a billion layers or a context no cache could hold).
+  if (embd.shape[1] !== dModel)
+    throw new Error(`${where}: token_embd.weight is [${embd.shape}] but embedding_length is ${dModel}`);
+  if (cfgInput.layers > file.tensors.length)
+    throw new Error(
+      `${where}: block_count ${cfgInput.layers} but the file has only ${file.tensors.length} tensors`,
+    );
+  if (cfgInput.context > MAX_CONTEXT)
+    throw new Error(`${where}: context_length ${cfgInput.context} exceeds ${MAX_CONTEXT}`);
+  let config: ModelConfig;
+  try {
+    config = parseModelConfig(cfgInput);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+  if (mlpHidden(config) !== ffn)
+    throw new Error(
+      `${where}: feed_forward_length ${ffn} cannot be expressed (afterscale rounds llama MLPs to multiples of 32)`,
+    );
+  const hd = headDim(config);
+  if (
+    arch === "llama" &&
+    file.metadata.has("llama.rope.dimension_count") &&
+    num("rope.dimension_count") !== hd
+  )
+    throw new Error(
+      `${where}: partial rotary (rope.dimension_count ${num("rope.dimension_count")} ≠ head dim ${hd}) is not supported`,
+    );
+  const params = new Map<string, ReturnType<typeof parameter>>();
+  const used = new Set<string>();
+  const load = (gname: string, shape: number[]): Float32Array => {
+    const t = byName.get(gname);
+    if (!t) throw new Error(`${where}: tensor ${gname} is missing`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+      throw new Error(`${where}: tensor ${gname} has shape [${t.shape}], expected [${shape}]`);
+    used.add(gname);
+    return decodeTensorData(t);
+  };
+  for (const s of paramSpecs(config)) {
+    const qkv = /^h\.(\d+)\.attn\.(q|k|v)_proj\.(weight|bias)$/.exec(s.name);
+    let v: Float32Array;
+    if (qkv) {
+      const fusedShape = qkv[3] === "weight" ? [3 * dModel, dModel] : [3 * dModel];
+      const fused = load(`blk.${qkv[1]}.attn_qkv.${qkv[3]}`, fusedShape);
+      const n = s.shape.reduce((a, b) => a * b, 1);
+      const i = "qkv".indexOf(qkv[2]!);
+      v = fused.slice(i * n, (i + 1) * n);
+    } else {
+      v = load(ggufName(arch, s.name), s.shape);
+      if (s.name.endsWith("q_proj.weight")) v = permuteRotary(v, config.heads, hd, dModel, true);
+      else if (s.name.endsWith("k_proj.weight")) v = permuteRotary(v, config.kvHeads, hd, dModel, true);
+    }
+    params.set(s.name, parameter(v, s.shape, s.name));
+  }
+  for (const t of file.tensors) if (!used.has(t.name)) notes.push(`ignored tensor ${t.name}`);
+  const tokenizer = tokenizerFromGguf(file, where);
+  if (tokenizer && tokenizer.vocabSize !== config.vocab)
+    throw new Error(
+      `${where}: tokenizer has ${tokenizer.vocabSize} tokens, token_embd has ${config.vocab} rows`,
+    );
+  return { model: { config, params, specs: paramSpecs(config) }, tokenizer, notes };
+}

@@ -1,0 +1,79 @@
+// Interop entry points for the CLI: export a model to a Hugging Face directory or a GGUF file, and import
+// either back. See docs/interop.md for what each format carries.
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { Tokenizer } from "../data/index.js";
+import type { Model } from "../nn/index.js";
+import { ggufToModel, modelToGguf } from "./gguf-model.js";
+import { exportHf, importHf } from "./hf.js";
+import { writeFileAtomic } from "./safetensors.js";
+
+export { decodeGguf, encodeGguf, type GgufFile, type GgufTensor, type GgufValue } from "./gguf.js";
+export { ggufToModel, modelToGguf, permuteRotary } from "./gguf-model.js";
+export { exportHf, hfConfig, hfSafetensors, importHf } from "./hf.js";
+export { type QuantizationReport, quantizationReport, validationLoss } from "./quantize.js";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+  type SafetensorsFile,
+  writeFileAtomic,
+} from "./safetensors.js";
+
+export interface ExportOptions {
+  format: "hf" | "gguf";
+  dtype?: "f32" | "f16" | "q8_0";
+  /** A directory for "hf", a file for "gguf". */
+  out: string;
+  name?: string;
+}
+
+export interface ExportResult {
+  /** Paths written. */
+  files: string[];
+  bytes: number;
+}
+
+export function exportModel(model: Model, tokenizer: Tokenizer | null, opts: ExportOptions): ExportResult {
+  const dtype = opts.dtype ?? "f32";
+  if (opts.format === "gguf") {
+    const bytes = modelToGguf(model, tokenizer, { dtype, ...(opts.name ? { name: opts.name } : {}) });
+    writeFileAtomic(opts.out, bytes);
+    return { files: [opts.out], bytes: bytes.length };
+  }
+  if (opts.format !== "hf") throw new Error(`export: unknown format ${String(opts.format)} (hf or gguf)`);
+  if (dtype === "q8_0")
+    throw new Error("export: Hugging Face safetensors has no Q8_0; use f32 or f16 (or --format gguf)");
+  const names = exportHf(model, tokenizer, opts.out, { dtype });
+  const files = names.map((n) => join(opts.out, n));
+  return { files, bytes: files.reduce((s, f) => s + statSync(f).size, 0) };
+}
+
+export interface ImportResult {
+  model: Model;
+  tokenizer: Tokenizer | null;
+  format: "hf" | "gguf";
+  /** Things the importer skipped or assumed, for the user to see. */
+  notes: string[];
+}
+
+/** A Hugging Face checkpoint directory or a GGUF file (recognised by its magic bytes). */
+export function importModel(path: string): ImportResult {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new Error(`import: cannot read ${path}: ${(e as Error).message}`);
+  }
+  if (st.isDirectory()) return { ...importHf(path), format: "hf" };
+  const fd = openSync(path, "r");
+  const magic = Buffer.alloc(4);
+  try {
+    readSync(fd, magic, 0, 4, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (magic.toString("latin1") !== "GGUF")
+    throw new Error(`import: ${path} is neither a GGUF file nor a Hugging Face checkpoint directory`);
+  return { ...ggufToModel(readFileSync(path), path), format: "gguf" };
+}
