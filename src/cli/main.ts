@@ -2,6 +2,7 @@
 // The `afterscale` command: one subcommand per job, each with --help and --json.
 import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
+import { registerIoCommands } from "./io.js";
 import { registerScalingCommands } from "./scaling.js";
 import { registerTrainCommands } from "./train.js";
 
@@ -15,6 +16,7 @@ program
 registerDataCommands(program);
 registerTrainCommands(program);
 registerScalingCommands(program);
+registerIoCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,6 +1,7 @@
 // `afterscale sweep` (plan and run an IsoFLOP grid) and `afterscale report` (the HTML report of a fit).
 import { resolve } from "node:path";
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_BOOTSTRAP_COUNT } from "../scaling/bootstrap.js";
 import { writeReport } from "../scaling/report.js";
 import {
   formatPlan,
@@ -11,50 +12,48 @@ import {
   planSweep,
   probeThroughput,
   runSweep,
+  SWEEP_OWNED_FIELDS,
   sweepExists,
   sweepStatus,
   validateSweepId,
 } from "../scaling/sweep.js";
-import { DEFAULT_BOOTSTRAP_COUNT } from "../scaling/bootstrap.js";
-import { defaultRoot, familyNames, scheduleNames, type TrainConfigInput } from "../train/index.js";
+import {
+  defaultRoot,
+  familyNames,
+  type TrainConfigInput,
+  type TrainField,
+  trainConfigFields,
+} from "../train/index.js";
 import { int, num, numList, oneOf, output } from "./options.js";
 
-/** Trainer flags a sweep passes to every run: [flag, config field, parser, description]. */
-const TRAINER_FLAGS: [string, keyof TrainConfigInput, ((v: string) => unknown) | null, string][] = [
-  ["--data <dir|corpus>", "data", null, "prepared dataset folder or built-in corpus (brown, synthetic)"],
-  ["--vocab <n>", "vocab", int(257, 65536), "BPE vocabulary for a built-in corpus"],
-  ["--batch-size <n>", "batchSize", int(1), "sequences per micro-batch"],
-  ["--context <n>", "context", int(2), "tokens per sequence"],
-  ["--grad-accum <n>", "gradAccum", int(1), "micro-batches per optimizer step"],
-  ["--lr <x>", "lr", num(0), "peak learning rate"],
-  ["--min-lr-ratio <x>", "minLrRatio", num(0, 1), "final learning rate as a fraction of the peak"],
-  ["--warmup-steps <n>", "warmupSteps", int(0), "warmup steps (default: 5% of each run's steps)"],
-  [
-    "--schedule <name>",
-    "schedule",
-    oneOf(scheduleNames),
-    `learning-rate schedule (${scheduleNames.join(", ")})`,
-  ],
-  ["--decay-fraction <x>", "decayFraction", num(0, 1), "wsd: fraction of steps spent decaying"],
-  ["--weight-decay <x>", "weightDecay", num(0), "AdamW weight decay"],
-  ["--grad-clip <x>", "gradClip", num(0), "global gradient-norm clip (0: off)"],
-  ["--dropout <x>", "dropout", num(0, 0.99), "dropout probability"],
-  ["--mlp-ratio <x>", "mlpRatio", num(0), "MLP width as a multiple of dModel"],
-  ["--eval-interval <n>", "evalInterval", int(0), "evaluate every n steps (default: 5 evaluations per run)"],
-  ["--eval-batches <n>", "evalBatches", int(1), "validation batches per evaluation"],
-  [
-    "--checkpoint-interval <n>",
-    "checkpointInterval",
-    int(0),
-    "checkpoint every n steps (default: 10 per run)",
-  ],
-  ["--log-interval <n>", "logInterval", int(1), "progress line every n steps"],
-  ["--seed <n>", "seed", int(0), "seed of every run (weights and batches)"],
-];
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** The trainer's flags that a sweep passes to every run: every config field the sweep does not set itself. */
+function trainerFields(): TrainField[] {
+  const owned = new Set<string>([...SWEEP_OWNED_FIELDS, "root"]);
+  return trainConfigFields().filter((f) => !owned.has(f.name));
+}
+
+function fieldParser(f: TrainField): (v: string) => unknown {
+  switch (f.type) {
+    case "integer":
+      return int();
+    case "number":
+      return num();
+    case "boolean":
+      return (v: string) => {
+        if (v !== "true" && v !== "false")
+          throw new InvalidArgumentError(`expected true or false, got "${v}"`);
+        return v === "true";
+      };
+    default:
+      return (v: string) => v;
+  }
+}
 
 function trainerSettings(o: Record<string, unknown>): TrainConfigInput {
   const out: Record<string, unknown> = {};
-  for (const [, field] of TRAINER_FLAGS) if (o[field] !== undefined) out[field] = o[field];
+  for (const f of trainerFields()) if (o[f.name] !== undefined) out[f.name] = o[f.name];
   if (o.root !== undefined) out.root = o.root;
   return out as TrainConfigInput;
 }
@@ -81,9 +80,23 @@ export function registerSweepCommands(program: Command): void {
     .option("--dry-run", "print the plan and stop", false)
     .option("--no-probe", "skip the throughput probe (no wall-time estimate)")
     .option("--json", "print the plan (and the summary) as JSON", false);
-  for (const [flag, , parse, description] of TRAINER_FLAGS) {
-    if (parse) sweep.option(flag, description, parse as (v: string, prev: unknown) => unknown);
-    else sweep.option(flag, description);
+  // Trainer flags (generated from the config schema, as `afterscale train` does) apply to every run.
+  for (const f of trainerFields()) {
+    const allowed = f.allowed ? ` (${f.allowed.join("|")})` : "";
+    const note =
+      f.name === "warmupSteps"
+        ? " (sweep default: 5% of each run's steps)"
+        : f.name === "evalInterval"
+          ? " (sweep default: 5 evaluations per run)"
+          : f.name === "checkpointInterval"
+            ? " (sweep default: 10 checkpoints per run)"
+            : "";
+    const opt = new Option(
+      `--${kebab(f.name)} <value>`,
+      `trainer: ${f.description}${allowed}${note}`,
+    ).argParser(fieldParser(f));
+    if (f.allowed) opt.choices(f.allowed);
+    sweep.addOption(opt);
   }
   sweep.action(async (o) => {
     const root = resolve(o.root ?? defaultRoot());
@@ -136,6 +149,7 @@ export function registerSweepCommands(program: Command): void {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     const started = performance.now();
+    const rootFlag = o.root ? ` --root ${o.root}` : "";
     try {
       const summary = await runSweep(plan, { signal: controller.signal, log: stderrLine });
       const seconds = (performance.now() - started) / 1000;
@@ -145,9 +159,9 @@ export function registerSweepCommands(program: Command): void {
           `sweep ${plan.sweepId}: ${summary.completed.length} runs trained now, ${summary.skipped.length} already finished, ` +
             `${left} left (${seconds.toFixed(0)} s)`,
           summary.interrupted
-            ? `stopped at ${summary.interrupted}; continue with: afterscale sweep --resume ${plan.sweepId}` +
-              (o.root ? ` --root ${o.root}` : "")
-            : `fit it: afterscale fit --sweep ${plan.sweepId}; report: afterscale report ${plan.sweepId} -o report.html`,
+            ? `stopped at ${summary.interrupted}; continue with: afterscale sweep --resume ${plan.sweepId}${rootFlag}`
+            : `fit it: afterscale fit --sweep ${plan.sweepId}${rootFlag}; ` +
+              `report: afterscale report ${plan.sweepId}${rootFlag} -o report.html`,
         ].join("\n"),
       );
       if (summary.interrupted) process.exitCode = 130;

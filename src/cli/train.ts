@@ -1,5 +1,5 @@
 // `afterscale train | sample | eval | runs`.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { openShards } from "../data/index.js";
 import { evaluate, generate } from "../infer/index.js";
@@ -7,7 +7,6 @@ import {
   defaultRoot,
   formatRunsJson,
   formatRunsTable,
-  getRun,
   listRuns,
   loadModelFrom,
   parseTrainConfig,
@@ -16,6 +15,7 @@ import {
   train,
   trainConfigFields,
 } from "../train/index.js";
+import { MODEL_HELP, resolveModel } from "./models.js";
 import { int, num, output } from "./options.js";
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -39,14 +39,6 @@ function fieldParser(f: TrainField): (v: string) => unknown {
 
 /** Prompts the main job samples from after training. */
 const SAMPLE_PROMPTS = ["The", "In the morning", "He said that"];
-
-/** A model path may be a run name in the registry as well as a folder. */
-function resolveModelPath(path: string): string {
-  if (existsSync(path)) return path;
-  const run = getRun(defaultRoot(), path);
-  if (run) return run.runDir;
-  throw new Error(`--model ${path}: no such run folder, checkpoint folder or run name in ${defaultRoot()}`);
-}
 
 export function registerTrainCommands(program: Command): void {
   const cmd = program
@@ -118,7 +110,7 @@ export function registerTrainCommands(program: Command): void {
   program
     .command("sample")
     .description("Generate text from a trained model, streamed to stdout")
-    .requiredOption("--model <path>", "a run folder, a checkpoint folder or a run name")
+    .requiredOption("--model <path>", MODEL_HELP)
     .option("--prompt <text>", "the prompt", "")
     .option("--max-tokens <n>", "tokens to generate at most", int(0, 1_000_000), 200)
     .option("--temperature <t>", "0 = greedy", num(0), 0.8)
@@ -128,7 +120,7 @@ export function registerTrainCommands(program: Command): void {
     .option("--stop <text...>", "stop before any of these strings")
     .option("--json", "print the result as JSON instead of streaming", false)
     .action((o) => {
-      const { model, tokenizer } = loadModelFrom(resolveModelPath(o.model));
+      const { model, tokenizer } = resolveModel(o.model);
       if (!o.json) process.stdout.write(o.prompt);
       const r = generate(model, tokenizer, o.prompt, {
         maxTokens: o.maxTokens,
@@ -146,13 +138,13 @@ export function registerTrainCommands(program: Command): void {
   program
     .command("eval")
     .description("Validation loss, perplexity and bits per byte of a model on a prepared dataset")
-    .requiredOption("--model <path>", "a run folder, a checkpoint folder or a run name")
+    .requiredOption("--model <path>", MODEL_HELP)
     .option("--data <dir>", "a prepared dataset folder (default: the one the model was trained on)")
     .option("--batch-size <n>", "sequences per batch", int(1), 8)
     .option("--max-batches <n>", "evaluate at most this many batches", int(1))
     .option("--json", "print the result as JSON", false)
     .action((o) => {
-      const loaded = loadModelFrom(resolveModelPath(o.model));
+      const loaded = resolveModel(o.model);
       const dir = o.data ?? (loaded.trainConfig ? resolveDataDir(loaded.trainConfig) : undefined);
       if (!dir) throw new Error("eval: --data is required for a model without a training config");
       const ds = openShards(dir);

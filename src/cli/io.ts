@@ -1,0 +1,62 @@
+// `afterscale export` (Hugging Face folder or GGUF file) and `afterscale import` (read one back and check it).
+import type { Command } from "commander";
+import { openShards } from "../data/index.js";
+import { exportModel, importModel, quantizationReport } from "../io/index.js";
+import { parameterCounts } from "../nn/index.js";
+import { resolveDataDir } from "../train/index.js";
+import { MODEL_HELP, resolveModel } from "./models.js";
+import { oneOf, output } from "./options.js";
+
+export function registerIoCommands(program: Command): void {
+  program
+    .command("export")
+    .description(
+      "Export a model as a Hugging Face folder (llama: LlamaForCausalLM) or a GGUF file for llama.cpp",
+    )
+    .requiredOption("--model <path>", MODEL_HELP)
+    .requiredOption("-o, --out <path>", "output folder (hf) or file (gguf)")
+    .option("--format <format>", "hf or gguf", oneOf(["hf", "gguf"] as const), "gguf")
+    .option("--dtype <dtype>", "f32, f16 or q8_0 (gguf only)", oneOf(["f32", "f16", "q8_0"] as const), "f32")
+    .option("--json", "print the result as JSON", false)
+    .action((o) => {
+      const { model, tokenizer, trainConfig } = resolveModel(o.model);
+      const result = exportModel(model, tokenizer, { format: o.format, dtype: o.dtype, out: o.out });
+      // A quantized export reports what it costs, on the validation split the model was trained against.
+      let report: ReturnType<typeof quantizationReport> | null = null;
+      if (o.dtype !== "f32" && trainConfig) {
+        const ds = openShards(resolveDataDir(trainConfig));
+        if (ds.val.length > 0) report = quantizationReport(model, tokenizer, ds.val[0]!, o.dtype);
+      }
+      output(o.json, { ...result, quantization: report }, () => {
+        const lines = [`wrote ${result.files.join(", ")} (${result.bytes} bytes)`];
+        if (report) lines.push(JSON.stringify(report, null, 2));
+        return lines.join("\n");
+      });
+    });
+
+  program
+    .command("import")
+    .description("Read a Hugging Face folder or a GGUF file into afterscale and report what it holds")
+    .argument("<path>", "a Hugging Face checkpoint folder or a GGUF file")
+    .option("--json", "print the summary as JSON", false)
+    .action((path: string, o) => {
+      const r = importModel(path);
+      const counts = parameterCounts(r.model.config);
+      const summary = {
+        format: r.format,
+        config: r.model.config,
+        parameters: counts,
+        tokenizer: r.tokenizer ? { vocabSize: r.tokenizer.vocabSize, hash: r.tokenizer.hash } : null,
+        notes: r.notes,
+      };
+      output(o.json, summary, () =>
+        [
+          `${r.format} model: ${r.model.config.family}, ${counts.total.toLocaleString("en-US")} parameters (${counts.nonEmbedding.toLocaleString("en-US")} non-embedding)`,
+          JSON.stringify(r.model.config),
+          r.tokenizer ? `tokenizer: ${r.tokenizer.vocabSize} tokens` : "no tokenizer",
+          ...r.notes.map((n) => `note: ${n}`),
+          `use it directly: afterscale sample --model ${path} --prompt "..."`,
+        ].join("\n"),
+      );
+    });
+}
