@@ -15,6 +15,7 @@ thread_local bool in_parallel = false;
 struct Pool {
   std::vector<std::thread> workers;
   std::mutex mu;
+  std::mutex run_mu;
   std::condition_variable cv;
   // A job is published by bumping `generation`; workers whose tid < active take part.
   std::atomic<uint64_t> generation{0};
@@ -27,7 +28,9 @@ struct Pool {
 
   void start(int n) {
     size = n < 1 ? 1 : n;
-    for (int t = 1; t < size; t++) workers.emplace_back([this, t] { loop(t); });
+    // Workers start from the current generation, so a restarted pool never reruns a finished job.
+    const uint64_t g0 = generation.load(std::memory_order_acquire);
+    for (int t = 1; t < size; t++) workers.emplace_back([this, t, g0] { loop(t, g0); });
   }
   void shutdown() {
     {
@@ -41,8 +44,7 @@ struct Pool {
     stop = false;
     active = 0;  // new workers must not rerun the last job
   }
-  void loop(int tid) {
-    uint64_t seen = 0;  // a job published before this thread started is still seen (generation != 0)
+  void loop(int tid, uint64_t seen) {
     for (;;) {
       // Spin briefly: back-to-back kernel calls arrive microseconds apart in a training step.
       uint64_t g = generation.load(std::memory_order_acquire);
@@ -73,6 +75,8 @@ struct Pool {
       f(c, 0, 1);
       return;
     }
+    // One parallel region at a time: kernels may be called from several JS threads (worker_threads).
+    std::lock_guard<std::mutex> region(run_mu);
     fn = f;
     ctx = c;
     active = nt;

@@ -1,0 +1,42 @@
+// JS binding: matmul(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, accumulate).
+#include <napi.h>
+
+#include "bind.h"
+#include "kernels.h"
+
+namespace as {
+namespace {
+
+int64_t elems(double need) { return need > 4e18 ? int64_t(4e18) : static_cast<int64_t>(need); }
+
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  MatmulArgs args;
+  args.batch = int_(info, 3, "batch");
+  args.m = int_(info, 4, "m");
+  args.n = int_(info, 5, "n");
+  args.k = int_(info, 6, "k");
+  args.transA = flag(info, 7);
+  args.transB = flag(info, 8);
+  args.strideA = int_(info, 9, "strideA");
+  args.strideB = int_(info, 10, "strideB");
+  args.accumulate = flag(info, 11);
+  // Each operand must hold its last batch item: (batch-1)·stride + one matrix. Empty products need nothing.
+  // Sizes are computed in double so absurd arguments fail the length check instead of overflowing.
+  const bool empty = args.batch == 0 || args.m == 0 || args.n == 0;
+  const double bm1 = static_cast<double>(args.batch) - 1, m = args.m, n = args.n, k = args.k;
+  const double needA = empty || args.k == 0 ? 0 : bm1 * args.strideA + m * k;
+  const double needB = empty || args.k == 0 ? 0 : bm1 * args.strideB + k * n;
+  const float* a = f32(info, 0, elems(needA), "matmul a");
+  const float* b = f32(info, 1, elems(needB), "matmul b");
+  float* c = f32(info, 2, elems((bm1 + 1) * m * n), "matmul c");
+  if (!empty) kernels().matmul(a, b, c, args);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_matmul(Napi::Env env, Napi::Object exports) {
+  exports.Set("matmul", Napi::Function::New(env, Matmul));
+}
+
+}  // namespace as

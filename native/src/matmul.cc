@@ -1,0 +1,626 @@
+// Matrix multiply C = op(A)·op(B) per batch item (see MatmulArgs in kernels.h / backend.ts).
+//
+// The GotoBLAS/BLIS scheme: C is computed in NC-column blocks; for each KC-deep slice, op(B) is packed
+// into NR-wide micro-panels (shared by all threads), op(A) into MR-tall micro-panels (per thread, MC rows
+// at a time), and a register-blocked micro-kernel multiplies one MR×KC panel by one KC×NR panel into an
+// MR×NR tile of C held entirely in vector registers. Transposes are absorbed by the packing routines.
+// Matrix-vector products (m == 1 or n == 1, the decode case) skip packing: they are memory-bound, so they
+// stream the matrix once with dot products or axpys. Threads: the row split shares one packed B per
+// depth block (one barrier each); the column split, used when M is small, shares nothing.
+//
+// This file is compiled once per instruction set (AS_ISA = avx512 | avx2 | generic); the tile sizes and
+// the vector type follow from the compiler flags.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own `_mm512_undefined_*` idiom.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace as {
+namespace AS_ISA {
+namespace {
+
+// ---------------------------------------------------------------------------------------------------
+// A minimal vector layer so the kernels below are written once.
+#if defined(__AVX512F__)
+using vec = __m512;
+constexpr int VW = 16;
+inline vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline vec vloada(const float* p) { return _mm512_load_ps(p); }
+inline void vstore(float* p, vec v) { _mm512_storeu_ps(p, v); }
+inline vec vzero() { return _mm512_setzero_ps(); }
+inline vec vset1(float x) { return _mm512_set1_ps(x); }
+inline vec vadd(vec a, vec b) { return _mm512_add_ps(a, b); }
+inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline float vsum(vec v) {
+  __m256 h = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+constexpr int MR = 12, NV = 2;  // 12×32 tile: 24 accumulators + 2 B vectors + 1 broadcast of 32 zmm
+#elif defined(__AVX2__) && defined(__FMA__)
+using vec = __m256;
+constexpr int VW = 8;
+inline vec vload(const float* p) { return _mm256_loadu_ps(p); }
+inline vec vloada(const float* p) { return _mm256_load_ps(p); }
+inline void vstore(float* p, vec v) { _mm256_storeu_ps(p, v); }
+inline vec vzero() { return _mm256_setzero_ps(); }
+inline vec vset1(float x) { return _mm256_set1_ps(x); }
+inline vec vadd(vec a, vec b) { return _mm256_add_ps(a, b); }
+inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline float vsum(vec v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+constexpr int MR = 6, NV = 2;  // 6×16 tile: 12 accumulators + 2 B vectors + 1 broadcast of 16 ymm
+#else
+// Portable: GCC/Clang vector extensions (SSE2 on x86-64, NEON on arm64), no FMA contraction.
+typedef float vec __attribute__((vector_size(16)));
+constexpr int VW = 4;
+inline vec vload(const float* p) {
+  vec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline vec vloada(const float* p) { return *reinterpret_cast<const vec*>(p); }
+inline void vstore(float* p, vec v) { std::memcpy(p, &v, sizeof v); }
+inline vec vzero() { return vec{0, 0, 0, 0}; }
+inline vec vset1(float x) { return vec{x, x, x, x}; }
+inline vec vadd(vec a, vec b) { return a + b; }
+inline vec vfma(vec a, vec b, vec c) { return a * b + c; }
+inline float vsum(vec v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+constexpr int MR = 4, NV = 2;  // 4×8 tile: 8 accumulators + 2 + 1 of 16 xmm
+#endif
+
+constexpr int NR = NV * VW;
+// Cache blocking: an MR×KC A micro-panel (12 KB on AVX-512) stays in L1 while it sweeps a KC×BCHUNK
+// chunk of the packed B block (512 KB) in L2, next to the MC×KC packed A block (192 KB); the whole KC×NC
+// packed B block (4 MB) sits in L3, and a wide NC means A is packed rarely. (-D overrides are for tuning
+// with native/dev.)
+#ifndef AS_TUNE_KC
+#define AS_TUNE_KC 256
+#define AS_TUNE_MC 192
+#define AS_TUNE_NC 4096
+#endif
+constexpr int64_t KC = AS_TUNE_KC;
+constexpr int64_t MC = MR * (AS_TUNE_MC / MR);
+constexpr int64_t NC = NR * (AS_TUNE_NC / NR);
+#ifndef AS_TUNE_BCHUNK
+#define AS_TUNE_BCHUNK 512
+#endif
+constexpr int64_t BCHUNK = AS_TUNE_BCHUNK / NR;
+
+// ---------------------------------------------------------------------------------------------------
+// Packing buffers: grown on demand, 64-byte aligned, kept for the thread's lifetime (no malloc per call).
+struct Buffer {
+  float* p = nullptr;
+  size_t cap = 0;
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) std::abort();
+      cap = n;
+    }
+    return p;
+  }
+  ~Buffer() { std::free(p); }
+};
+thread_local Buffer tl_apack, tl_bpack;
+
+// Spin barrier for the threads of one parallel region (they all run at once on the pool).
+struct Barrier {
+  std::atomic<int> count{0};
+  std::atomic<int> gen{0};
+  int n;
+  explicit Barrier(int n_) : n(n_) {}
+  void wait() {
+    int g = gen.load(std::memory_order_acquire);
+    if (count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      count.store(0, std::memory_order_relaxed);
+      gen.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spin = 0; gen.load(std::memory_order_acquire) == g; spin++) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+      if (spin > 4000) std::this_thread::yield();  // the other thread may have been descheduled
+    }
+  }
+};
+
+// A matrix operand: element (r, c) is at p[r·rs + c·cs] (one of the strides is 1).
+struct Operand {
+  const float* p;
+  int64_t rs, cs;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Packing. A micro-panel is [kc][MR] (MR values of one k next to each other), a B micro-panel [kc][NR].
+// Missing rows/columns at the edges are zero so the micro-kernel always runs full tiles.
+
+// dst[p·R + i] = src[p·ld + i] for i < n, 0 for n <= i < R.
+template <int R>
+inline void pack_copy(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
+#if defined(__AVX512F__)
+  // Masked loads fill the padding with zeros; R is 12 (an A panel) or 32 (a B panel).
+  static_assert(R <= 16 || R == 32, "vectors of 16");
+  constexpr int nv = R <= 16 ? 1 : 2;
+  __mmask16 load[nv], store[nv];
+  for (int v = 0; v < nv; v++) {
+    const int64_t have = std::clamp<int64_t>(n - 16 * v, 0, 16), width = std::min(16, R - 16 * v);
+    load[v] = static_cast<__mmask16>((1u << have) - 1);
+    store[v] = static_cast<__mmask16>((1u << width) - 1);
+  }
+  for (int64_t p = 0; p < kc; p++)
+    for (int v = 0; v < nv; v++)
+      _mm512_mask_storeu_ps(dst + p * R + 16 * v, store[v], _mm512_maskz_loadu_ps(load[v], src + p * ld + 16 * v));
+#else
+  for (int64_t p = 0; p < kc; p++) {
+    const float* s = src + p * ld;
+    float* d = dst + p * R;
+    for (int64_t i = 0; i < n; i++) d[i] = s[i];
+    for (int64_t i = n; i < R; i++) d[i] = 0.0f;
+  }
+#endif
+}
+
+// dst[p·R + i] = src[i·ld + p] for i < n, 0 for n <= i < R (a transpose), plain loops.
+template <int R>
+inline void pack_transpose_scalar(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
+  // Blocks of 8 k-values: each source row contributes one short contiguous run.
+  int64_t p0 = 0;
+  for (; p0 + 8 <= kc; p0 += 8) {
+    for (int64_t i = 0; i < n; i++) {
+      const float* s = src + i * ld + p0;
+      float* d = dst + p0 * R + i;
+      for (int q = 0; q < 8; q++) d[q * R] = s[q];
+    }
+    for (int64_t i = n; i < R; i++)
+      for (int q = 0; q < 8; q++) dst[(p0 + q) * R + i] = 0.0f;
+  }
+  for (; p0 < kc; p0++) {
+    for (int64_t i = 0; i < n; i++) dst[p0 * R + i] = src[i * ld + p0];
+    for (int64_t i = n; i < R; i++) dst[p0 * R + i] = 0.0f;
+  }
+}
+
+#if defined(__AVX512F__)
+// In-register 16×16 transpose: r[i] holds row i on entry, column i on exit.
+inline void transpose16(__m512* r) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+// The same transpose 16 k-values at a time: up to 16 source rows are loaded, transposed in registers
+// and written as 16 packed rows (masked to R columns, or two halves for R = 32).
+template <int R>
+inline void pack_transpose(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
+  static_assert(R <= 16 || R == 32, "row groups of 16");
+  constexpr int groups = R <= 16 ? 1 : 2;
+  constexpr __mmask16 store_mask = R >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << R) - 1);
+  __m512 r[16];
+  for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+    const int64_t w = std::min<int64_t>(16, kc - p0);
+    const __mmask16 load_mask = static_cast<__mmask16>((1u << w) - 1);
+    for (int g = 0; g < groups; g++) {
+      for (int i = 0; i < 16; i++) {
+        const int64_t row = g * 16 + i;
+        r[i] = row < n ? _mm512_maskz_loadu_ps(load_mask, src + row * ld + p0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int64_t q = 0; q < w; q++) _mm512_mask_storeu_ps(dst + (p0 + q) * R + g * 16, store_mask, r[q]);
+    }
+  }
+}
+#elif defined(__AVX2__)
+// In-register 8×8 transpose: r[i] holds row i on entry, column i on exit.
+inline void transpose8(__m256* r) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+  }
+  for (int i = 0; i < 8; i++) r[i] = t[i];
+}
+
+// The same transpose 8 k-values at a time (full blocks only; the k tail and partial row groups use
+// the scalar loop).
+template <int R>
+inline void pack_transpose(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
+  static_assert(R <= 8 || R % 8 == 0, "row groups of 8");
+  constexpr int groups = R <= 8 ? 1 : R / 8;
+  const __m256i store_mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(R >= 8 ? 8 : R), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const int64_t kfull = kc / 8 * 8;
+  __m256 r[8];
+  for (int64_t p0 = 0; p0 < kfull; p0 += 8) {
+    for (int g = 0; g < groups; g++) {
+      for (int i = 0; i < 8; i++) {
+        const int64_t row = g * 8 + i;
+        r[i] = row < n && (R >= 8 || i < R) ? _mm256_loadu_ps(src + row * ld + p0) : _mm256_setzero_ps();
+      }
+      transpose8(r);
+      for (int q = 0; q < 8; q++) _mm256_maskstore_ps(dst + (p0 + q) * R + g * 8, store_mask, r[q]);
+    }
+  }
+  if (kfull < kc) pack_transpose_scalar<R>(src + kfull, ld, n, kc - kfull, dst + kfull * R);
+}
+#else
+template <int R>
+inline void pack_transpose(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
+  pack_transpose_scalar<R>(src, ld, n, kc, dst);
+}
+#endif
+
+// A rows [i0, i0+mr), k range [p0, p0+kc) → one MR micro-panel.
+inline void pack_a(const Operand& A, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* dst) {
+  if (A.cs == 1)
+    pack_transpose<MR>(A.p + i0 * A.rs + p0, A.rs, mr, kc, dst);
+  else
+    pack_copy<MR>(A.p + p0 * A.cs + i0, A.cs, mr, kc, dst);
+}
+
+// B k range [p0, p0+kc), columns [j0, j0+nr) → one NR micro-panel.
+inline void pack_b(const Operand& B, int64_t p0, int64_t kc, int64_t j0, int64_t nr, float* dst) {
+  if (B.cs == 1)
+    pack_copy<NR>(B.p + p0 * B.rs + j0, B.rs, nr, kc, dst);
+  else
+    pack_transpose<NR>(B.p + j0 * B.cs + p0, B.cs, nr, kc, dst);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Stores one accumulator row segment (VW columns) into C, only the first `cols` (1..VW) of them.
+inline void store_part(float* c, vec v, int cols, bool add) {
+#if defined(__AVX512F__)
+  const __mmask16 m = static_cast<__mmask16>((1u << cols) - 1);
+  if (add) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, c), v);
+  _mm512_mask_storeu_ps(c, m, v);
+#else
+  alignas(64) float t[VW];
+  vstore(t, v);
+  for (int j = 0; j < cols; j++) c[j] = add ? c[j] + t[j] : t[j];
+#endif
+}
+
+// Micro-kernel: C[R×NR] (+)= Apanel[kc][MR] · Bpanel[kc][NR] for the first R (<= MR) rows of the panel,
+// accumulators in registers; only the first nr (<= NR) columns are written.
+template <int R>
+void micro(int64_t kc, const float* __restrict pa, const float* __restrict pb, float* __restrict c, int64_t ldc,
+           bool add, int nr) {
+  vec acc[R][NV];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV; j++) acc[i][j] = vzero();
+  for (int64_t p = 0; p < kc; p++) {
+    vec b[NV];
+    for (int j = 0; j < NV; j++) b[j] = vloada(pb + j * VW);
+    for (int i = 0; i < R; i++) {
+      vec a = vset1(pa[i]);
+      for (int j = 0; j < NV; j++) acc[i][j] = vfma(a, b[j], acc[i][j]);
+    }
+    pa += MR;
+    pb += NR;
+  }
+  if (nr == NR) {
+    for (int i = 0; i < R; i++)
+      for (int j = 0; j < NV; j++) {
+        float* cij = c + i * ldc + j * VW;
+        vstore(cij, add ? vadd(vload(cij), acc[i][j]) : acc[i][j]);
+      }
+  } else {
+    for (int i = 0; i < R; i++)
+      for (int j = 0; j < NV && j * VW < nr; j++)
+        store_part(c + i * ldc + j * VW, acc[i][j], std::min(VW, nr - j * VW), add);
+  }
+}
+
+using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool, int);
+
+// micro<1> ... micro<MR>, indexed by the number of valid rows (bottom-edge panels compute only those).
+template <int... I>
+constexpr std::array<MicroFn, sizeof...(I)> micro_table(std::integer_sequence<int, I...>) {
+  return {{&micro<I + 1>...}};
+}
+constexpr auto kMicro = micro_table(std::make_integer_sequence<int, MR>{});
+
+// ---------------------------------------------------------------------------------------------------
+// Blocked GEMM for one product, run by `nt` threads (tid = this thread) sharing the packed B block.
+struct Gemm {
+  Operand A, B;
+  float* C;
+  int64_t M, N, K;
+  bool accumulate;
+  float* bpack;   // 2 × kcmax × NC' floats (double-buffered so one barrier per block suffices)
+  int64_t kcmax;  // each packed B panel gets kcmax × NR floats, whatever this block's depth
+  int64_t bstride;
+  Barrier* barrier;
+};
+
+void gemm_thread(const Gemm& g, int tid, int nt) {
+  const int64_t M = g.M, N = g.N, K = g.K;
+  float* apack = tl_apack.get(static_cast<size_t>(MC * KC));
+  int64_t iter = 0;
+  // Split the work between threads by rows (each packs only its own A) or, when there are few row
+  // panels, by column panels (each packs all of the small A). Pick the better-balanced split, once,
+  // from the first column block.
+  const int64_t nc0 = std::min(NC, N), npan0 = (nc0 + NR - 1) / NR, mpan = (M + MR - 1) / MR;
+  const int64_t work_m = (mpan + nt - 1) / nt * MR * nc0, work_n = (npan0 + nt - 1) / nt * NR * M;
+  const bool split_m = work_m <= work_n;
+  // The row split shares one packed B (threads pack a share each, then wait for all). In the column
+  // split each thread packs and reads only its own panels, into a private buffer (the caller's for
+  // thread 0), so no thread waits for another.
+  const bool shared_b = split_m && nt > 1;
+  const int64_t pstride = g.kcmax * NR;
+  float* own = nullptr;
+  if (!shared_b) own = tid == 0 ? g.bpack : tl_bpack.get(static_cast<size_t>(((npan0 + nt - 1) / nt) * pstride));
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    const int64_t npan = (nc + NR - 1) / NR;
+    int64_t r0 = 0, r1 = M, q0 = 0, q1 = npan;
+    if (split_m) {
+      r0 = std::min(M, mpan * tid / nt * MR);
+      r1 = std::min(M, mpan * (tid + 1) / nt * MR);
+    } else {
+      q0 = npan * tid / nt;
+      q1 = npan * (tid + 1) / nt;
+    }
+    for (int64_t pc = 0; pc < K; pc += KC, iter++) {
+      const int64_t kc = std::min(KC, K - pc);
+      float* bp = shared_b ? g.bpack + (iter & 1) * g.bstride : own;
+      const int64_t pk0 = shared_b ? npan * tid / nt : q0, pk1 = shared_b ? npan * (tid + 1) / nt : q1;
+      const int64_t slot0 = shared_b ? 0 : q0;
+      for (int64_t q = pk0; q < pk1; q++)
+        pack_b(g.B, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR), bp + (q - slot0) * pstride);
+      if (shared_b) g.barrier->wait();
+      const bool add = g.accumulate || pc > 0;
+      // Equal-sized MC blocks over this thread's rows.
+      const int64_t rows = r1 - r0;
+      if (rows <= 0 || q0 >= q1) continue;
+      const int64_t nblk = (rows + MC - 1) / MC;
+      const int64_t mcb = ((rows + nblk - 1) / nblk + MR - 1) / MR * MR;
+      for (int64_t ic = r0; ic < r1; ic += mcb) {
+        const int64_t mc = std::min(mcb, r1 - ic);
+        for (int64_t ir = 0; ir < mc; ir += MR)
+          pack_a(g.A, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc);
+        // One A micro-panel stays in L1 while it sweeps a chunk of the packed B block that fits L2
+        // (BCHUNK panels); C is written along its rows.
+        for (int64_t qc = q0; qc < q1; qc += BCHUNK)
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          const int64_t mr = std::min<int64_t>(MR, mc - ir);
+          for (int64_t q = qc; q < std::min(q1, qc + BCHUNK); q++) {
+            const int64_t j = jc + q * NR, nr = std::min<int64_t>(NR, nc - q * NR);
+            const float* pb = bp + (q - slot0) * pstride;
+            float* cc = g.C + (ic + ir) * N + j;
+            if (mr == MR)
+              micro<MR>(kc, apack + ir * kc, pb, cc, N, add, static_cast<int>(nr));
+            else
+              kMicro[mr - 1](kc, apack + ir * kc, pb, cc, N, add, static_cast<int>(nr));
+          }
+        }
+      }
+    }
+  }
+}
+
+void gemm(const Operand& A, const Operand& B, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, int nt) {
+  const int64_t ncmax = std::min(NC, (N + NR - 1) / NR * NR), kcmax = std::min(KC, K);
+  Gemm g{A, B, C, M, N, K, accumulate, nullptr, kcmax, kcmax * ncmax, nullptr};
+  g.bpack = tl_bpack.get(static_cast<size_t>(2 * g.bstride));
+  if (nt <= 1) {
+    gemm_thread(g, 0, 1);
+    return;
+  }
+  Barrier barrier(nt);
+  g.barrier = &barrier;
+  parallel([&](int tid, int ntt) { gemm_thread(g, tid, ntt); }, nt);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Matrix-vector products (no packing; the matrix is read once).
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  vec s0 = vzero(), s1 = vzero();
+  int64_t i = 0;
+  for (; i + 2 * VW <= n; i += 2 * VW) {
+    s0 = vfma(vload(a + i), vload(b + i), s0);
+    s1 = vfma(vload(a + i + VW), vload(b + i + VW), s1);
+  }
+  float s = vsum(vadd(s0, s1));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+// y[r] (+)= dot(W[r, :], x) for rows [r0, r1); W rows are ld apart, length K.
+void gemv_rows(const float* W, int64_t ld, int64_t K, const float* x, float* y, int64_t r0, int64_t r1, bool add) {
+  int64_t r = r0;
+  // Four rows at a time share each load of x.
+  for (; r + 4 <= r1; r += 4) {
+    const float *w0 = W + r * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+    vec s0 = vzero(), s1 = vzero(), s2 = vzero(), s3 = vzero();
+    int64_t p = 0;
+    for (; p + VW <= K; p += VW) {
+      vec xv = vload(x + p);
+      s0 = vfma(vload(w0 + p), xv, s0);
+      s1 = vfma(vload(w1 + p), xv, s1);
+      s2 = vfma(vload(w2 + p), xv, s2);
+      s3 = vfma(vload(w3 + p), xv, s3);
+    }
+    float t0 = vsum(s0), t1 = vsum(s1), t2 = vsum(s2), t3 = vsum(s3);
+    for (; p < K; p++) {
+      t0 += w0[p] * x[p];
+      t1 += w1[p] * x[p];
+      t2 += w2[p] * x[p];
+      t3 += w3[p] * x[p];
+    }
+    if (add) {
+      y[r] += t0, y[r + 1] += t1, y[r + 2] += t2, y[r + 3] += t3;
+    } else {
+      y[r] = t0, y[r + 1] = t1, y[r + 2] = t2, y[r + 3] = t3;
+    }
+  }
+  for (; r < r1; r++) {
+    float t = dot(W + r * ld, x, K);
+    y[r] = add ? y[r] + t : t;
+  }
+}
+
+// y[j] (+)= Σ_p x[p]·W[p, j] for columns [j0, j1); W rows are ld apart, K rows.
+void gemv_cols(const float* W, int64_t ld, int64_t K, const float* x, float* y, int64_t j0, int64_t j1, bool add) {
+  constexpr int CV = 8;  // a strip of 8 vectors of y stays in registers while the rows stream by
+  int64_t j = j0;
+  for (; j + CV * VW <= j1; j += CV * VW) {
+    vec acc[CV];
+    for (int v = 0; v < CV; v++) acc[v] = add ? vload(y + j + v * VW) : vzero();
+    for (int64_t p = 0; p < K; p++) {
+      vec xp = vset1(x[p]);
+      const float* w = W + p * ld + j;
+      for (int v = 0; v < CV; v++) acc[v] = vfma(xp, vload(w + v * VW), acc[v]);
+    }
+    for (int v = 0; v < CV; v++) vstore(y + j + v * VW, acc[v]);
+  }
+  for (; j + VW <= j1; j += VW) {
+    vec acc = add ? vload(y + j) : vzero();
+    for (int64_t p = 0; p < K; p++) acc = vfma(vset1(x[p]), vload(W + p * ld + j), acc);
+    vstore(y + j, acc);
+  }
+  for (; j < j1; j++) {
+    float s = 0;
+    for (int64_t p = 0; p < K; p++) s += x[p] * W[p * ld + j];
+    y[j] = add ? y[j] + s : s;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Matrix-vector products use another thread only for at least 256K multiply-adds (~10 us) each, so
+// waking it pays off even when the machine is busy.
+constexpr int64_t kGemvGrain = 262144;
+
+// One product of the batch, using up to `nt` threads.
+void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+                bool add, int nt) {
+  if (K == 0) {
+    if (!add) std::fill(c, c + M * N, 0.0f);
+    return;
+  }
+  if (M == 1 || N == 1) {
+    // m == 1: c[j] = Σ_p a[p]·B(p, j) — a is contiguous either way.
+    // n == 1: c[i] = Σ_p A(i, p)·b[p] — b is contiguous either way.
+    const float* x = M == 1 ? a : b;
+    const float* W = M == 1 ? b : a;
+    const int64_t len = M == 1 ? N : M;
+    // Rows of W dotted with x (B stored [n, k] / A stored [m, k]), or axpys down its columns.
+    const bool rows = M == 1 ? transB : !transA;
+    auto run = [&](int64_t lo, int64_t hi) {
+      if (rows)
+        gemv_rows(W, K, K, x, c, lo, hi, add);
+      else
+        gemv_cols(W, len, K, x, c, lo, hi, add);
+    };
+    // Column strips for the axpy form are whole vector strips so the threads never share a cache line.
+    const int64_t unit = rows ? 1 : 16;
+    const int64_t units = (len + unit - 1) / unit;
+    const int use = static_cast<int>(std::min<int64_t>({nt, units, len * K / kGemvGrain}));
+    if (use <= 1) {
+      run(0, len);
+      return;
+    }
+    parallel(
+        [&](int tid, int ntt) {
+          const int64_t u0 = units * tid / ntt, u1 = units * (tid + 1) / ntt;
+          if (u0 < u1) run(u0 * unit, std::min(len, u1 * unit));
+        },
+        use);
+    return;
+  }
+  Operand A = transA ? Operand{a, 1, M} : Operand{a, K, 1};
+  Operand B = transB ? Operand{b, 1, K} : Operand{b, N, 1};
+  // Up to 128×128×128 (~15 us on one core) a product runs on one thread: splitting it saves a few
+  // microseconds on an idle machine but costs a scheduler time slice when the other core is busy.
+  if (static_cast<double>(M) * N * K <= 2097152.0) nt = 1;
+  gemm(A, B, c, M, N, K, add, nt);
+}
+
+}  // namespace
+
+void matmul(const float* a, const float* b, float* c, const MatmulArgs& args) {
+  int64_t batch = args.batch, M = args.m;
+  const int64_t N = args.n, K = args.k;
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  // A shared B with contiguous untransposed A items is one tall product: fold the batch into M.
+  if (batch > 1 && args.strideB == 0 && !args.transA && args.strideA == M * K) {
+    M *= batch;
+    batch = 1;
+  }
+  const int nt = num_threads();
+  const double flops = static_cast<double>(M) * N * K;  // multiply-adds per item
+  // One item, one thread, or too little work in all to share (see matmul_one): items in order.
+  if (batch == 1 || nt == 1 || flops * batch <= 2097152.0) {
+    for (int64_t bi = 0; bi < batch; bi++)
+      matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA, args.transB,
+                 args.accumulate, nt);
+    return;
+  }
+  // Many products: split the batch between threads when that balances well or the items are small;
+  // otherwise run the items one after another, each on all threads.
+  if (batch % nt == 0 || flops < 4.0e6 || batch >= 4 * nt) {
+    parallel_for(batch, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t bi = b0; bi < b1; bi++)
+        matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA,
+                   args.transB, args.accumulate, 1);
+    });
+    return;
+  }
+  for (int64_t bi = 0; bi < batch; bi++)
+    matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA, args.transB,
+               args.accumulate, nt);
+}
+
+}  // namespace AS_ISA
+}  // namespace as

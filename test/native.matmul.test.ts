@@ -1,0 +1,232 @@
+// The native matmul against a float64 triple loop, for every instruction set this CPU runs: edge shapes
+// (1×1×1, m = 1 / n = 1 matrix-vector paths, odd sizes, sizes crossing the kernel's register and cache
+// blocks), all four transpose combinations, batches with padded and broadcast (stride 0) operands,
+// accumulation, and argument checking. The addon is required: the test fails if it cannot load.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type NativeAddon, nativeAddon } from "../src/backend/native.js";
+import { mulberry32 } from "./helpers/random.js";
+
+function addon(): NativeAddon {
+  const a = nativeAddon();
+  if ("error" in a) assert.fail(`the native addon is required for this test: ${a.error}`);
+  return a;
+}
+
+interface Case {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  strideA: number;
+  strideB: number;
+  accumulate: boolean;
+}
+
+const rand = mulberry32(7);
+const uniform = (n: number) => Float32Array.from({ length: n }, () => rand() * 2 - 1);
+
+/**
+ * C (+)= op(A)·op(B) in float64 with a rigorous bound per element: the float32 kernel may be off by at
+ * most (k + 2)·u·(Σ|a·b| + |c0|) (u = 2^-24), whatever its summation order or FMA use.
+ */
+function reference(a: Float32Array, b: Float32Array, c0: Float32Array, g: Case) {
+  const size = g.batch * g.m * g.n;
+  const value = new Float64Array(size);
+  const bound = new Float64Array(size);
+  const u = 2 ** -24;
+  for (let bi = 0; bi < g.batch; bi++) {
+    const oa = bi * g.strideA;
+    const ob = bi * g.strideB;
+    for (let i = 0; i < g.m; i++) {
+      for (let j = 0; j < g.n; j++) {
+        const o = (bi * g.m + i) * g.n + j;
+        let s = g.accumulate ? c0[o]! : 0;
+        let mag = g.accumulate ? Math.abs(c0[o]!) : 0;
+        for (let p = 0; p < g.k; p++) {
+          const av = a[oa + (g.transA ? p * g.m + i : i * g.k + p)]!;
+          const bv = b[ob + (g.transB ? j * g.k + p : p * g.n + j)]!;
+          s += av * bv;
+          mag += Math.abs(av * bv);
+        }
+        value[o] = s;
+        bound[o] = (g.k + 2) * u * mag + 1e-30;
+      }
+    }
+  }
+  return { value, bound };
+}
+
+/** Random operands for a case, a dirty output, and the float64 answer (computed once, reused per ISA). */
+function prepare(g: Case) {
+  const a = uniform(Math.max(1, (g.batch - 1) * g.strideA + g.m * g.k));
+  const b = uniform(Math.max(1, (g.batch - 1) * g.strideB + g.k * g.n));
+  const c0 = uniform(g.batch * g.m * g.n); // dirty output: must be overwritten unless accumulating
+  return { g, a, b, c0, ref: reference(a, b, c0, g) };
+}
+
+function check(lib: NativeAddon, p: ReturnType<typeof prepare>, label: string) {
+  const { g, a, b, ref } = p;
+  const c = p.c0.slice();
+  lib.matmul(a, b, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.strideA, g.strideB, g.accumulate);
+  for (let i = 0; i < c.length; i++) {
+    const err = Math.abs(c[i]! - ref.value[i]!);
+    if (!(err <= ref.bound[i]!)) {
+      assert.fail(
+        `${label}: matmul ${JSON.stringify(g)} element ${i}: got ${c[i]}, want ${ref.value[i]} ` +
+          `(error ${err.toExponential(2)} > bound ${ref.bound[i]!.toExponential(2)})`,
+      );
+    }
+  }
+}
+
+// [m, n, k]: tiny, matrix-vector, odd, and crossing the blocks (AVX-512 tiles are 12×32 with k blocks of
+// 256, 192-row A blocks and 4096-column B blocks swept 512 columns at a time; AVX2 6×16; portable 4×8).
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [1, 7, 5],
+  [7, 1, 5],
+  [1, 1, 300],
+  [3, 4, 1],
+  [2, 2, 2],
+  [17, 33, 65],
+  [12, 32, 16],
+  [13, 31, 257],
+  [25, 65, 513],
+  [1, 384, 200],
+  [150, 1, 200],
+  [1, 1100, 500], // matrix-vector products big enough to be split between threads
+  [1100, 1, 500],
+  [200, 70, 40],
+  [5, 4200, 3],
+  [64, 64, 64],
+  [12, 200, 600],
+];
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  for (const [m, n, k] of SHAPES) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        out.push({ batch: 1, m, n, k, transA, transB, strideA: m * k, strideB: k * n, accumulate: false });
+      }
+    }
+  }
+  // Batches: padded strides, broadcast A or B (stride 0), accumulation, on a few shapes.
+  for (const [m, n, k] of [
+    [1, 9, 20],
+    [9, 1, 20],
+    [19, 37, 70],
+    [33, 40, 8],
+  ] as [number, number, number][]) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const full = { m, n, k, transA, transB };
+        out.push({ ...full, batch: 3, strideA: m * k + 3, strideB: k * n + 1, accumulate: false });
+        out.push({ ...full, batch: 4, strideA: m * k, strideB: 0, accumulate: false });
+        out.push({ ...full, batch: 3, strideA: 0, strideB: k * n, accumulate: true });
+        out.push({ ...full, batch: 1, strideA: 0, strideB: 0, accumulate: true });
+      }
+    }
+  }
+  // Enough work in all (> 128³ multiply-adds) that the batch is split between threads.
+  for (const [transA, transB] of [
+    [true, false],
+    [false, true],
+  ] as [boolean, boolean][]) {
+    out.push({
+      batch: 4,
+      m: 40,
+      n: 70,
+      k: 200,
+      transA,
+      transB,
+      strideA: 8000,
+      strideB: 14000,
+      accumulate: false,
+    });
+  }
+  return out;
+}
+
+test("native matmul matches a float64 triple loop on every instruction set", () => {
+  const lib = addon();
+  const original = lib.isa();
+  const prepared = cases().map(prepare);
+  let ran = 0;
+  try {
+    for (const isa of ["avx512", "avx2", "generic"]) {
+      if (!lib.selectIsa(isa)) continue; // this CPU lacks it
+      assert.equal(lib.isa(), isa);
+      for (const p of prepared) check(lib, p, isa);
+      ran++;
+    }
+  } finally {
+    lib.selectIsa(original);
+  }
+  assert.ok(ran >= 1, "the portable kernel set must always be available");
+  assert.equal(lib.isa(), original);
+});
+
+test("native matmul: a larger product crossing every block boundary, on all threads", () => {
+  // (Single-threaded kernels are covered above: batched products split the batch over threads.)
+  const lib = addon();
+  // n > 512 (the L2 chunk of B), k > 256 (the depth block), m > 192 (the row block); n > 4096 (the
+  // column block) is covered by [5, 4200, 3] above.
+  const wide = { batch: 1, m: 14, n: 3100, k: 260, strideA: 14 * 260, strideB: 260 * 3100, accumulate: true };
+  check(lib, prepare({ ...wide, transA: false, transB: true }), "wide");
+  const tall = { batch: 1, m: 400, n: 70, k: 300, strideA: 400 * 300, strideB: 300 * 70, accumulate: false };
+  check(lib, prepare({ ...tall, transA: true, transB: false }), "tall");
+});
+
+test("native matmul: k = 0 gives zeros (or leaves C when accumulating); empty shapes are no-ops", () => {
+  const lib = addon();
+  const c = new Float32Array([1, 2, 3, 4, 5, 6]);
+  lib.matmul(new Float32Array(0), new Float32Array(0), c, 1, 2, 3, 0, false, false, 0, 0, true);
+  assert.deepEqual([...c], [1, 2, 3, 4, 5, 6]);
+  lib.matmul(new Float32Array(0), new Float32Array(0), c, 1, 2, 3, 0, false, false, 0, 0, false);
+  assert.deepEqual([...c], [0, 0, 0, 0, 0, 0]);
+  lib.matmul(
+    new Float32Array(0),
+    new Float32Array(0),
+    new Float32Array(0),
+    1,
+    0,
+    3,
+    4,
+    false,
+    false,
+    0,
+    0,
+    false,
+  );
+});
+
+test("native matmul rejects wrong sizes and types with an error, never a crash", () => {
+  const lib = addon();
+  const a = new Float32Array(6);
+  const b = new Float32Array(12);
+  const c = new Float32Array(8);
+  lib.matmul(a, b, c, 1, 2, 4, 3, false, false, 6, 12, false);
+  assert.throws(
+    () => lib.matmul(a, b, new Float32Array(7), 1, 2, 4, 3, false, false, 6, 12, false),
+    /matmul c/,
+  );
+  assert.throws(() => lib.matmul(a, b, c, 1, 2, 4, 4, false, false, 8, 16, false), /matmul a/);
+  assert.throws(
+    () => lib.matmul(a, new Float32Array(11), c, 1, 2, 4, 3, true, true, 6, 12, false),
+    /matmul b/,
+  );
+  // Batch 2 with a broadcast A needs one A but two Bs and two Cs.
+  assert.throws(
+    () => lib.matmul(a, b, new Float32Array(16), 2, 2, 4, 3, false, false, 0, 12, false),
+    /matmul b/,
+  );
+  assert.throws(() => lib.matmul(a, b, c, 1, -2, 4, 3, false, false, 6, 12, false), /m must be/);
+  assert.throws(() => lib.matmul(a, b, c, 1, 2.5, 4, 3, false, false, 6, 12, false), /m must be/);
+  assert.throws(() => lib.matmul(a, b, c, 1, 1e15, 1e15, 3, false, false, 6, 12, false), /matmul/);
+  const f64 = new Float64Array(8) as unknown as Float32Array;
+  assert.throws(() => lib.matmul(a, b, f64, 1, 2, 4, 3, false, false, 6, 12, false), /Float32Array/);
+});
