@@ -4,6 +4,8 @@ import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
 import { registerIoCommands } from "./io.js";
 import { registerScalingCommands } from "./scaling.js";
+import { registerServeCommand } from "./serve.js";
+import { registerSweepCommands } from "./sweep.js";
 import { registerTrainCommands } from "./train.js";
 
 const program = new Command();
@@ -16,7 +18,9 @@ program
 registerDataCommands(program);
 registerTrainCommands(program);
 registerScalingCommands(program);
+registerSweepCommands(program);
 registerIoCommands(program);
+registerServeCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,52 @@
+// `afterscale serve`: the OpenAI-compatible API and chat page over a trained model.
+import type { Command } from "commander";
+import { closeOnSignals, startServer } from "../serve/index.js";
+import { int } from "./options.js";
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command("serve")
+    .description("Serve a model over an OpenAI-compatible HTTP API (/v1/...) with a chat page at /")
+    .requiredOption("-m, --model <path>", "run folder (its newest good checkpoint) or checkpoint folder")
+    .option(
+      "--host <host>",
+      "address to bind; anything but loopback exposes the server to the network",
+      "127.0.0.1",
+    )
+    .option("--port <n>", "port (0 picks a free one)", int(0, 65535), 8000)
+    .option("--api-key <key>", "require 'Authorization: Bearer <key>' on /v1 (default: $AFTERSCALE_API_KEY)")
+    .option("--model-id <id>", "the model name clients pass (default: the folder's name)")
+    .option("--max-batch <n>", "sequences decoded together in each step", int(1, 256), 8)
+    .option(
+      "--max-queue <n>",
+      "sequences that may wait for a batch slot before requests get 429",
+      int(0, 100_000),
+      32,
+    )
+    .option("--threads <n>", "kernel threads of the native backend in the inference worker", int(1, 1024))
+    .option("--body-limit <bytes>", "largest request body (413 beyond)", int(1024, 1 << 30), 1 << 20)
+    .action(async (o) => {
+      const apiKey: string | undefined = o.apiKey ?? process.env.AFTERSCALE_API_KEY ?? undefined;
+      const server = await startServer({
+        modelPath: o.model,
+        host: o.host,
+        port: o.port,
+        apiKey: apiKey || null,
+        maxBatch: o.maxBatch,
+        maxQueue: o.maxQueue,
+        bodyLimit: o.bodyLimit,
+        threads: o.threads ?? null,
+        ...(o.modelId ? { modelId: o.modelId } : {}),
+      });
+      closeOnSignals(server);
+      const { config, step } = server.engine;
+      process.stderr.write(
+        `afterscale serve: ${server.modelId} (${config.family}, context ${config.context}${step === null ? "" : `, step ${step}`})\n` +
+          `  chat page   ${server.url}/\n` +
+          `  OpenAI API  ${server.url}/v1  (model "${server.modelId}"${apiKey ? ", bearer key required" : ""})\n` +
+          `  health      ${server.url}/health\n`,
+      );
+      if (!["127.0.0.1", "localhost", "::1"].includes(o.host) && !apiKey)
+        process.stderr.write("afterscale serve: warning: listening beyond loopback without --api-key\n");
+    });
+}

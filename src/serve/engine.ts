@@ -1,0 +1,212 @@
+// The HTTP thread's handle on the inference worker: submits sequences, routes the worker's events back to
+// each sequence's listener, cancels, and keeps the counts that bound the queue and feed /health.
+import { Worker } from "node:worker_threads";
+import type { Tokenizer } from "../data/tokenizer.js";
+import { tokenizerFromJson } from "../data/tokenizer-json.js";
+import type { Model, ModelConfig } from "../nn/index.js";
+import type {
+  FromWorker,
+  ModelSource,
+  SequenceEvent,
+  SequenceRequest,
+  ToWorker,
+  WorkerInit,
+} from "./protocol.js";
+
+export type DoneEvent = Extract<SequenceEvent, { type: "done" }>;
+
+export interface SequenceListener {
+  onToken(delta: string): void;
+  onDone(event: DoneEvent): void;
+}
+
+export interface EngineOptions {
+  /** Sequences decoded together in one step. */
+  maxBatch: number;
+  /** Sequences that may wait for a batch row; beyond maxBatch + maxQueue, submissions are refused. */
+  maxQueue: number;
+  /** Kernel threads of the native backend in the worker (default: the backend's own default). */
+  threads?: number | null;
+}
+
+export interface EngineStats {
+  /** Sequences submitted and not yet done. */
+  inFlight: number;
+  /** As last reported by the worker. */
+  active: number;
+  waiting: number;
+  completed: number;
+  cancelled: number;
+  failed: number;
+  /** Tokens generated since start. */
+  tokens: number;
+}
+
+/** Weights and tokenizer of an in-memory model, copied for the worker (typed arrays are cloned). */
+export function modelSource(model: Model, tokenizer: Tokenizer): ModelSource {
+  return {
+    kind: "weights",
+    config: model.config,
+    // slice(): a tensor may view a larger pooled buffer, and cloning a view clones its whole buffer.
+    weights: model.specs.map((s) => ({
+      name: s.name,
+      shape: s.shape,
+      data: model.params.get(s.name)!.data.slice() as Float32Array,
+    })),
+    tokenizerJson: tokenizer.toJsonText(),
+  };
+}
+
+export class Engine {
+  private readonly listeners = new Map<number, SequenceListener>();
+  private nextId = 1;
+  private dead: string | null = null;
+  private readonly counts = { active: 0, waiting: 0, completed: 0, cancelled: 0, failed: 0, tokens: 0 };
+
+  private readonly handlers: {
+    message: (m: FromWorker) => void;
+    error: (e: Error) => void;
+    exit: (c: number) => void;
+  };
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly config: ModelConfig,
+    readonly tokenizer: Tokenizer,
+    /** Training step of the loaded checkpoint (null for an in-memory model). */
+    readonly step: number | null,
+    readonly options: EngineOptions,
+  ) {
+    this.handlers = {
+      message: (m) => this.onMessage(m),
+      error: (e) => this.die(`the inference worker failed: ${e.message}`),
+      exit: (code) => this.die(`the inference worker exited (code ${code})`),
+    };
+    worker.on("message", this.handlers.message);
+    worker.on("error", this.handlers.error);
+    worker.on("exit", this.handlers.exit);
+  }
+
+  /** Starts the worker and resolves once it has loaded the model. */
+  static start(source: ModelSource, options: EngineOptions): Promise<Engine> {
+    for (const k of ["maxBatch", "maxQueue"] as const) {
+      const v = options[k];
+      if (!Number.isInteger(v) || v < (k === "maxBatch" ? 1 : 0))
+        throw new Error(`${k} must be an integer ≥ ${k === "maxBatch" ? 1 : 0}, got ${v}`);
+    }
+    const init: WorkerInit = { source, maxBatch: options.maxBatch, threads: options.threads ?? null };
+    const worker = new Worker(new URL("./worker.js", import.meta.url), {
+      workerData: init,
+      // The parent's --input-type (node -e scripts) would stop the worker's file from loading.
+      execArgv: process.execArgv.filter((a) => !a.startsWith("--input-type")),
+    });
+    return new Promise((resolve, reject) => {
+      // Named handlers removed one by one: removeAllListeners() would also drop Worker's own bookkeeping.
+      const off = () => {
+        worker.off("message", onMessage);
+        worker.off("error", onError);
+        worker.off("exit", onExit);
+      };
+      const fail = (message: string) => {
+        off();
+        void worker.terminate();
+        reject(new Error(message));
+      };
+      const onMessage = (m: FromWorker) => {
+        off();
+        if (m.type !== "ready")
+          return fail(m.type === "fatal" ? m.message : `unexpected worker message ${m.type}`);
+        const tokenizer = tokenizerFromJson(JSON.parse(m.tokenizerJson), "the served tokenizer");
+        resolve(new Engine(worker, m.config, tokenizer, m.step, options));
+      };
+      const onError = (e: Error) => fail(`the inference worker failed to start: ${e.message}`);
+      const onExit = (code: number) => fail(`the inference worker exited while loading (code ${code})`);
+      worker.on("message", onMessage);
+      worker.on("error", onError);
+      worker.on("exit", onExit);
+    });
+  }
+
+  /** Room for `n` more sequences? */
+  hasRoom(n: number): boolean {
+    return this.listeners.size + n <= this.options.maxBatch + this.options.maxQueue;
+  }
+
+  /** Why the engine cannot take work (the worker died), or null. */
+  get failure(): string | null {
+    return this.dead;
+  }
+
+  get stats(): EngineStats {
+    return { inFlight: this.listeners.size, ...this.counts };
+  }
+
+  /** Submits sequences (ids are assigned here); returns the ids, for cancel(). */
+  submit(sequences: Omit<SequenceRequest, "id">[], listeners: SequenceListener[]): number[] {
+    if (this.dead) throw new Error(this.dead);
+    const withIds = sequences.map((s, i) => {
+      const id = this.nextId++;
+      this.listeners.set(id, listeners[i]!);
+      return { ...s, id };
+    });
+    this.post({ type: "submit", sequences: withIds });
+    return withIds.map((s) => s.id);
+  }
+
+  /** Stops sequences; each still gets its done event (finishReason "cancelled") once the worker drops it. */
+  cancel(ids: number[]): void {
+    const live = ids.filter((id) => this.listeners.has(id));
+    if (live.length > 0 && !this.dead) this.post({ type: "cancel", ids: live });
+  }
+
+  async close(): Promise<void> {
+    this.dead ??= "the server is shutting down";
+    this.worker.off("error", this.handlers.error);
+    this.worker.off("exit", this.handlers.exit);
+    await this.worker.terminate();
+    this.failAll(this.dead);
+  }
+
+  private post(m: ToWorker): void {
+    this.worker.postMessage(m);
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.type === "fatal") {
+      this.die(m.message);
+      return;
+    }
+    if (m.type !== "events") return;
+    this.counts.active = m.active;
+    this.counts.waiting = m.waiting;
+    for (const e of m.events) {
+      const listener = this.listeners.get(e.id);
+      if (!listener) continue;
+      if (e.type === "token") {
+        this.counts.tokens++;
+        listener.onToken(e.delta);
+        continue;
+      }
+      this.listeners.delete(e.id);
+      if (e.finishReason === "cancelled") this.counts.cancelled++;
+      else if (e.finishReason === "error") this.counts.failed++;
+      else this.counts.completed++;
+      listener.onDone(e);
+    }
+  }
+
+  private die(message: string): void {
+    if (this.dead) return;
+    this.dead = message;
+    this.failAll(message);
+  }
+
+  private failAll(message: string): void {
+    const pending = [...this.listeners];
+    this.listeners.clear();
+    for (const [id, l] of pending) {
+      this.counts.failed++;
+      l.onDone({ type: "done", id, finishReason: "error", promptTokens: 0, completionTokens: 0, message });
+    }
+  }
+}

@@ -1,0 +1,7 @@
+// Public surface of serving.
+export { CHAT_STOPS, type ChatMessage, renderChat } from "./chat-template.js";
+export { Engine, type EngineOptions, type EngineStats } from "./engine.js";
+export { ApiError } from "./errors.js";
+export type { FinishReason, SequenceEvent, SequenceRequest } from "./protocol.js";
+export { Scheduler, type SchedulerOptions } from "./scheduler.js";
+export { closeOnSignals, type RunningServer, type ServeOptions, startServer } from "./server.js";

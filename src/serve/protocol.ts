@@ -1,0 +1,58 @@
+// Messages between the HTTP thread and the inference worker. Everything here is structured-clone data.
+import type { ModelConfig } from "../nn/index.js";
+
+/** One sequence to generate: an already tokenized prompt and its sampling settings. */
+export interface SequenceRequest {
+  /** Unique per sequence (a request with n choices submits n sequences). */
+  id: number;
+  prompt: Int32Array;
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  /** In (0, 1]. */
+  topP: number;
+  /** Seeds this sequence's own sampler, so its text does not depend on what else is in the batch. */
+  seed: number;
+  stop: string[];
+  /** End at <|endoftext|> (false: the vLLM-style ignore_eos, used by load tests). */
+  stopAtEndOfText: boolean;
+}
+
+export type FinishReason = "stop" | "length" | "cancelled" | "error";
+
+export type SequenceEvent =
+  /** New safe text (may be "" when a token only completed part of a character or may start a stop string). */
+  | { type: "token"; id: number; delta: string }
+  | {
+      type: "done";
+      id: number;
+      finishReason: FinishReason;
+      promptTokens: number;
+      completionTokens: number;
+      /** Set when finishReason is "error". */
+      message?: string;
+    };
+
+/** Where the worker gets its model: a run or checkpoint folder, or weights copied from the caller. */
+export type ModelSource =
+  | { kind: "path"; path: string }
+  | {
+      kind: "weights";
+      config: ModelConfig;
+      weights: { name: string; shape: number[]; data: Float32Array }[];
+      tokenizerJson: string;
+    };
+
+export interface WorkerInit {
+  source: ModelSource;
+  maxBatch: number;
+  /** Kernel threads for the native backend (null: its default). */
+  threads: number | null;
+}
+
+export type ToWorker = { type: "submit"; sequences: SequenceRequest[] } | { type: "cancel"; ids: number[] };
+
+export type FromWorker =
+  | { type: "ready"; config: ModelConfig; tokenizerJson: string; step: number | null }
+  | { type: "events"; events: SequenceEvent[]; active: number; waiting: number }
+  | { type: "fatal"; message: string };

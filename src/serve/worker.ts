@@ -1,0 +1,93 @@
+// The inference worker: owns the model and runs the batching scheduler, so the HTTP thread never blocks on
+// a forward pass. Between decode steps it yields to its event loop, which is when submissions and
+// cancellations from the HTTP thread arrive; events of one step go back in one message.
+import { parentPort, workerData } from "node:worker_threads";
+import { nativeBackend } from "../backend/index.js";
+import { setNativeThreads } from "../backend/native.js";
+import type { Tokenizer } from "../data/tokenizer.js";
+import { tokenizerFromJson } from "../data/tokenizer-json.js";
+import { type Model, paramSpecs, parseModelConfig } from "../nn/index.js";
+import { parameter, type Tensor } from "../tensor/index.js";
+import { loadModelFrom } from "../train/checkpoint.js";
+import type { FromWorker, ModelSource, SequenceEvent, ToWorker, WorkerInit } from "./protocol.js";
+import { Scheduler } from "./scheduler.js";
+
+function load(source: ModelSource): { model: Model; tokenizer: Tokenizer; step: number | null } {
+  if (source.kind === "path") {
+    const loaded = loadModelFrom(source.path);
+    return { model: loaded.model, tokenizer: loaded.tokenizer, step: loaded.step };
+  }
+  const config = parseModelConfig(source.config);
+  const specs = paramSpecs(config);
+  const byName = new Map(source.weights.map((w) => [w.name, w]));
+  const params = new Map<string, Tensor>();
+  for (const s of specs) {
+    const w = byName.get(s.name);
+    if (!w) throw new Error(`the model weights lack ${s.name}`);
+    if (w.shape.join(",") !== s.shape.join(","))
+      throw new Error(`${s.name} has shape [${w.shape}], expected [${s.shape}]`);
+    params.set(s.name, parameter(w.data, s.shape, s.name));
+  }
+  const tokenizer = tokenizerFromJson(JSON.parse(source.tokenizerJson), "the served tokenizer");
+  return { model: { config, specs, params }, tokenizer, step: null };
+}
+
+function main(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
+  const post = (m: FromWorker) => port.postMessage(m);
+  if (init.threads !== null && nativeBackend()) setNativeThreads(init.threads);
+  let loaded: ReturnType<typeof load>;
+  try {
+    loaded = load(init.source);
+  } catch (e) {
+    post({ type: "fatal", message: (e as Error).message });
+    return;
+  }
+  let pending: SequenceEvent[] = [];
+  const scheduler = new Scheduler(loaded.model, loaded.tokenizer, { maxBatch: init.maxBatch }, (e) =>
+    pending.push(e),
+  );
+  const flush = () => {
+    if (pending.length === 0) return;
+    const events = pending;
+    pending = [];
+    post({ type: "events", events, active: scheduler.activeCount, waiting: scheduler.waitingCount });
+  };
+
+  let scheduled = false;
+  const loop = () => {
+    scheduled = false;
+    try {
+      // New sequences are prefilled one per turn and their first token sent at once (time to first token);
+      // once every free row is filled, the whole batch decodes one token.
+      if (!scheduler.admit()) scheduler.decodeStep();
+    } catch (e) {
+      flush();
+      post({ type: "fatal", message: `the scheduler failed: ${(e as Error).message}` });
+      process.exit(1);
+    }
+    flush();
+    // setImmediate, not a tight loop: messages (new requests, cancellations) are handled between turns.
+    if (scheduler.busy) wake();
+  };
+  const wake = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(loop);
+  };
+
+  port.on("message", (msg: ToWorker) => {
+    if (msg.type === "submit") for (const s of msg.sequences) scheduler.submit(s);
+    else if (msg.type === "cancel") for (const id of msg.ids) scheduler.cancel(id);
+    flush(); // rejections and cancellations are reported at once
+    wake();
+  });
+  post({
+    type: "ready",
+    config: loaded.model.config,
+    tokenizerJson: loaded.tokenizer.toJsonText(),
+    step: loaded.step,
+  });
+}
+
+if (!parentPort) throw new Error("src/serve/worker.ts runs as a worker thread (see engine.ts)");
+main(parentPort, workerData as WorkerInit);
