@@ -92,7 +92,16 @@ export function bootstrapFit(points: readonly ScalingPoint[], options: Bootstrap
     const sample = subset(data, resampleIndices(points.length, rng.next));
     try {
       const refit = fitLogData(sample, { ...options.fit, starts, screenIterations: 0 });
-      replicates.push(refit.params);
+      // A resample can push a coefficient to infinity (e.g. too few sizes in it); that is a failed refit.
+      const q = refit.params;
+      if (
+        ![q.A, q.B, q.alpha, q.beta].every((v) => Number.isFinite(v) && v > 0) ||
+        !(q.E >= 0 && Number.isFinite(q.E))
+      ) {
+        failed++;
+        continue;
+      }
+      replicates.push(q);
     } catch {
       failed++;
     }

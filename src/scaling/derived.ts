@@ -17,8 +17,11 @@ export interface Allocation {
 
 function checkLaw(p: LawParams): void {
   for (const [k, v] of Object.entries(p)) {
-    if (!(Number.isFinite(v) && v > 0))
-      throw new Error(`scaling law: ${k} must be positive and finite, got ${v}`);
+    // E may underflow to exactly 0 when a fit drives log E to −∞: no irreducible loss.
+    if (!(Number.isFinite(v) && (k === "E" ? v >= 0 : v > 0)))
+      throw new Error(
+        `scaling law: ${k} must be ${k === "E" ? "non-negative" : "positive"} and finite, got ${v}`,
+      );
   }
 }
 

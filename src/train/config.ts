@@ -29,7 +29,9 @@ export const trainConfigSchema = z
       .string()
       .min(1)
       .default("brown")
-      .describe("prepared dataset folder, or built-in corpus name (brown), prepared once under <root>/data"),
+      .describe(
+        "prepared dataset folder, or a built-in corpus (brown, synthetic), prepared once under <root>/data",
+      ),
     vocab: int(257)
       .max(65536)
       .default(4096)
