@@ -30,14 +30,16 @@ const dir = mkdtempSync(join(tmpdir(), "afterscale-llamacpp-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 interface ChildResult {
-  logits: number[][];
+  /** llama.cpp's next-token log-probabilities at every position. */
+  logProbs: number[][];
   greedy: number[];
   tokenized: number[][];
 }
 
 function runLlamaCpp(modelPath: string, tokens: number[], prompt: number, generate: number): ChildResult {
   const job = join(dir, "job.json");
-  writeFileSync(job, JSON.stringify({ modelPath, tokens, prompt, generate, texts: IO_TEXTS }));
+  const vocab = tokenizer.vocabSize;
+  writeFileSync(job, JSON.stringify({ modelPath, tokens, prompt, generate, texts: IO_TEXTS, vocab }));
   const out = execFileSync(process.execPath, [childScript, job], {
     encoding: "utf8",
     timeout: 120_000,
@@ -114,9 +116,13 @@ for (const tie of [false, true]) {
     let worst = 0;
     let entropy = 0;
     for (let t = 0; t < tokens.length; t++) {
-      assert.equal(cpp.logits[t]!.length, tokenizer.vocabSize, `llama.cpp vocabulary size at position ${t}`);
+      assert.equal(
+        cpp.logProbs[t]!.length,
+        tokenizer.vocabSize,
+        `llama.cpp vocabulary size at position ${t}`,
+      );
       const p = softmax64(ours[t]!);
-      const q = softmax64(cpp.logits[t]!);
+      const q = softmax64(cpp.logProbs[t]!);
       for (let i = 0; i < p.length; i++) worst = Math.max(worst, Math.abs(p[i]! - q[i]!));
       for (let i = 0; i < p.length; i++) if (p[i]! > 0) entropy -= p[i]! * Math.log(p[i]!);
     }
@@ -153,8 +159,9 @@ test("llama.cpp agrees with afterscale on the top-1 token of a Q8_0 GGUF export"
   let agreeOriginal = 0;
   let decisive = 0;
   for (let t = 0; t < tokens.length; t++) {
-    const a = ours[t]!;
-    const b = cpp.logits[t]!;
+    // Both sides as log-probabilities (gaps between tokens are the same as between logits).
+    const a = Array.from(softmax64(ours[t]!), Math.log);
+    const b = cpp.logProbs[t]!;
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
     const top = argmax(a);
     const cppTop = argmax(b);
@@ -172,9 +179,9 @@ test("llama.cpp agrees with afterscale on the top-1 token of a Q8_0 GGUF export"
   }
   console.log(
     `llama.cpp Q8_0: top-1 agrees with afterscale's dequantised model at ${agree}/${tokens.length} positions ` +
-      `(all ${decisive} with a top-2 gap > 1 logit), with the F32 model at ${agreeOriginal}; max |Δlogit| ${worst.toFixed(3)}`,
+      `(all ${decisive} with a top-2 gap > 1 logit), with the F32 model at ${agreeOriginal}; max |Δ log p| ${worst.toFixed(3)}`,
   );
-  assert.ok(worst < 1, `max logit difference ${worst}`);
+  assert.ok(worst < 1, `max log-probability difference ${worst}`);
   assert.ok(agree >= 0.85 * tokens.length, `top-1 agreement ${agree}/${tokens.length}`);
   assert.ok(decisive >= tokens.length / 3, "too few decisive positions for the test to mean anything");
 });
@@ -185,9 +192,9 @@ function compare(ours: Float32Array[], cpp: ChildResult): { worst: number; agree
   let agree = 0;
   ours.forEach((row, t) => {
     const p = softmax64(row);
-    const q = softmax64(cpp.logits[t]!);
+    const q = softmax64(cpp.logProbs[t]!);
     for (let i = 0; i < p.length; i++) worst = Math.max(worst, Math.abs(p[i]! - q[i]!));
-    if (argmax(row) === argmax(cpp.logits[t]!)) agree++;
+    if (argmax(row) === argmax(cpp.logProbs[t]!)) agree++;
   });
   return { worst, agree };
 }

@@ -1,9 +1,9 @@
 // Child process for the llama.cpp agreement test: loads a GGUF file with node-llama-cpp (CPU only, F32 KV
-// cache), evaluates a fixed token sequence and prints JSON with the raw logits at every position, a greedy
+// cache), evaluates a fixed token sequence and prints JSON with the log-probabilities at every position, a greedy
 // continuation and llama.cpp's tokenization of some strings. It runs in its own process so that a native
 // crash inside llama.cpp fails the test with a message instead of killing the test runner.
 //
-// Usage: node llamacpp-child.js <job.json>   job = {modelPath, tokens, prompt, generate, texts}
+// Usage: node llamacpp-child.js <job.json>   job = {modelPath, tokens, prompt, generate, texts, vocab}
 // node-llama-cpp is resolved from AFTERSCALE_NODE_LLAMA_CPP (a directory whose node_modules has it) when
 // set, else from the repository's own node_modules.
 import { readFileSync } from "node:fs";
@@ -17,6 +17,8 @@ interface Job {
   prompt: number;
   generate: number;
   texts: string[];
+  /** Vocabulary size: every row of the output has this many entries. */
+  vocab: number;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: node-llama-cpp is an optional dev dependency without types here
@@ -44,16 +46,19 @@ async function main(): Promise<void> {
     experimentalKvCacheValueType: "F32",
   });
   const seq = context.getSequence();
-  // Raw logits after every input token.
-  const items = job.tokens.map((t) => [t, { generateNext: { logits: true } }]);
-  const results = await seq.controlledEvaluate(items);
-  const logits: number[][] = [];
+  // The full next-token distribution after every input token (temperature 1, no top-k/top-p/min-p
+  // filtering), sent as log-probabilities: softmax of them is the distribution itself.
+  const full = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+  const items = job.tokens.map((t) => [t, { generateNext: { probabilities: true, options: full } }]);
+  const results = await seq.controlledEvaluate(items as Parameters<typeof seq.controlledEvaluate>[0]);
+  const logProbs: number[][] = [];
   for (let i = 0; i < job.tokens.length; i++) {
-    const map = results[i]?.next?.logits as Map<number, number> | undefined;
-    if (!map) throw new Error(`llama.cpp returned no logits at position ${i}`);
-    const row = new Array<number>(map.size).fill(Number.NaN);
-    for (const [tok, v] of map) row[tok] = v;
-    logits.push(row);
+    const map = results[i]?.next?.probabilities as Map<number, number> | undefined;
+    if (!map) throw new Error(`llama.cpp returned no probabilities at position ${i}`);
+    // Tokens llama.cpp left out have probability 0; -1e30 keeps the JSON finite.
+    const row = new Array<number>(job.vocab).fill(-1e30);
+    for (const [tok, v] of map) row[tok] = v > 0 ? Math.log(v) : -1e30;
+    logProbs.push(row);
   }
   // Greedy continuation in a fresh sequence state, one token at a time (evaluate() would stop at <|endoftext|>).
   await seq.clearHistory();
@@ -69,7 +74,7 @@ async function main(): Promise<void> {
     input = [tok];
   }
   const tokenized = job.texts.map((t) => Array.from(model.tokenize(t, false) as number[]));
-  process.stdout.write(JSON.stringify({ logits, greedy, tokenized }));
+  process.stdout.write(JSON.stringify({ logProbs, greedy, tokenized }));
   await context.dispose();
   await model.dispose();
   await llama.dispose();
