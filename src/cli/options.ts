@@ -1,5 +1,6 @@
 // Parsers for option values, so a bad flag is an error that names the flag and what it accepts.
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, Option } from "commander";
+import type { TrainField } from "../train/index.js";
 
 export function int(min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -43,4 +44,42 @@ export function numList(value: string): number[] {
 /** Writes either the JSON form or the human form of a result. */
 export function output(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+function fieldParser(f: TrainField): (v: string) => unknown {
+  switch (f.type) {
+    case "integer":
+      return int();
+    case "number":
+      return num();
+    case "boolean":
+      return (v: string) => {
+        if (v !== "true" && v !== "false")
+          throw new InvalidArgumentError(`expected true or false, got "${v}"`);
+        return v === "true";
+      };
+    default:
+      return (v: string) => v;
+  }
+}
+
+/** The flag for one trainer config field (`train` and `sweep` generate theirs from the schema). */
+export function trainFieldOption(f: TrainField, description = f.description): Option {
+  const allowed = f.allowed ? ` (${f.allowed.join("|")})` : "";
+  const opt = new Option(`--${kebab(f.name)} <value>`, `${description}${allowed}`).argParser(fieldParser(f));
+  if (f.allowed) opt.choices(f.allowed);
+  if (f.default !== undefined) opt.default(undefined, String(f.default));
+  return opt;
+}
+
+/** The trainer fields given on the command line. */
+export function givenTrainFields(
+  o: Record<string, unknown>,
+  fields: readonly TrainField[],
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) if (o[f.name] !== undefined) out[f.name] = o[f.name];
+  return out;
 }

@@ -1,6 +1,6 @@
 // `afterscale sweep` (plan and run an IsoFLOP grid) and `afterscale report` (the HTML report of a fit).
 import { resolve } from "node:path";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import type { Command } from "commander";
 import { DEFAULT_BOOTSTRAP_COUNT } from "../scaling/bootstrap.js";
 import { writeReport } from "../scaling/report.js";
 import {
@@ -24,9 +24,7 @@ import {
   type TrainField,
   trainConfigFields,
 } from "../train/index.js";
-import { int, num, numList, oneOf, output } from "./options.js";
-
-const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+import { givenTrainFields, int, num, numList, oneOf, output, trainFieldOption } from "./options.js";
 
 /** The trainer's flags that a sweep passes to every run: every config field the sweep does not set itself. */
 function trainerFields(): TrainField[] {
@@ -34,26 +32,8 @@ function trainerFields(): TrainField[] {
   return trainConfigFields().filter((f) => !owned.has(f.name));
 }
 
-function fieldParser(f: TrainField): (v: string) => unknown {
-  switch (f.type) {
-    case "integer":
-      return int();
-    case "number":
-      return num();
-    case "boolean":
-      return (v: string) => {
-        if (v !== "true" && v !== "false")
-          throw new InvalidArgumentError(`expected true or false, got "${v}"`);
-        return v === "true";
-      };
-    default:
-      return (v: string) => v;
-  }
-}
-
 function trainerSettings(o: Record<string, unknown>): TrainConfigInput {
-  const out: Record<string, unknown> = {};
-  for (const f of trainerFields()) if (o[f.name] !== undefined) out[f.name] = o[f.name];
+  const out = givenTrainFields(o, trainerFields());
   if (o.root !== undefined) out.root = o.root;
   return out as TrainConfigInput;
 }
@@ -82,7 +62,6 @@ export function registerSweepCommands(program: Command): void {
     .option("--json", "print the plan (and the summary) as JSON", false);
   // Trainer flags (generated from the config schema, as `afterscale train` does) apply to every run.
   for (const f of trainerFields()) {
-    const allowed = f.allowed ? ` (${f.allowed.join("|")})` : "";
     const note =
       f.name === "warmupSteps"
         ? " (sweep default: 5% of each run's steps)"
@@ -91,12 +70,7 @@ export function registerSweepCommands(program: Command): void {
           : f.name === "checkpointInterval"
             ? " (sweep default: 10 checkpoints per run)"
             : "";
-    const opt = new Option(
-      `--${kebab(f.name)} <value>`,
-      `trainer: ${f.description}${allowed}${note}`,
-    ).argParser(fieldParser(f));
-    if (f.allowed) opt.choices(f.allowed);
-    sweep.addOption(opt);
+    sweep.addOption(trainFieldOption(f, `trainer: ${f.description}${note}`));
   }
   sweep.action(async (o) => {
     const root = resolve(o.root ?? defaultRoot());

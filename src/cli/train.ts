@@ -11,31 +11,11 @@ import {
   loadModelFrom,
   parseTrainConfig,
   resolveDataDir,
-  type TrainField,
   train,
   trainConfigFields,
 } from "../train/index.js";
 import { MODEL_HELP, resolveModel } from "./models.js";
-import { int, num, output } from "./options.js";
-
-const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
-function fieldParser(f: TrainField): (v: string) => unknown {
-  switch (f.type) {
-    case "integer":
-      return int();
-    case "number":
-      return num();
-    case "boolean":
-      return (v: string) => {
-        if (v !== "true" && v !== "false")
-          throw new Error(`--${kebab(f.name)}: expected true or false, got "${v}"`);
-        return v === "true";
-      };
-    default:
-      return (v: string) => v;
-  }
-}
+import { givenTrainFields, int, num, output, trainFieldOption } from "./options.js";
 
 /** Prompts the main job samples from after training. */
 const SAMPLE_PROMPTS = ["The", "In the morning", "He said that"];
@@ -55,15 +35,7 @@ export function registerTrainCommands(program: Command): void {
     )
     .option("--json", "print the result as JSON", false);
   const fields = trainConfigFields();
-  for (const f of fields) {
-    const allowed = f.allowed ? ` (${f.allowed.join("|")})` : "";
-    const opt = new Option(`--${kebab(f.name)} <value>`, `${f.description}${allowed}`).argParser(
-      fieldParser(f),
-    );
-    if (f.allowed) opt.choices(f.allowed);
-    if (f.default !== undefined) opt.default(undefined, String(f.default));
-    cmd.addOption(opt);
-  }
+  for (const f of fields) cmd.addOption(trainFieldOption(f));
   cmd.action(async (o) => {
     let input: Record<string, unknown> = {};
     if (o.config) {
@@ -75,7 +47,7 @@ export function registerTrainCommands(program: Command): void {
       if (!input || typeof input !== "object" || Array.isArray(input))
         throw new Error(`--config ${o.config}: not a JSON object`);
     }
-    for (const f of fields) if (o[f.name] !== undefined) input[f.name] = o[f.name];
+    Object.assign(input, givenTrainFields(o, fields));
     const result =
       o.resume !== undefined
         ? await train(input, { resume: o.resume === true ? true : o.resume })
