@@ -1,13 +1,14 @@
 // The HTML report: tick labels, the self-contained page and its SVGs, and the page itself opened in
 // headless Chromium with the network cut off (every chart must render, nothing may be fetched).
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { predictLoss } from "../src/scaling/fit.js";
 import { buildReport, renderSvg, writeReport } from "../src/scaling/report.js";
 import { countLabel, logTicks, powerLabel } from "../src/scaling/report-charts.js";
+import { launchBrowser, noBrowser } from "./helpers/browser.js";
 import { mulberry32, normal } from "./helpers/random.js";
 
 const dir = mkdtempSync(join(tmpdir(), "afterscale-report-"));
@@ -87,32 +88,13 @@ test("server-side SVG rendering of a chart", async () => {
   assert.match(svg, /parameters N/);
 });
 
-const chromiumPath = "/usr/bin/chromium";
-
-test("the report renders in headless Chromium with the network cut off", {
-  skip: !existsSync(chromiumPath) && "no Chromium at /usr/bin/chromium",
-}, async () => {
+test("the report renders in headless Chromium with the network cut off", { skip: noBrowser }, async () => {
   const out = join(dir, "report.html");
   const written = await writeReport({ sources: [csvA, csvB], out, bootstrap: 8 });
   assert.equal(written.svgs.length, written.figures.length);
   for (const s of written.svgs) assert.match(readFileSync(s, "utf8"), /^<svg/);
 
-  const { chromium } = await import("playwright-core");
-  const context = await chromium.launchPersistentContext(mkdtempSync(join(dir, "chrome-")), {
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    viewport: { width: 1320, height: 900 },
-  });
+  const context = await launchBrowser({ viewport: { width: 1320, height: 900 } });
   try {
     const attempted: string[] = [];
     await context.route("**/*", (route) => {

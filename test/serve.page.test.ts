@@ -1,42 +1,20 @@
 // The chat page end to end in headless Chromium (playwright-core driving Debian's chromium): load `/`,
 // type a message, send it with the keyboard, watch the reply stream in, and see the tokens/s readout.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { type BrowserContext, chromium } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { byteTokenizer } from "../src/data/tokenizer.js";
 import { createModel, preset } from "../src/nn/index.js";
 import { startServer } from "../src/serve/index.js";
+import { launchBrowser, noBrowser } from "./helpers/browser.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-
-test("chat page: send a message, the reply streams in, tokens/s is shown", {
-  skip: !existsSync(CHROMIUM) && `no browser at ${CHROMIUM}`,
-}, async () => {
+test("chat page: send a message, the reply streams in, tokens/s is shown", { skip: noBrowser }, async () => {
   const tokenizer = byteTokenizer();
   const model = createModel(preset("nano", "llama", tokenizer.vocabSize, 256), 2);
   const server = await startServer({ model, tokenizer, port: 0 });
-  const profile = mkdtempSync(join(tmpdir(), "afterscale-chromium-"));
   let browser: BrowserContext | null = null;
   try {
-    // A persistent context is how playwright takes a fresh --user-data-dir of our choosing.
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 60_000,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchBrowser();
     const page = await browser.newPage();
     page.setDefaultTimeout(30_000);
     const errors: string[] = [];
@@ -91,6 +69,5 @@ test("chat page: send a message, the reply streams in, tokens/s is shown", {
   } finally {
     await browser?.close();
     await server.close();
-    rmSync(profile, { recursive: true, force: true });
   }
 });
