@@ -1,7 +1,8 @@
 // The native matmul against a float64 triple loop, for every instruction set this CPU runs: edge shapes
 // (1×1×1, m = 1 / n = 1 matrix-vector paths, odd sizes, sizes crossing the kernel's register and cache
-// blocks), all four transpose combinations, batches with padded and broadcast (stride 0) operands,
-// accumulation, and argument checking. The addon is required: the test fails if it cannot load.
+// blocks), the few-row path (m = 2..16), all four transpose combinations, batches with padded and
+// broadcast (stride 0) operands, accumulation, and argument checking. The addon is required: the test
+// fails if it cannot load.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type NativeAddon, nativeAddon } from "../src/backend/native.js";
@@ -105,6 +106,20 @@ const SHAPES: [number, number, number][] = [
   [12, 200, 600],
 ];
 
+// [m, n, k] for the few-row path (m = 2..16): dot tiles of 3×8 / 4×3 / 4×2 (AVX-512 / AVX2 / portable),
+// 32 / 16 / 8-wide axpy strips, 64-row slabs.
+const SMALL_M: [number, number, number][] = [
+  [2, 7, 5],
+  [3, 40, 33],
+  [5, 37, 48],
+  [8, 70, 100],
+  [8, 130, 17],
+  [16, 45, 64],
+  [16, 33, 7],
+  [13, 100, 31],
+  [6, 50, 150],
+];
+
 function cases(): Case[] {
   const out: Case[] = [];
   for (const [m, n, k] of SHAPES) {
@@ -129,6 +144,41 @@ function cases(): Case[] {
         out.push({ ...full, batch: 3, strideA: 0, strideB: k * n, accumulate: true });
         out.push({ ...full, batch: 1, strideA: 0, strideB: 0, accumulate: true });
       }
+    }
+  }
+  // Few rows (2..16, the batched-decode path that streams B without packing): both B layouts, either A
+  // layout, k with and without a vector tail, n crossing the register tiles and the 16-column thread units,
+  // accumulation, and batches that share B (folded into more rows) or not.
+  for (const [m, n, k] of SMALL_M) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const full = { m, n, k, transA, transB };
+        out.push({ ...full, batch: 1, strideA: m * k, strideB: k * n, accumulate: false });
+        out.push({ ...full, batch: 1, strideA: m * k, strideB: k * n, accumulate: true });
+      }
+      out.push({ m, n, k, transA, transB: true, batch: 2, strideA: m * k, strideB: 0, accumulate: false });
+      out.push({
+        m,
+        n,
+        k,
+        transA,
+        transB: false,
+        batch: 3,
+        strideA: m * k + 1,
+        strideB: 0,
+        accumulate: true,
+      });
+      out.push({
+        m,
+        n,
+        k,
+        transA,
+        transB: true,
+        batch: 2,
+        strideA: m * k,
+        strideB: k * n + 2,
+        accumulate: false,
+      });
     }
   }
   // Enough work in all (> 128³ multiply-adds) that the batch is split between threads.
@@ -179,6 +229,11 @@ test("native matmul: a larger product crossing every block boundary, on all thre
   check(lib, prepare({ ...wide, transA: false, transB: true }), "wide");
   const tall = { batch: 1, m: 400, n: 70, k: 300, strideA: 400 * 300, strideB: 300 * 70, accumulate: false };
   check(lib, prepare({ ...tall, transA: true, transB: false }), "tall");
+  // Few rows with enough work to be split over threads by columns (the decode shapes, shrunk).
+  const few = { batch: 1, m: 8, n: 1100, k: 384, strideA: 8 * 384, strideB: 384 * 1100, accumulate: false };
+  check(lib, prepare({ ...few, transA: false, transB: true }), "few tB");
+  check(lib, prepare({ ...few, transA: false, transB: false, accumulate: true }), "few");
+  check(lib, prepare({ ...few, m: 16, k: 260, strideA: 16 * 260, transA: true, transB: true }), "few tA tB");
 });
 
 test("native matmul: k = 0 gives zeros (or leaves C when accumulating); empty shapes are no-ops", () => {

@@ -1,6 +1,7 @@
 // Standalone test/benchmark for matmul.cc without node-gyp (see build.sh):
 //   matmul_harness test            random shapes, every ISA, vs a float64 triple loop
 //   matmul_harness bench M N K [tA tB [reps]]   GFLOP/s per ISA
+//   [THREADS=t] [ISA=name] matmul_harness small M N K tB [reps]   few-row path vs packed vs M GEMVs
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,19 +17,27 @@
 #include "../src/threadpool.h"
 
 using namespace as;
+
+// The few-row threshold of each kernel set (matmul.cc); 0 sends 2..16-row products to the packed path.
+namespace as {
+namespace avx512 { extern int matmul_small_m_max; }
+namespace avx2 { extern int matmul_small_m_max; }
+namespace generic { extern int matmul_small_m_max; }
+}  // namespace as
 using MatmulFn = void (*)(const float*, const float*, float*, const MatmulArgs&);
 
 struct Isa {
   const char* name;
   MatmulFn fn;
   bool ok;
+  int* small_m_max;
 };
 
 static std::vector<Isa> isas() {
   __builtin_cpu_init();
-  return {{"avx512", avx512::matmul, (bool)__builtin_cpu_supports("avx512f")},
-          {"avx2", avx2::matmul, (bool)__builtin_cpu_supports("avx2")},
-          {"generic", generic::matmul, true}};
+  return {{"avx512", avx512::matmul, (bool)__builtin_cpu_supports("avx512f"), &avx512::matmul_small_m_max},
+          {"avx2", avx2::matmul, (bool)__builtin_cpu_supports("avx2"), &avx2::matmul_small_m_max},
+          {"generic", generic::matmul, true, &generic::matmul_small_m_max}};
 }
 
 static void reference(const float* a, const float* b, float* c, const MatmulArgs& g) {
@@ -58,13 +67,19 @@ static int test() {
                                               {199, 70, 600}, {5, 5000, 3}, {3, 4200, 300}, {60, 70, 200},
                                               {1, 1100, 500}, {1100, 1, 500}, {64, 64, 64}, {1, 100, 1},
                                               {31, 1, 700}, {2, 2, 2}, {300, 40, 9}, {12, 200, 600},
-                                              {5, 3100, 300}, {14, 3100, 260}};
+                                              {5, 3100, 300}, {14, 3100, 260}, {2, 1152, 384},
+                                              {3, 37, 21}, {5, 1024, 385}, {8, 384, 1024}, {16, 100, 47},
+                                              {8, 4096, 384}, {16, 33, 1000}, {9, 4, 3}};
   int fails = 0, runs = 0;
   // Two threads first, then one: the pool is only ever shrunk here (restarting workers is not needed).
   for (int threads : {2, 1}) {
     set_num_threads(threads);
-    for (auto& isa : isas()) {
+    // Each ISA twice: with the few-row path, then with 2..16-row products sent to the packed path.
+    for (auto& isa : isas())
+    for (int few : {1, 0}) {
       if (!isa.ok) continue;
+      const int saved = *isa.small_m_max;
+      if (!few) *isa.small_m_max = 0;
       for (auto& s : shapes)
         for (int t = 0; t < 4; t++)
           for (int variant = 0; variant < 4; variant++) {
@@ -90,10 +105,12 @@ static int test() {
             double tol = 1e-5 * (g.k + 2) + 1e-6;
             if (!(maxerr <= tol)) {
               fails++;
-              std::printf("FAIL %s thr=%d m=%ld n=%ld k=%ld tA=%d tB=%d variant=%d err=%g\n", isa.name, threads,
-                          (long)g.m, (long)g.n, (long)g.k, g.transA, g.transB, variant, maxerr);
+              std::printf("FAIL %s%s thr=%d m=%ld n=%ld k=%ld tA=%d tB=%d variant=%d err=%g\n", isa.name,
+                          few ? "" : " (packed)", threads, (long)g.m, (long)g.n, (long)g.k, g.transA, g.transB,
+                          variant, maxerr);
             }
           }
+      *isa.small_m_max = saved;
     }
   }
   std::printf("%d runs, %d failures\n", runs, fails);
@@ -136,6 +153,54 @@ static int bench(int64_t m, int64_t n, int64_t k, bool tA, bool tB, int reps) {
   return 0;
 }
 
+// Few-row products (batched decode), per ISA (ISA=name for one), THREADS threads: per repetition the
+// few-row path, the packed path and M separate matrix-vector products run back to back, plus one GEMV
+// (m = 1, the same weights); reports median times and the medians of the per-repetition ratios.
+static int bench_small(int64_t m, int64_t n, int64_t k, bool tB, int reps) {
+  std::vector<float> a(m * k), b(k * n), c(m * n);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> U(-1, 1);
+  for (auto& x : a) x = U(rng);
+  for (auto& x : b) x = U(rng);
+  const char* only = std::getenv("ISA");
+  for (auto& isa : isas()) {
+    if (!isa.ok || (only && std::strcmp(only, isa.name))) continue;
+    const int saved = *isa.small_m_max;
+    MatmulArgs g{1, m, n, k, false, tB, 0, 0, false}, g1{1, 1, n, k, false, tB, 0, 0, false};
+    auto time = [&](auto&& f) {
+      auto t0 = std::chrono::steady_clock::now();
+      f();
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    auto fast = [&] { isa.fn(a.data(), b.data(), c.data(), g); };
+    auto packed = [&] {
+      *isa.small_m_max = 0;
+      isa.fn(a.data(), b.data(), c.data(), g);
+      *isa.small_m_max = saved;
+    };
+    auto gemvs = [&] {
+      for (int64_t i = 0; i < m; i++) isa.fn(a.data() + i * k, b.data(), c.data() + i * n, g1);
+    };
+    auto one = [&] { isa.fn(a.data(), b.data(), c.data(), g1); };
+    for (int w = 0; w < 3; w++) fast(), packed(), gemvs(), one();
+    std::vector<double> tf, tp, tg, t1, rp, rg, r1;
+    for (int r = 0; r < reps; r++) {
+      double f = time(fast), p = time(packed), v = time(gemvs), o = time(one);
+      tf.push_back(f), tp.push_back(p), tg.push_back(v), t1.push_back(o);
+      rp.push_back(p / f), rg.push_back(v / f), r1.push_back(f / o);
+    }
+    auto med = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    std::printf("%-7s %2ldx%5ldx%5ld tB=%d  few-row %7.1f us  packed %7.1f us  %ld GEMVs %7.1f us  1 GEMV %6.1f us"
+                "  | packed/few %5.2f  GEMVs/few %5.2f  few/GEMV %5.2f\n",
+                isa.name, (long)m, (long)n, (long)k, tB, med(tf) * 1e6, med(tp) * 1e6, (long)m, med(tg) * 1e6,
+                med(t1) * 1e6, med(rp), med(rg), med(r1));
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "test";
   if (mode == "test") return test();
@@ -145,6 +210,10 @@ int main(int argc, char** argv) {
     int reps = argc > 7 ? atoi(argv[7]) : 20;
     return bench(m, n, k, tA, tB, reps);
   }
-  std::fprintf(stderr, "usage: %s test | bench M N K [tA tB [reps]]\n", argv[0]);
+  if (mode == "small" && argc >= 6) {
+    if (const char* t = std::getenv("THREADS")) set_num_threads(atoi(t));
+    return bench_small(atol(argv[2]), atol(argv[3]), atol(argv[4]), atoi(argv[5]), argc > 6 ? atoi(argv[6]) : 50);
+  }
+  std::fprintf(stderr, "usage: %s test | bench M N K [tA tB [reps]] | small M N K tB [reps]\n", argv[0]);
   return 2;
 }

@@ -5,8 +5,10 @@
 // at a time), and a register-blocked micro-kernel multiplies one MR×KC panel by one KC×NR panel into an
 // MR×NR tile of C held entirely in vector registers. Transposes are absorbed by the packing routines.
 // Matrix-vector products (m == 1 or n == 1, the decode case) skip packing: they are memory-bound, so they
-// stream the matrix once with dot products or axpys. Threads: the row split shares one packed B per
-// depth block (one barrier each); the column split, used when M is small, shares nothing.
+// stream the matrix once with dot products or axpys; so do products with a few rows (2..16, batched
+// decode), with register tiles that use each streamed element of B for all the rows. Threads: the row
+// split shares one packed B per depth block (one barrier each); the column split, used when M is small,
+// shares nothing.
 //
 // This file is compiled once per instruction set (AS_ISA = avx512 | avx2 | generic); the tile sizes and
 // the vector type follow from the compiler flags.
@@ -542,6 +544,262 @@ void gemv_cols(const float* W, int64_t ld, int64_t K, const float* x, float* y, 
 // waking it pays off even when the machine is busy.
 constexpr int64_t kGemvGrain = 262144;
 
+// ---------------------------------------------------------------------------------------------------
+// Few-row products (2 <= M <= matmul_small_m_max = 16, the batched-decode case: one row per active
+// sequence). Packing a whole weight matrix for a handful of rows costs more than the product, so these
+// stream op(B) straight from memory, once for all M rows, with the rows of A kept in L1/registers.
+
+// Register tile for the dot-product form: JD rows of W (output columns) × ID rows of A, one vector
+// accumulator each. Measured best of 2×8 … 8×3 with native/dev (AVX-512: 3×8 = 24 accumulators + 3 W
+// vectors + 1 A vector of 32 zmm, so 8 decode rows read W once; AVX2: 4×3 = 12 + 4 of 16 ymm, the A
+// operand folded into the FMA; portable, without FMA: 4×2).
+#if defined(AS_TUNE_JD)
+constexpr int JD = AS_TUNE_JD, ID = AS_TUNE_ID;
+#elif defined(__AVX512F__)
+constexpr int JD = 3, ID = 8;
+#elif defined(__AVX2__)
+constexpr int JD = 4, ID = 3;
+#else
+constexpr int JD = 4, ID = 2;
+#endif
+
+// y[0..3] (+)= the horizontal sums of a, b, c, d.
+inline void store_sum4(float* y, vec a, vec b, vec c, vec d, bool add) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__AVX512F__)
+  auto half = [](vec v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); };
+  __m256 h0 = half(a), h1 = half(b), h2 = half(c), h3 = half(d);
+#else
+  __m256 h0 = a, h1 = b, h2 = c, h3 = d;
+#endif
+  // hadd pairs neighbours: after two rounds lane t of each 128-bit half holds a partial sum of input t.
+  __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(h0, h1), _mm256_hadd_ps(h2, h3));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  if (add) s = _mm_add_ps(_mm_loadu_ps(y), s);
+  _mm_storeu_ps(y, s);
+#else
+  const float s[4] = {vsum(a), vsum(b), vsum(c), vsum(d)};
+  for (int j = 0; j < 4; j++) y[j] = add ? y[j] + s[j] : s[j];
+#endif
+}
+
+// C[i, j] (+)= Σ_p A[i, p]·W[j, p] for i < I, j < J: A and W rows are K long, lda / ldw apart.
+// pf, when not null, is the next tile's W (J rows ldw apart): prefetched alongside, so the stream of W
+// from L3/memory overlaps the arithmetic instead of alternating with it.
+template <int J, int I>
+void dot_tile(const float* __restrict W, int64_t ldw, const float* __restrict A, int64_t lda, int64_t K,
+              float* __restrict C, int64_t ldc, bool add, const float* pf) {
+  vec acc[J * I];
+  for (int t = 0; t < J * I; t++) acc[t] = vzero();
+  int64_t p = 0;
+  for (; p + VW <= K; p += VW) {
+    vec w[J];
+    for (int j = 0; j < J; j++) w[j] = vload(W + j * ldw + p);
+    if (pf && p % 16 == 0)  // one prefetch per 64-byte line
+      for (int j = 0; j < J; j++) __builtin_prefetch(pf + j * ldw + p);
+    for (int i = 0; i < I; i++) {
+      vec a = vload(A + i * lda + p);
+#if defined(__AVX512F__)
+      // Keep the load in a register: folded into each FMA it would be loaded J times. (AVX2 has no spare
+      // register for it: there the fold is the better trade.)
+      asm("" : "+v"(a));
+#endif
+      for (int j = 0; j < J; j++) acc[i * J + j] = vfma(w[j], a, acc[i * J + j]);
+    }
+  }
+#if defined(__AVX512F__)
+  if (p < K) {  // the k tail as one masked step (zeros contribute nothing)
+    const __mmask16 m = static_cast<__mmask16>((1u << (K - p)) - 1);
+    vec w[J];
+    for (int j = 0; j < J; j++) w[j] = _mm512_maskz_loadu_ps(m, W + j * ldw + p);
+    for (int i = 0; i < I; i++) {
+      const vec a = _mm512_maskz_loadu_ps(m, A + i * lda + p);
+      for (int j = 0; j < J; j++) acc[i * J + j] = vfma(w[j], a, acc[i * J + j]);
+    }
+    p = K;
+  }
+#endif
+  // Horizontal sums four accumulators at a time (s[i·J + j] is C[i, j]; ~10 % faster than one by one),
+  // then the scalar k tail (AVX2 / portable), then C.
+  constexpr int T = J * I;
+  float s[(T + 3) / 4 * 4 + 4];
+  int t = 0;
+  for (; t + 4 <= T; t += 4) store_sum4(s + t, acc[t], acc[t + 1], acc[t + 2], acc[t + 3], false);
+  for (; t < T; t++) s[t] = vsum(acc[t]);
+#if defined(__AVX512F__)
+  if (J <= 4) {  // p == K here: each row's J sums go to C with one masked (add and) store
+    const __mmask8 m = static_cast<__mmask8>((1u << J) - 1);
+    for (int i = 0; i < I; i++) {
+      __m128 v = _mm_loadu_ps(s + i * J);
+      if (add) v = _mm_add_ps(_mm_maskz_loadu_ps(m, C + i * ldc), v);
+      _mm_mask_storeu_ps(C + i * ldc, m, v);
+    }
+    return;
+  }
+#endif
+  for (int i = 0; i < I; i++)
+    for (int j = 0; j < J; j++) {
+      float v = s[i * J + j];
+      for (int64_t q = p; q < K; q++) v += A[i * lda + q] * W[j * ldw + q];
+      float* c = C + i * ldc + j;
+      *c = add ? *c + v : v;
+    }
+}
+
+using DotTileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, bool,
+                           const float*);
+
+template <int J, int... I>
+constexpr std::array<DotTileFn, sizeof...(I)> dot_row(std::integer_sequence<int, I...>) {
+  return {{&dot_tile<J, I + 1>...}};
+}
+template <int... J>
+constexpr std::array<std::array<DotTileFn, ID>, sizeof...(J)> dot_table(std::integer_sequence<int, J...>) {
+  return {{dot_row<J + 1>(std::make_integer_sequence<int, ID>{})...}};
+}
+// kDotTile[j - 1][i - 1] computes a j × i tile.
+constexpr auto kDotTile = dot_table(std::make_integer_sequence<int, JD>{});
+
+#ifndef AS_TUNE_PFD  // prefetch distance in W blocks, and the L1 budget (bytes) that allows it
+#define AS_TUNE_PFD 1
+#define AS_TUNE_PFL1 32768
+#endif
+// C[:, j0:j1] (+)= A·Wᵀ for A [M, K] (rows contiguous) and W [N, K]: each block of JD rows of W is read
+// from memory once and, from L1, dotted with every row of A.
+void small_m_dots(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, int64_t j0, int64_t j1,
+                  bool add) {
+  const bool prefetch = ((AS_TUNE_PFD + 1) * JD + std::min<int64_t>(ID, M)) * K * 4 <= AS_TUNE_PFL1;
+  for (int64_t j = j0; j < j1; j += JD) {
+    const int jd = static_cast<int>(std::min<int64_t>(JD, j1 - j));
+    // The first row block prefetches the next W block (the rest find this one in L1), when both blocks
+    // and a row block of A fit in L1 together (32 of its 48 KB; 2·3 + 8 rows of k <= 585 on AVX-512).
+    const float* next = j + (AS_TUNE_PFD + 1) * JD <= j1 && prefetch ? W + (j + AS_TUNE_PFD * JD) * K : nullptr;
+    for (int64_t i = 0; i < M; i += ID) {
+      const int id = static_cast<int>(std::min<int64_t>(ID, M - i));
+      kDotTile[jd - 1][id - 1](W + j * K, K, A + i * K, K, K, C + i * N + j, N, add, i == 0 ? next : nullptr);
+    }
+  }
+}
+
+// Micro-kernel over an unpacked B: C[R×NR] (+)= Apanel[kc][MR] · B[kc rows ldb apart][NR], like micro.
+template <int R>
+void micro_strided(int64_t kc, const float* __restrict pa, const float* __restrict b, int64_t ldb,
+                   float* __restrict c, int64_t ldc, bool add, int nr) {
+  vec acc[R][NV];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV; j++) acc[i][j] = vzero();
+  for (int64_t p = 0; p < kc; p++) {
+    vec bv[NV];
+    for (int j = 0; j < NV; j++) bv[j] = vload(b + j * VW);
+    for (int i = 0; i < R; i++) {
+      vec a = vset1(pa[i]);
+      for (int j = 0; j < NV; j++) acc[i][j] = vfma(a, bv[j], acc[i][j]);
+    }
+    pa += MR;
+    b += ldb;
+  }
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV && j * VW < nr; j++)
+      store_part(c + i * ldc + j * VW, acc[i][j], std::min(VW, nr - j * VW), add);
+}
+
+template <int... I>
+constexpr std::array<decltype(&micro_strided<1>), sizeof...(I)> strided_table(std::integer_sequence<int, I...>) {
+  return {{&micro_strided<I + 1>...}};
+}
+constexpr auto kMicroStrided = strided_table(std::make_integer_sequence<int, MR>{});
+
+#ifndef AS_TUNE_KS
+#define AS_TUNE_KS 64
+#endif
+// Depth of one slab of W rows in the axpy form (measured: 32-64 best, 8 and 256 up to 2x slower).
+constexpr int64_t KS = AS_TUNE_KS;
+
+// C[:, j0:j1] (+)= A·W for W [K, N] and A packed into MR-row panels (apack, panel i at apack + i·K).
+// W is read once, in slabs of KS whole rows: walking one narrow strip down all K rows would touch a new
+// 4 KB page per row (N >= 1024), which defeats the hardware prefetcher, while a slab sweeps its KS rows
+// left to right as KS sequential streams. C (M × N, small) collects the slabs' partial sums in L1/L2.
+// A partial strip at the right edge is first copied into a zero-padded buffer.
+void small_m_axpys(const float* apack, const float* W, float* C, int64_t M, int64_t N, int64_t K, int64_t j0,
+                   int64_t j1, bool add) {
+  const int64_t jfull = j0 + (j1 - j0) / NR * NR;
+  float* edge = nullptr;
+  if (jfull < j1) {
+    edge = tl_bpack.get(static_cast<size_t>(K * NR));
+    pack_copy<NR>(W + jfull, N, j1 - jfull, K, edge);
+  }
+  for (int64_t pc = 0; pc < K; pc += KS) {
+    const int64_t kc = std::min(KS, K - pc);
+    const bool acc = add || pc > 0;
+    for (int64_t j = j0; j < j1; j += NR) {
+      const bool full = j < jfull;
+      const float* b = full ? W + pc * N + j : edge + pc * NR;
+      const int64_t ldb = full ? N : NR;
+      const int nr = static_cast<int>(full ? NR : j1 - jfull);
+      for (int64_t i = 0; i < M; i += MR) {
+        const int mr = static_cast<int>(std::min<int64_t>(MR, M - i));
+        kMicroStrided[mr - 1](kc, apack + i * K + pc * MR, b, ldb, C + i * N + j, N, acc, nr);
+      }
+    }
+  }
+}
+
+// Few-row products use another thread only for at least 1M multiply-adds (~10 us on one core, as for
+// the GEMVs) each, so the 8-row decode shapes (3-4M) split in two: ~25 % faster when the worker is awake,
+// but a worker the scheduler has parked on a busy machine can cost ~350 us (docs/kernels-benchmark.md).
+constexpr int64_t kSmallMGrain = 4 * kGemvGrain;
+
+thread_local Buffer tl_small;  // A for the few-row products, prepared once per call by the calling thread
+
+}  // namespace
+
+// Products with 2 <= M <= matmul_small_m_max rows take the few-row path. A variable, not a constant, only so
+// native/dev/matmul_harness can time the packed path against it (0 turns the few-row path off).
+int matmul_small_m_max = 16;
+
+namespace {
+
+// C (+)= op(A)·op(B) for few rows: op(B) is streamed once, split by columns between up to nt threads.
+void small_m(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+             bool add, int nt) {
+  const float* ap = a;
+  if (transB) {
+    if (transA) {  // the dot products want rows of A: transpose the small [K, M] A once
+      float* t = tl_small.get(static_cast<size_t>(M * K));
+      for (int64_t p = 0; p < K; p++)
+        for (int64_t i = 0; i < M; i++) t[i * K + p] = a[p * M + i];
+      ap = t;
+    }
+  } else {
+    const Operand A = transA ? Operand{a, 1, M} : Operand{a, K, 1};
+    const int64_t panels = (M + MR - 1) / MR;
+    float* t = tl_small.get(static_cast<size_t>(panels * MR * K));
+    for (int64_t i = 0; i < M; i += MR) pack_a(A, i, std::min<int64_t>(MR, M - i), 0, K, t + i * K);
+    ap = t;
+  }
+  auto run = [&](int64_t j0, int64_t j1) {
+    if (transB)
+      small_m_dots(ap, b, c, M, N, K, j0, j1, add);
+    else
+      small_m_axpys(ap, b, c, M, N, K, j0, j1, add);
+  };
+  // Threads take whole 16-column units (64 bytes of each C row) so they never share a cache line of C;
+  // the axpy form also keeps its NR-wide strips whole.
+  const int64_t unit = transB ? 16 : std::max<int64_t>(16, NR);
+  const int64_t units = (N + unit - 1) / unit;
+  const int use = static_cast<int>(std::min<int64_t>({nt, units, M * N * K / kSmallMGrain}));
+  if (use <= 1) {
+    run(0, N);
+    return;
+  }
+  parallel(
+      [&](int tid, int ntt) {
+        const int64_t u0 = units * tid / ntt, u1 = units * (tid + 1) / ntt;
+        if (u0 < u1) run(u0 * unit, std::min(N, u1 * unit));
+      },
+      use);
+}
+
 // One product of the batch, using up to `nt` threads.
 void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
                 bool add, int nt) {
@@ -577,6 +835,10 @@ void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, 
           if (u0 < u1) run(u0 * unit, std::min(len, u1 * unit));
         },
         use);
+    return;
+  }
+  if (M <= matmul_small_m_max) {
+    small_m(a, b, c, M, N, K, transA, transB, add, nt);
     return;
   }
   Operand A = transA ? Operand{a, 1, M} : Operand{a, K, 1};
