@@ -5,15 +5,22 @@
 // Score rows are computed against a transposed copy of the keys (Kᵀ [hd][keys]), so a score row is a sum
 // of hd vector axpys over the keys rather than one horizontal dot-product reduction per key; four query
 // rows share each pass over Kᵀ. Units with fewer than four query rows per kv head (decoding one token)
-// skip the transpose and take one dot product per key.
+// skip the transpose and take one dot product per key. With AVX-512 the score rows and the weighted sums
+// of values keep their accumulators in registers (scores4, weighted_rows4, backward_keys4); the portable
+// loops compute the same sums in the same order.
 //
-// Memory: the forward saves only lse (batch·heads·tq floats); no score matrix is ever stored. Per thread
+// Memory: the forward saves only lse (batch·heads·tq floats); no score matrix is ever stored. Scratch
 // (thread-local, reused across calls), with tk' = tk rounded up to 16, plus 16:
-// - forward: Kᵀ for one (batch, kv head) plus 4 score rows, hd·tk' + 4·tk' + 4·hd floats;
+// - forward: Kᵀ of every (batch, kv head), batch·kvHeads·hd·tk' floats on the calling thread (transposed
+//   once, read by all threads), plus 4 score rows and 4 accumulator rows per thread, 4·tk' + 4·hd floats;
 // - backward: Kᵀ and Vᵀ plus 4 probability and 4 dS rows, 2·hd·tk' + 8·tk' + 4·hd floats; its key-parallel
 //   pass holds Qᵀ and dOᵀ instead (tq in place of tk) plus 2·20·hd accumulators, and that path also keeps
 //   D_i = dO_i·O_i for every query row (batch·heads·tq floats, on the calling thread).
 #include "ops_common.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace as {
 namespace AS_ISA {
@@ -21,6 +28,26 @@ namespace {
 
 void exp_inplace(float* __restrict x, int64_t n) {
   for (int64_t i = 0; i < n; i++) x[i] = fast_exp(x[i]);
+}
+
+// max of x[0..n) (n >= 1); NaNs are skipped as lane_max skips them.
+float row_max(const float* __restrict x, int64_t n) {
+#if defined(__AVX512F__)
+  __m512 m = _mm512_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) m = _mm512_mask_max_ps(m, __mmask16(0xFFFF), _mm512_loadu_ps(x + i), m);
+  if (i < n) {
+    const __mmask16 k = __mmask16((1u << (n - i)) - 1);
+    m = _mm512_mask_max_ps(m, k, _mm512_maskz_loadu_ps(k, x + i), m);
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, m);
+  float r = lanes[0];
+  for (int j = 1; j < 16; j++) r = lanes[j] > r ? lanes[j] : r;
+  return r;
+#else
+  return lane_max(x, n);
+#endif
 }
 
 void zero(float* __restrict x, int64_t n) {
@@ -69,10 +96,96 @@ inline int64_t padded_ld(int64_t n) { return ((n + 15) / 16) * 16 + 16; }
 
 // out[r][j] = s · Σ_d a[r][d] · mt[d][j] for r < 4, j < n (out and mt have leading dimension ld).
 void scores4(const float* const a[4], const float* mt, int64_t ld, int64_t n, int64_t hd, float s, float* out) {
+#if defined(__AVX512F__)
+  // Register-blocked: 4 rows × 64 keys of accumulators stay in 16 registers over the whole d loop (the
+  // portable version below streams all four score rows through memory once per d). Same products, same
+  // order of additions, so the same results.
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) {
+    __m512 c[4][4];
+    for (int r = 0; r < 4; r++)
+      for (int t = 0; t < 4; t++) c[r][t] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < hd; d++) {
+      const float* m = mt + d * ld + j;
+      const __m512 m0 = _mm512_loadu_ps(m), m1 = _mm512_loadu_ps(m + 16), m2 = _mm512_loadu_ps(m + 32),
+                   m3 = _mm512_loadu_ps(m + 48);
+      for (int r = 0; r < 4; r++) {
+        const __m512 ar = _mm512_set1_ps(a[r][d] * s);
+        c[r][0] = _mm512_fmadd_ps(ar, m0, c[r][0]);
+        c[r][1] = _mm512_fmadd_ps(ar, m1, c[r][1]);
+        c[r][2] = _mm512_fmadd_ps(ar, m2, c[r][2]);
+        c[r][3] = _mm512_fmadd_ps(ar, m3, c[r][3]);
+      }
+    }
+    for (int r = 0; r < 4; r++)
+      for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + r * ld + j + 16 * t, c[r][t]);
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 k = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    __m512 c[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t d = 0; d < hd; d++) {
+      const __m512 m = _mm512_maskz_loadu_ps(k, mt + d * ld + j);
+      for (int r = 0; r < 4; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r][d] * s), m, c[r]);
+    }
+    for (int r = 0; r < 4; r++) _mm512_mask_storeu_ps(out + r * ld + j, k, c[r]);
+  }
+#else
   float* o[4] = {out, out + ld, out + 2 * ld, out + 3 * ld};
   for (int r = 0; r < 4; r++) zero(o[r], n);
   for (int64_t d = 0; d < hd; d++)
     fma4(o[0], o[1], o[2], o[3], mt + d * ld, a[0][d] * s, a[1][d] * s, a[2][d] * s, a[3][d] * s, n);
+#endif
+}
+
+// acc[r][:] = Σ_{j < n} p[r][j] · rows[j][:] for r < 4 (p has leading dimension ld, row j of `rows` at
+// rows + j·stride, acc is [4][hd]): the probability-weighted sum of values (or keys) for a quad of rows.
+void weighted_rows4(const float* p, int64_t ld, const float* rows, int64_t stride, int64_t n, int64_t hd,
+                    float* __restrict acc) {
+#if defined(__AVX512F__)
+  if (hd == 16 || hd == 32 || hd == 64) {
+    // The accumulators (4 rows × hd) stay in registers across all n keys.
+    const int nv = static_cast<int>(hd / 16);
+    __m512 o[4][4];
+    for (int r = 0; r < 4; r++)
+      for (int t = 0; t < 4; t++) o[r][t] = _mm512_setzero_ps();
+    if (nv == 2) {
+      for (int64_t j = 0; j < n; j++) {
+        const float* x = rows + j * stride;
+        const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+        for (int r = 0; r < 4; r++) {
+          const __m512 pr = _mm512_set1_ps(p[r * ld + j]);
+          o[r][0] = _mm512_fmadd_ps(pr, x0, o[r][0]);
+          o[r][1] = _mm512_fmadd_ps(pr, x1, o[r][1]);
+        }
+      }
+    } else if (nv == 4) {
+      for (int64_t j = 0; j < n; j++) {
+        const float* x = rows + j * stride;
+        const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16), x2 = _mm512_loadu_ps(x + 32),
+                     x3 = _mm512_loadu_ps(x + 48);
+        for (int r = 0; r < 4; r++) {
+          const __m512 pr = _mm512_set1_ps(p[r * ld + j]);
+          o[r][0] = _mm512_fmadd_ps(pr, x0, o[r][0]);
+          o[r][1] = _mm512_fmadd_ps(pr, x1, o[r][1]);
+          o[r][2] = _mm512_fmadd_ps(pr, x2, o[r][2]);
+          o[r][3] = _mm512_fmadd_ps(pr, x3, o[r][3]);
+        }
+      }
+    } else {
+      for (int64_t j = 0; j < n; j++) {
+        const __m512 x0 = _mm512_loadu_ps(rows + j * stride);
+        for (int r = 0; r < 4; r++) o[r][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * ld + j]), x0, o[r][0]);
+      }
+    }
+    for (int r = 0; r < 4; r++)
+      for (int t = 0; t < nv; t++) _mm512_storeu_ps(acc + r * hd + 16 * t, o[r][t]);
+    return;
+  }
+#endif
+  zero(acc, 4 * hd);
+  for (int64_t j = 0; j < n; j++)
+    fma4(acc, acc + hd, acc + 2 * hd, acc + 3 * hd, rows + j * stride, p[j], p[ld + j], p[2 * ld + j],
+         p[3 * ld + j], hd);
 }
 
 struct Geometry {
@@ -105,7 +218,7 @@ struct Geometry {
 
 constexpr int64_t kWorkGrain = 1 << 16;
 // Query rows (per head) / keys handled by one scheduling unit.
-constexpr int64_t kQueryBlock = 16;
+constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kKeyBlock = 16;
 
 // Runs f(unit) for unit in [0, units), dealt round-robin over up to nt threads (round-robin spreads the
@@ -165,26 +278,40 @@ void attention_row_direct(const Geometry& g, const float* __restrict qi, const f
 void attention(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s) {
   const Geometry g(s);
   if (g.B * g.H * g.tq == 0) return;
+  const int nt = threads_for(g.work(), kWorkGrain);
   const int64_t qblocks = (g.tq + kQueryBlock - 1) / kQueryBlock;
+  const int64_t pairs = g.B * g.Hkv;
+  // Units with fewer than four query rows per kv head (decoding) take the direct path; the others read Kᵀ,
+  // transposed once per (batch, kv head) up front and shared by every query block (a per-block transpose
+  // of the visible prefix cost about a third of the kernel's time).
+  const bool transposed = g.group * (g.tq < kQueryBlock ? g.tq : kQueryBlock) >= 4;
+  const int64_t ldk = padded_ld(g.tk);
+  thread_local std::vector<float> ktbuf;  // the calling thread's; the workers only read it
+  float* ktAll = transposed ? scratch(ktbuf, pairs * g.hd * ldk) : nullptr;
+  if (transposed) {
+    deal(pairs, nt, [&](int64_t u) {
+      const int64_t b = u / g.Hkv, kvh = u % g.Hkv;
+      transpose_rows(k + g.koff(b, kvh), g.kstride, g.tk, g.hd, ktAll + u * g.hd * ldk, ldk);
+    });
+  }
   // A unit: one (batch, kv head) and a block of query rows, for every query head reading that kv head.
-  deal(g.B * g.Hkv * qblocks, threads_for(g.work(), kWorkGrain), [&](int64_t u) {
+  deal(pairs * qblocks, nt, [&](int64_t u) {
     const int64_t qb = u % qblocks, kvh = (u / qblocks) % g.Hkv, b = u / (qblocks * g.Hkv);
     const int64_t i0 = qb * kQueryBlock, i1 = i0 + kQueryBlock < g.tq ? i0 + kQueryBlock : g.tq;
-    const int64_t ld = padded_ld(g.keys(i1 - 1));
+    const int64_t ld = transposed ? ldk : padded_ld(g.keys(i1 - 1));
     thread_local std::vector<float> buf;
-    float* kt = scratch(buf, g.hd * ld + 4 * ld + 4 * g.hd);
-    float* sc = kt + g.hd * ld;
+    float* sc = scratch(buf, 4 * ld + 4 * g.hd);
     float* acc = sc + 4 * ld;
     const float* kb = k + g.koff(b, kvh);
     const float* vb = v + g.koff(b, kvh);
-    if (g.group * (i1 - i0) < 4) {
+    if (!transposed || g.group * (i1 - i0) < 4) {
       for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++)
         for (int64_t i = i0; i < i1; i++)
           attention_row_direct(g, q + g.qoff(b, i, h), kb, vb, g.keys(i), sc, acc, out + g.qoff(b, i, h),
                                lse[(b * g.H + h) * g.tq + i]);
       return;
     }
-    transpose_rows(kb, g.kstride, g.keys(i1 - 1), g.hd, kt, ld);
+    const float* kt = ktAll + (b * g.Hkv + kvh) * g.hd * ldk;
     for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++) {
       for (int64_t i = i0; i < i1; i += 4) {
         const RowQuad rq(g, b, h, i, i1);
@@ -198,21 +325,15 @@ void attention(const float* q, const float* k, const float* v, float* out, float
             zero(row, rq.nmax);
             continue;
           }
-          const float mx = lane_max(row, n);
-          for (int64_t j = 0; j < n; j++) row[j] -= mx;
-          exp_inplace(row, n);
+          const float mx = row_max(row, n);
+          for (int64_t j = 0; j < n; j++) row[j] = fast_exp(row[j] - mx);
           zero(row + n, rq.nmax - n);
           const float sum = lane_sum(row, n);
           inv[r] = 1.0f / sum;
           lse[(b * g.H + h) * g.tq + i + r] = mx + std::log(sum);
         }
-        zero(acc, 4 * g.hd);
-        for (int64_t j = 0; j < rq.nmax; j++) {
-          // acc_r += p_r[j] · v_j, sharing each load of v_j between the four rows.
-          const float* vj = vb + j * g.kstride;
-          fma4(acc, acc + g.hd, acc + 2 * g.hd, acc + 3 * g.hd, vj, sc[j], sc[ld + j], sc[2 * ld + j],
-               sc[3 * ld + j], g.hd);
-        }
+        // acc_r = Σ_j p_r[j] · v_j, sharing each load of v_j between the four rows.
+        weighted_rows4(sc, ld, vb, g.kstride, rq.nmax, g.hd, acc);
         for (int r = 0; r < rq.count; r++) scaled_copy(out + rq.off[r], acc + r * g.hd, inv[r], g.hd);
       }
     }
@@ -234,12 +355,84 @@ void quad_probs_and_ds(const Geometry& g, const RowQuad& rq, const float* q, con
     float* dr = ds + r * ld;
     const int64_t n = rq.n[r];
     const float l = n > 0 ? lseRow[r] : 0.0f, dd = D[r];
-    for (int64_t j = 0; j < n; j++) pr[j] -= l;
-    exp_inplace(pr, n);
-    for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - dd);
+    for (int64_t j = 0; j < n; j++) {
+      const float e = fast_exp(pr[j] - l);
+      pr[j] = e;
+      dr[j] = e * (dr[j] - dd);
+    }
     zero(pr + n, rq.nmax - n);
     zero(dr + n, rq.nmax - n);
   }
+}
+
+#if defined(__AVX512F__)
+// One pass over the keys for a quad of rows. (Three register-resident passes, one per output, measured
+// slower: they read p / dS three times and the gk / gv rows twice.)
+template <int NV>
+void backward_keys4_avx512(const float* p, const float* ds, int64_t ld, const float* const qr[4],
+                           const float* const orow[4], const float* kb, float* gkb, float* gvb, int64_t stride,
+                           int64_t n, float scale, float* acc) {
+  __m512 a[4][NV];
+  for (int r = 0; r < 4; r++)
+    for (int t = 0; t < NV; t++) a[r][t] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; j++) {
+    __m512 pr[4], dr[4], dsr[4];
+    for (int r = 0; r < 4; r++) {
+      pr[r] = _mm512_set1_ps(p[r * ld + j]);
+      const float d = ds[r * ld + j];
+      dr[r] = _mm512_set1_ps(d);
+      dsr[r] = _mm512_set1_ps(d * scale);
+    }
+    float* gv = gvb + j * stride;
+    float* gk = gkb + j * stride;
+    const float* kj = kb + j * stride;
+    for (int t = 0; t < NV; t++) {
+      // Same association as axpy4: y + (((a0·x0 + a1·x1) + a2·x2) + a3·x3).
+      __m512 sv = _mm512_mul_ps(pr[0], _mm512_loadu_ps(orow[0] + 16 * t));
+      __m512 sk = _mm512_mul_ps(dsr[0], _mm512_loadu_ps(qr[0] + 16 * t));
+      for (int r = 1; r < 4; r++) {
+        sv = _mm512_fmadd_ps(pr[r], _mm512_loadu_ps(orow[r] + 16 * t), sv);
+        sk = _mm512_fmadd_ps(dsr[r], _mm512_loadu_ps(qr[r] + 16 * t), sk);
+      }
+      _mm512_storeu_ps(gv + 16 * t, _mm512_add_ps(_mm512_loadu_ps(gv + 16 * t), sv));
+      _mm512_storeu_ps(gk + 16 * t, _mm512_add_ps(_mm512_loadu_ps(gk + 16 * t), sk));
+      const __m512 kv = _mm512_loadu_ps(kj + 16 * t);
+      for (int r = 0; r < 4; r++) a[r][t] = _mm512_fmadd_ps(dr[r], kv, a[r][t]);
+    }
+  }
+  for (int r = 0; r < 4; r++)
+    for (int t = 0; t < NV; t++) _mm512_storeu_ps(acc + r * 16 * NV + 16 * t, a[r][t]);
+}
+#endif
+
+// The group path's loop over keys for a quad of rows: gv_j += Σ_r p_r[j]·dO_r, gk_j += Σ_r scale·dS_r[j]·q_r,
+// acc_r = Σ_j dS_r[j]·k_j. Returns false when there is no specialised version for this head size (the caller
+// then runs the portable loop).
+bool backward_keys4(const float* p, const float* ds, int64_t ld, const float* q0, const float* q1, const float* q2,
+                    const float* q3, const float* o0, const float* o1, const float* o2, const float* o3,
+                    const float* kb, float* gkb, float* gvb, int64_t stride, int64_t n, int64_t hd, float scale,
+                    float* acc) {
+#if defined(__AVX512F__)
+  const float* qr[4] = {q0, q1, q2, q3};
+  const float* orow[4] = {o0, o1, o2, o3};
+  switch (hd) {
+    case 16:
+      backward_keys4_avx512<1>(p, ds, ld, qr, orow, kb, gkb, gvb, stride, n, scale, acc);
+      return true;
+    case 32:
+      backward_keys4_avx512<2>(p, ds, ld, qr, orow, kb, gkb, gvb, stride, n, scale, acc);
+      return true;
+    case 64:
+      backward_keys4_avx512<4>(p, ds, ld, qr, orow, kb, gkb, gvb, stride, n, scale, acc);
+      return true;
+    default:
+      return false;
+  }
+#else
+  (void)p, (void)ds, (void)ld, (void)q0, (void)q1, (void)q2, (void)q3, (void)o0, (void)o1, (void)o2, (void)o3;
+  (void)kb, (void)gkb, (void)gvb, (void)stride, (void)n, (void)hd, (void)scale, (void)acc;
+  return false;
+#endif
 }
 
 }  // namespace
@@ -288,14 +481,17 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           const float *q0 = q + rq.off[0], *q1 = q + rq.off[1], *q2 = q + rq.off[2], *q3 = q + rq.off[3];
           const float *o0 = gOut + rq.off[0], *o1 = gOut + rq.off[1], *o2 = gOut + rq.off[2],
                       *o3 = gOut + rq.off[3];
-          zero(acc, 4 * g.hd);
-          for (int64_t j = 0; j < rq.nmax; j++) {
-            const float p0 = p[j], p1 = p[ld + j], p2 = p[2 * ld + j], p3 = p[3 * ld + j];
-            const float d0 = ds[j], d1 = ds[ld + j], d2 = ds[2 * ld + j], d3 = ds[3 * ld + j];
-            axpy4(gvb + j * g.kstride, o0, o1, o2, o3, p0, p1, p2, p3, g.hd);
-            axpy4(gkb + j * g.kstride, q0, q1, q2, q3, d0 * g.scale, d1 * g.scale, d2 * g.scale, d3 * g.scale,
-                  g.hd);
-            fma4(acc, acc + g.hd, acc + 2 * g.hd, acc + 3 * g.hd, kb + j * g.kstride, d0, d1, d2, d3, g.hd);
+          if (!backward_keys4(p, ds, ld, q0, q1, q2, q3, o0, o1, o2, o3, kb, gkb, gvb, g.kstride, rq.nmax, g.hd,
+                              g.scale, acc)) {
+            zero(acc, 4 * g.hd);
+            for (int64_t j = 0; j < rq.nmax; j++) {
+              const float p0 = p[j], p1 = p[ld + j], p2 = p[2 * ld + j], p3 = p[3 * ld + j];
+              const float d0 = ds[j], d1 = ds[ld + j], d2 = ds[2 * ld + j], d3 = ds[3 * ld + j];
+              axpy4(gvb + j * g.kstride, o0, o1, o2, o3, p0, p1, p2, p3, g.hd);
+              axpy4(gkb + j * g.kstride, q0, q1, q2, q3, d0 * g.scale, d1 * g.scale, d2 * g.scale,
+                    d3 * g.scale, g.hd);
+              fma4(acc, acc + g.hd, acc + 2 * g.hd, acc + 3 * g.hd, kb + j * g.kstride, d0, d1, d2, d3, g.hd);
+            }
           }
           for (int r = 0; r < rq.count; r++) scaled_copy(gq + rq.off[r], acc + r * g.hd, g.scale, g.hd);
         }
@@ -331,10 +527,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         float L[4];
         for (int r = 0; r < 4; r++) L[r] = lse[lrow + (r < rq.count ? r : rq.count - 1)];
         quad_probs_and_ds(g, rq, q, gOut, L, D, kt, vt, ld, p, ds);
-        zero(acc, 4 * g.hd);
-        for (int64_t j = 0; j < rq.nmax; j++)
-          fma4(acc, acc + g.hd, acc + 2 * g.hd, acc + 3 * g.hd, kb + j * g.kstride, ds[j], ds[ld + j],
-               ds[2 * ld + j], ds[3 * ld + j], g.hd);
+        weighted_rows4(ds, ld, kb, g.kstride, rq.nmax, g.hd, acc);
         for (int r = 0; r < rq.count; r++) scaled_copy(gq + rq.off[r], acc + r * g.hd, g.scale, g.hd);
       }
     }

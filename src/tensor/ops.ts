@@ -103,22 +103,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         const gd = g.data;
         const sG = m * n;
         if (a.requiresGrad) {
-          const ga = empty(a.shape, a.dtype);
           // d op(A) = dC·op(B)ᵀ, written in A's storage layout.
           const [x, y, tx, ty, sx, sy, mm_, nn_] = transA
             ? [b.data, gd, transB, true, strideB, sG, k, m]
             : [gd, b.data, false, !transB, sG, strideB, m, k];
-          gradProduct(x, y, ga.data, batch, mm_, nn_, n, tx, ty, sx, sy, strideA);
-          accumulateGrad(a, ga, true);
+          gradInto(a, (out, acc) => gradProduct(x, y, out, batch, mm_, nn_, n, tx, ty, sx, sy, strideA, acc));
         }
         if (b.requiresGrad) {
-          const gb = empty(b.shape, b.dtype);
           // d op(B) = op(A)ᵀ·dC, written in B's storage layout.
           const [x, y, tx, ty, sx, sy, mm_, nn_] = transB
             ? [gd, a.data, true, transA, sG, strideA, n, k]
             : [a.data, gd, !transA, false, strideA, sG, k, n];
-          gradProduct(x, y, gb.data, batch, mm_, nn_, m, tx, ty, sx, sy, strideB);
-          accumulateGrad(b, gb, true);
+          gradInto(b, (out, acc) => gradProduct(x, y, out, batch, mm_, nn_, m, tx, ty, sx, sy, strideB, acc));
         }
       },
     });
@@ -160,8 +156,24 @@ function mm(
 }
 
 /**
+ * Adds a product to t's gradient. When t already has one (a tensor feeding several products, like the
+ * normed input of q, k and v), the product accumulates straight into it (C += A·B): no temporary and no
+ * separate add pass. Otherwise it is written to a fresh buffer that t adopts.
+ */
+function gradInto(t: Tensor, product: (out: FloatArray, accumulate: boolean) => void): void {
+  if (t.grad !== null && t.grad.dtype === t.dtype && t.grad.size === t.size) {
+    product(t.grad.data, true);
+    return;
+  }
+  const g = empty(t.shape, t.dtype);
+  product(g.data, false);
+  accumulateGrad(t, g, true);
+}
+
+/**
  * A gradient product x·y of per-item shape [m, n] with inner size k. When the gradient's operand was
- * broadcast over the batch (outStride 0), the per-item products are summed into one matrix.
+ * broadcast over the batch (outStride 0), the per-item products are summed into one matrix. With
+ * `accumulate` the result is added to `out`.
  */
 function gradProduct(
   x: FloatArray,
@@ -176,21 +188,22 @@ function gradProduct(
   strideX: number,
   strideY: number,
   outStride: number,
+  accumulate = false,
 ): void {
   if (outStride !== 0 || batch === 1) {
-    mm(x, y, out, batch, m, n, k, transX, transY, strideX, strideY, false);
+    mm(x, y, out, batch, m, n, k, transX, transY, strideX, strideY, accumulate);
     return;
   }
   // Sum over the batch. When x is a batch of [k, m] matrices used transposed and y is a batch of
   // [k, n], the sum is one product with inner size batch·k.
   if (transX && !transY && strideX === m * k && strideY === k * n) {
-    mm(x, y, out, 1, m, n, batch * k, true, false, 0, 0, false);
+    mm(x, y, out, 1, m, n, batch * k, true, false, 0, 0, accumulate);
     return;
   }
   for (let i = 0; i < batch; i++) {
     const xs = strideX === 0 ? x : x.subarray(i * strideX, (i + 1) * strideX);
     const ys = strideY === 0 ? y : y.subarray(i * strideY, (i + 1) * strideY);
-    mm(xs, ys, out, 1, m, n, k, transX, transY, 0, 0, i > 0);
+    mm(xs, ys, out, 1, m, n, k, transX, transY, 0, 0, accumulate || i > 0);
   }
 }
 
