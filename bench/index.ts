@@ -1,0 +1,296 @@
+// `npm run bench`: afterscale against PyTorch (CPU) and llama.cpp on the same Llama configs, same shapes,
+// same thread count, in one run. Each side of each config runs in a fresh child process, one after the
+// other, so every peak RSS is that side's own and no two sides share the cores:
+//   afterscale  node dist/bench/train.js          training, prefill, decode (and the GGUF export)
+//   PyTorch     python3 bench/torch_bench.py      training, prefill, decode
+//   llama.cpp   node dist/bench/llamacpp-bench.js prefill, decode (afterscale's F32 GGUF of the same weights)
+// Usage: node dist/bench/index.js [--configs tiny,small,medium,char] [--threads 2] [--warmup 2] [--steps 5]
+//                                 [--decode 128] [--json] [--no-docs]
+// Prints a table of afterscale / peer ratios (stdout; progress on stderr), or the figures as JSON with
+// --json, and rewrites the results block of docs/benchmarks.md unless --no-docs.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { trainingFlopsPerToken } from "../src/nn/index.js";
+import {
+  type BenchJob,
+  benchJob,
+  benchModelConfig,
+  CONFIG_NAMES,
+  type ConfigName,
+  type SideResult,
+} from "./configs.js";
+
+const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+const root = resolve(here, "..", "..");
+
+interface Options {
+  configs: ConfigName[];
+  threads: number;
+  warmup: number;
+  steps: number;
+  decode: number;
+  json: boolean;
+  docs: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    configs: [...CONFIG_NAMES],
+    threads: 2,
+    warmup: 2,
+    steps: 5,
+    decode: 128,
+    json: false,
+    docs: true,
+  };
+  const int = (flag: string, v: string | undefined, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: expected an integer ≥ ${min}, got ${v}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--json") o.json = true;
+    else if (a === "--no-docs") o.docs = false;
+    else if (a === "--threads") o.threads = int(a, argv[++i], 1);
+    else if (a === "--warmup") o.warmup = int(a, argv[++i], 0);
+    else if (a === "--steps") o.steps = int(a, argv[++i], 1);
+    else if (a === "--decode") o.decode = int(a, argv[++i], 1);
+    else if (a === "--configs") {
+      const names = (argv[++i] ?? "").split(",").filter(Boolean);
+      for (const n of names) {
+        if (!(CONFIG_NAMES as readonly string[]).includes(n))
+          throw new Error(`--configs: unknown config ${n}; known: ${CONFIG_NAMES.join(", ")}`);
+      }
+      if (names.length === 0) throw new Error("--configs: expected a comma-separated list");
+      o.configs = names as ConfigName[];
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+type Side = SideResult & { generated?: number[] };
+
+/** Runs one child; its last stdout line is its JSON result. A failure becomes a note, not a crash. */
+function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv): Side {
+  const r = spawnSync(cmd, args, { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.error) return { note: `${cmd} failed to start: ${r.error.message}` };
+  if (r.status !== 0) {
+    const tail = (r.stderr ?? "").trim().split("\n").slice(-3).join(" | ");
+    // torch_bench.py exits with 3 when PyTorch is not installed: the peer is skipped, not failed.
+    if (r.status === 3) return { note: `skipped: ${tail}` };
+    return { note: `${cmd} exited with ${r.status ?? r.signal}: ${tail}` };
+  }
+  const lines = r.stdout.trim().split("\n");
+  try {
+    return JSON.parse(lines[lines.length - 1]!) as Side;
+  } catch {
+    return { note: `${cmd} printed no JSON result` };
+  }
+}
+
+interface ConfigResult {
+  name: ConfigName;
+  job: BenchJob;
+  flopsPerToken: number;
+  afterscale: Side;
+  pytorch: Side;
+  llamacpp: Side;
+  /** Greedy decode tokens on which afterscale and llama.cpp agree, from the start (same weights). */
+  decodeAgreement: number | null;
+}
+
+function promptIds(n: number, vocab: number): number[] {
+  // Stay clear of the last id (<|endoftext|> in the exported vocabulary).
+  return Array.from({ length: n }, (_, i) => (i * 7919 + 13) % (vocab - 1));
+}
+
+function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
+  const job = benchJob(name, {
+    threads: o.threads,
+    warmupSteps: o.warmup,
+    timedSteps: o.steps,
+    decodeTokens: o.decode,
+  });
+  const modelPath = join(dir, `${name}.gguf`);
+  const full = { ...job, modelPath, promptIds: promptIds(job.context, job.vocab) };
+  const jobPath = join(dir, `${name}.json`);
+  writeFileSync(jobPath, JSON.stringify(full));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AFTERSCALE_THREADS: String(o.threads),
+    OMP_NUM_THREADS: String(o.threads),
+    MKL_NUM_THREADS: String(o.threads),
+  };
+  delete env.AFTERSCALE_PROFILE;
+  const log = (m: string) => process.stderr.write(`[bench ${name}] ${m}\n`);
+  log(`afterscale (${job.batch}×${job.context} tokens per step, ${o.warmup}+${o.steps} steps) …`);
+  const afterscale = runChild(process.execPath, [join(here, "train.js"), jobPath], env);
+  log(`PyTorch …`);
+  const pytorch = runChild("python3", [join(root, "bench", "torch_bench.py"), jobPath], env);
+  let llamacpp: Side;
+  if (existsSync(modelPath)) {
+    log(`llama.cpp …`);
+    llamacpp = runChild(process.execPath, [join(here, "llamacpp-bench.js"), jobPath], env);
+  } else llamacpp = { note: "skipped: the afterscale side wrote no GGUF file" };
+  rmSync(modelPath, { force: true });
+  let decodeAgreement: number | null = null;
+  if (afterscale.generated && llamacpp.generated) {
+    decodeAgreement = 0;
+    while (
+      decodeAgreement < afterscale.generated.length &&
+      afterscale.generated[decodeAgreement] === llamacpp.generated[decodeAgreement]
+    )
+      decodeAgreement++;
+  }
+  for (const s of [afterscale, pytorch, llamacpp])
+    if (s.note && !s.trainTokensPerSecond && !s.decodeTokensPerSecond) log(s.note);
+  return {
+    name,
+    job,
+    flopsPerToken: trainingFlopsPerToken(benchModelConfig(name)),
+    afterscale,
+    pytorch,
+    llamacpp,
+    decodeAgreement,
+  };
+}
+
+// ---------------------------------------------------------------- report
+
+const fmt = (x: number | undefined, digits = 0) =>
+  x === undefined || !Number.isFinite(x)
+    ? "—"
+    : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || !(b > 0) ? undefined : a / b;
+const fmtRatio = (r: number | undefined) => (r === undefined ? "—" : `${r.toFixed(2)}×`);
+/** "yes"/"no" against a target; lowerIsBetter flips the comparison (RSS). */
+const verdict = (r: number | undefined, target: number, lowerIsBetter = false) =>
+  r === undefined ? "—" : (lowerIsBetter ? r <= target : r >= target) ? "yes" : "**no**";
+
+function gflops(side: Side, flopsPerToken: number): number | undefined {
+  return side.trainTokensPerSecond === undefined
+    ? undefined
+    : (side.trainTokensPerSecond * flopsPerToken) / 1e9;
+}
+
+export function resultsTable(results: ConfigResult[]): string {
+  const rows = [
+    "| config | figure | afterscale | PyTorch | afterscale / PyTorch | llama.cpp | afterscale / llama.cpp | target | met |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results) {
+    const a = r.afterscale;
+    const p = r.pytorch;
+    const l = r.llamacpp;
+    const trainTarget = r.name === "tiny" ? 1.5 : 1.0;
+    const tr = ratio(a.trainTokensPerSecond, p.trainTokensPerSecond);
+    rows.push(
+      `| ${r.name} | training tokens/s | ${fmt(a.trainTokensPerSecond)} | ${fmt(p.trainTokensPerSecond)} | ${fmtRatio(tr)} | | | ≥ ${trainTarget.toFixed(1)}× PyTorch | ${verdict(tr, trainTarget)} |`,
+    );
+    rows.push(
+      `| ${r.name} | training GFLOP/s | ${fmt(gflops(a, r.flopsPerToken), 1)} | ${fmt(gflops(p, r.flopsPerToken), 1)} | ${fmtRatio(tr)} | | | | |`,
+    );
+    const pp = ratio(a.prefillTokensPerSecond, p.prefillTokensPerSecond);
+    const pl = ratio(a.prefillTokensPerSecond, l.prefillTokensPerSecond);
+    rows.push(
+      `| ${r.name} | prefill tokens/s (${r.job.context}) | ${fmt(a.prefillTokensPerSecond)} | ${fmt(p.prefillTokensPerSecond)} | ${fmtRatio(pp)} | ${fmt(l.prefillTokensPerSecond)} | ${fmtRatio(pl)} | ≥ 0.8× llama.cpp | ${verdict(pl, 0.8)} |`,
+    );
+    const dp = ratio(a.decodeTokensPerSecond, p.decodeTokensPerSecond);
+    const dl = ratio(a.decodeTokensPerSecond, l.decodeTokensPerSecond);
+    rows.push(
+      `| ${r.name} | decode tokens/s (batch 1) | ${fmt(a.decodeTokensPerSecond)} | ${fmt(p.decodeTokensPerSecond)} | ${fmtRatio(dp)} | ${fmt(l.decodeTokensPerSecond)} | ${fmtRatio(dl)} | ≥ 1.0× llama.cpp | ${verdict(dl, 1.0)} |`,
+    );
+    const rr = ratio(a.peakRssTrainMiB, p.peakRssTrainMiB);
+    rows.push(
+      `| ${r.name} | peak RSS, training (MiB) | ${fmt(a.peakRssTrainMiB)} | ${fmt(p.peakRssTrainMiB)} | ${fmtRatio(rr)} | | | ≤ 1.0× PyTorch | ${verdict(rr, 1.0, true)} |`,
+    );
+  }
+  return rows.join("\n");
+}
+
+function notes(results: ConfigResult[]): string[] {
+  const out: string[] = [];
+  for (const r of results) {
+    for (const [side, s] of [
+      ["afterscale", r.afterscale],
+      ["PyTorch", r.pytorch],
+      ["llama.cpp", r.llamacpp],
+    ] as const) {
+      if (s.note) out.push(`${r.name}, ${side}: ${s.note}`);
+    }
+    if (r.decodeAgreement !== null)
+      out.push(
+        `${r.name}: greedy decode agrees with llama.cpp on the first ${r.decodeAgreement} of ${r.job.decodeTokens} tokens`,
+      );
+  }
+  return out;
+}
+
+function machine(): string {
+  const model = cpus()[0]?.model ?? "unknown CPU";
+  return `${model}, ${cpus().length} cores visible, Node ${process.version}`;
+}
+
+const BEGIN = "<!-- bench:results:begin (written by `npm run bench`) -->";
+const END = "<!-- bench:results:end -->";
+const SECTION = "## Training and inference vs PyTorch and llama.cpp";
+
+/** Rewrites the results block of docs/benchmarks.md, keeping everything else (e.g. the serving section). */
+function writeDocs(block: string): string {
+  const path = join(root, "docs", "benchmarks.md");
+  const fresh = `${BEGIN}\n${block}\n${END}`;
+  let text = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
+  const b = text.indexOf(BEGIN);
+  const e = text.indexOf(END);
+  if (b >= 0 && e > b) text = text.slice(0, b) + fresh + text.slice(e + END.length);
+  else {
+    const section = `${SECTION}\n\n${fresh}\n`;
+    const serving = text.indexOf("## Serving load test");
+    if (text.includes(SECTION)) {
+      const at = text.indexOf(SECTION) + SECTION.length;
+      text = `${text.slice(0, at)}\n\n${fresh}\n${text.slice(at)}`;
+    } else if (serving >= 0) text = `${text.slice(0, serving)}${section}\n${text.slice(serving)}`;
+    else text = `${text.trimEnd()}\n\n${section}`;
+  }
+  writeFileSync(path, text);
+  return path;
+}
+
+function main(): void {
+  const o = parseArgs(process.argv.slice(2));
+  if (!existsSync(join(here, "train.js")))
+    throw new Error("bench: run `npm run build` first (dist/bench/train.js is missing)");
+  const dir = mkdtempSync(join(tmpdir(), "afterscale-bench-"));
+  const started = new Date();
+  const load = loadavg()[0]!;
+  const t0 = performance.now();
+  const results: ConfigResult[] = [];
+  try {
+    for (const name of o.configs) results.push(runConfig(name, o, dir));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const minutes = (performance.now() - t0) / 60000;
+  const header =
+    `Measured ${started.toISOString().replace(/\.\d+Z$/, "Z")} on ${machine()}; ${o.threads} threads per side, ` +
+    `${o.warmup} warm-up + ${o.steps} timed training steps of 8192 tokens (median), prefill of one full-context ` +
+    `sequence (median of 3), decode of ${o.decode} greedy tokens after a 16-token prompt; ` +
+    `1-minute load average ${load.toFixed(2)} at the start and ${loadavg()[0]!.toFixed(2)} at the end (2 of it is the run itself); ` +
+    `the run took ${minutes.toFixed(1)} minutes.`;
+  const table = resultsTable(results);
+  const extra = notes(results);
+  const block = `${header}\n\n${table}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}`;
+  if (o.json) {
+    process.stdout.write(
+      `${JSON.stringify({ date: started.toISOString(), machine: machine(), threads: o.threads, minutes, results }, null, 2)}\n`,
+    );
+  } else process.stdout.write(`${block}\n`);
+  if (o.docs) process.stderr.write(`bench: wrote ${writeDocs(block)}\n`);
+}
+
+main();
