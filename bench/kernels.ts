@@ -50,6 +50,8 @@ const CASES: MatmulCase[] = [
 ];
 
 const flopsOf = (c: MatmulCase) => 2 * c.m * c.n * c.k;
+const settle = () => new Promise<void>((done) => setTimeout(done, 250));
+
 /** Repetitions giving ~0.1 s per block (at ~100 GFLOP/s), between 3 and 300. */
 const repsOf = (flops: number) => Math.max(3, Math.min(300, Math.round(1e10 / flops)));
 const BLOCKS = 3;
@@ -234,8 +236,14 @@ async function main() {
     let best = Number.POSITIVE_INFINITY;
     let bestNumpy = Number.POSITIVE_INFINITY;
     for (let block = 0; block < BLOCKS; block++) {
+      // Let the other side's idle threads stop spinning first (OpenBLAS's busy-wait after a call for a
+      // while, on both cores), so neither side's block starts on a machine the other still occupies.
+      await settle();
       best = Math.min(best, native(reps));
-      if (typeof numpy !== "string") bestNumpy = Math.min(bestNumpy, await numpy.time(c, reps));
+      if (typeof numpy !== "string") {
+        await settle();
+        bestNumpy = Math.min(bestNumpy, await numpy.time(c, reps));
+      }
     }
     ours.set(c.name, best);
     if (typeof numpy !== "string") theirs.set(c.name, bestNumpy);
