@@ -123,6 +123,22 @@ export const CHART_CONFIG: Spec = {
   range: { category: PALETTE },
 };
 
+/** Solid where the fit has data, dashed where it extrapolates (the "segment" field of a curve's points). */
+function segmentDash(legend: Spec | null): Spec {
+  return {
+    field: "segment",
+    type: "nominal",
+    scale: {
+      domain: ["fit range", "extrapolation"],
+      range: [
+        [1, 0],
+        [5, 4],
+      ],
+    },
+    legend,
+  };
+}
+
 function base(extra: Spec): Spec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -186,18 +202,7 @@ export function lossVsComputeSpec(
         encoding: {
           x,
           y,
-          strokeDash: {
-            field: "segment",
-            type: "nominal",
-            scale: {
-              domain: ["fit range", "extrapolation"],
-              range: [
-                [1, 0],
-                [5, 4],
-              ],
-            },
-            legend: { title: "frontier L*(C)", orient: "top-right" },
-          },
+          strokeDash: segmentDash({ title: "frontier L*(C)", orient: "top-right" }),
         },
       },
       {
@@ -366,18 +371,7 @@ export function optimalSizeSpec(
           x,
           y,
           color: method,
-          strokeDash: {
-            field: "segment",
-            type: "nominal",
-            scale: {
-              domain: ["fit range", "extrapolation"],
-              range: [
-                [1, 0],
-                [5, 4],
-              ],
-            },
-            legend: null,
-          },
+          strokeDash: segmentDash(null),
         },
       },
       {
@@ -497,18 +491,7 @@ export function comparisonSpec(
           y,
           color,
           detail: { field: "segment" },
-          strokeDash: {
-            field: "segment",
-            type: "nominal",
-            scale: {
-              domain: ["fit range", "extrapolation"],
-              range: [
-                [1, 0],
-                [5, 4],
-              ],
-            },
-            legend: null,
-          },
+          strokeDash: segmentDash(null),
         },
       },
       {
