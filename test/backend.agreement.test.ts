@@ -174,6 +174,40 @@ test("agreement: rope and attention (MHA, GQA, MQA, T=1, tq<tk, non-causal)", ()
   }
 });
 
+test("agreement: rope at per-row positions, attention against per-sequence caches", () => {
+  const [heads, kvHeads, hd] = [6, 2, 32];
+  const seqs: [number, number][] = [
+    [1, 1],
+    [1, 77],
+    [20, 20],
+    [3, 50],
+    [1, 129],
+  ];
+  const rows = seqs.reduce((a, [n]) => a + n, 0);
+  const positions = Int32Array.from(seqs.flatMap(([n, l]) => Array.from({ length: n }, (_, i) => l - n + i)));
+  const table = ropeTable(10000, hd, 256, "float32");
+  const x = rand(rows * kvHeads * hd);
+  for (const inverse of [false, true]) {
+    agree(`rope positions inverse${inverse}`, { o: x.length }, (kk, r) =>
+      kk.rope(x, r.o!, table.cos, table.sin, 1, rows, kvHeads, hd, positions, inverse),
+    );
+  }
+  const q = rand(rows * heads * hd);
+  const keys = seqs.map(([, l]) => rand((l + 2) * kvHeads * hd));
+  const values = seqs.map(([, l]) => rand((l + 2) * kvHeads * hd));
+  agree("attentionCached", { o: q.length }, (kk, r) =>
+    kk.attentionCached(
+      q,
+      keys,
+      values,
+      Int32Array.from(seqs, ([n]) => n),
+      Int32Array.from(seqs, ([, l]) => l),
+      r.o!,
+      { heads, kvHeads, headDim: hd, scale: hd ** -0.5 },
+    ),
+  );
+});
+
 test("agreement: cross-entropy, dropout, adamw", () => {
   const rows = 24;
   const vocab = 300;

@@ -465,6 +465,45 @@ function checkRope(nb: Backend): void {
       () => nb.rope(x, out, cos, sin, batch, t + 3, heads, hd, pos0, false),
       /too few positions|elements/,
     );
+    // Per-row positions: the same rotation as pos0 + i, in any order, rows at different positions.
+    const rows = batch * t;
+    const positions = Int32Array.from({ length: rows }, (_, r) => pos0 + (r % t));
+    const viaArray = dirty(n);
+    nb.rope(x, viaArray, cos, sin, batch, t, heads, hd, positions, false);
+    check(`rope(positions) ${batch}x${t}x${heads}x${hd}`, viaArray, out, 0);
+    const shuffled = Int32Array.from({ length: rows }, (_, r) => (r * 7 + 3) % (maxPos - 1));
+    const perRow = dirty(n);
+    nb.rope(x, perRow, cos, sin, rows, 1, heads, hd, shuffled, false);
+    const oneRow = dirty(heads * hd);
+    for (let r = 0; r < rows; r++) {
+      nb.rope(x.subarray(r * heads * hd), oneRow, cos, sin, 1, 1, heads, hd, shuffled[r]!, false);
+      check(
+        `rope(shuffled-positions) row ${r}`,
+        perRow.subarray(r * heads * hd, (r + 1) * heads * hd),
+        oneRow,
+        0,
+      );
+    }
+    assert.throws(
+      () => nb.rope(x, out, cos, sin, batch, t, heads, hd, new Int32Array(rows - 1), false),
+      /positions has \d+ elements, needs/,
+    );
+    assert.throws(
+      () =>
+        nb.rope(
+          x,
+          out,
+          cos,
+          sin,
+          batch,
+          t,
+          heads,
+          hd,
+          positions.map(() => maxPos),
+          false,
+        ),
+      /too few positions/,
+    );
   }
 }
 
@@ -622,6 +661,110 @@ function checkAdamW(nb: Backend): void {
   }
 }
 
+// Sequences of one cached step: [new positions, keys] each, with heads / kvHeads / headDim. Decoding rows
+// (one new position), prompts long enough for the transposed path, and their mix in one call.
+const CACHED_STEPS: { heads: number; kvHeads: number; headDim: number; seqs: [number, number][] }[] = [
+  {
+    heads: 6,
+    kvHeads: 3,
+    headDim: 64,
+    seqs: [
+      [1, 1],
+      [1, 17],
+      [1, 130],
+      [1, 64],
+    ],
+  },
+  {
+    heads: 4,
+    kvHeads: 4,
+    headDim: 32,
+    seqs: [
+      [1, 40],
+      [45, 45],
+      [1, 3],
+      [70, 100],
+    ],
+  },
+  {
+    heads: 4,
+    kvHeads: 1,
+    headDim: 16,
+    seqs: [
+      [2, 9],
+      [3, 3],
+      [1, 5],
+    ],
+  },
+  {
+    heads: 2,
+    kvHeads: 1,
+    headDim: 12,
+    seqs: [
+      [1, 30],
+      [5, 8],
+    ],
+  },
+  {
+    heads: 8,
+    kvHeads: 2,
+    headDim: 128,
+    seqs: [
+      [1, 33],
+      [1, 200],
+      [8, 8],
+    ],
+  },
+];
+
+function checkAttentionCached(nb: Backend): void {
+  for (const { heads, kvHeads, headDim, seqs } of CACHED_STEPS) {
+    const label = `${heads}/${kvHeads}x${headDim} [${seqs.map(([n, l]) => `${n}/${l}`).join(" ")}]`;
+    const counts = Int32Array.from(seqs, ([n]) => n);
+    const lengths = Int32Array.from(seqs, ([, l]) => l);
+    const rows = counts.reduce((a, b) => a + b, 0);
+    const w = heads * headDim;
+    const q = randn(rows * w, 2);
+    // Caches hold more rows than the step uses (their capacity); only the first lengths[s] count.
+    const keys = seqs.map(([, l]) => randn((l + 3) * kvHeads * headDim, 2));
+    const values = seqs.map(([, l]) => randn((l + 3) * kvHeads * headDim));
+    const want = new Float64Array(rows * w);
+    let row = 0;
+    seqs.forEach(([n, l], s) => {
+      const shape = { batch: 1, tq: n, tk: l, heads, kvHeads, headDim, scale: headDim ** -0.5, causal: true };
+      const kv = l * kvHeads * headDim;
+      const qs = q.subarray(row * w, (row + n) * w);
+      const ref = attentionRef(
+        qs,
+        keys[s]!.subarray(0, kv),
+        values[s]!.subarray(0, kv),
+        new Float32Array(n * w),
+        shape,
+      );
+      want.set(ref.out, row * w);
+      row += n;
+    });
+    const out = dirty(rows * w);
+    const shape = { heads, kvHeads, headDim, scale: headDim ** -0.5 };
+    nb.attentionCached(q, keys, values, counts, lengths, out, shape);
+    check(`attentionCached ${label}`, out, want);
+  }
+  const shape = { heads: 2, kvHeads: 1, headDim: 4, scale: 0.5 };
+  const kv = [randn(12)];
+  assert.throws(
+    () => nb.attentionCached(randn(8), kv, kv, Int32Array.of(1), Int32Array.of(4), dirty(8), shape),
+    /keys\[0\] has 12 elements, needs 16/,
+  );
+  assert.throws(
+    () => nb.attentionCached(randn(16), kv, kv, Int32Array.of(2), Int32Array.of(1), dirty(16), shape),
+    /sequence 0 has 2 queries but 1 keys/,
+  );
+  assert.throws(
+    () => nb.attentionCached(randn(8), kv, [], Int32Array.of(1), Int32Array.of(3), dirty(8), shape),
+    /one Float32Array per sequence/,
+  );
+}
+
 const KERNEL_CHECKS: [string, (nb: Backend) => void][] = [
   ["elementwise", checkElementwise],
   ["reductions", checkReductions],
@@ -631,6 +774,7 @@ const KERNEL_CHECKS: [string, (nb: Backend) => void][] = [
   ["softmax", checkSoftmax],
   ["rope", checkRope],
   ["attention", checkAttention],
+  ["attentionCached", checkAttentionCached],
   ["crossEntropy", checkCrossEntropy],
   ["dropout", checkDropout],
   ["adamw", checkAdamW],

@@ -512,7 +512,7 @@ describe("rope", () => {
     const x = new Float64Array(4);
     assert.throws(
       () => R.rope(x, x, cos, sin, 1, 2, 1, 2, 3, false),
-      /positions 3..4 exceed the cos\/sin tables/,
+      /position 4 \(row 1\) is outside the cos\/sin tables/,
     );
     assert.throws(() => R.rope(x, x, cos, sin, 1, 1, 1, 3, 0, false), /headDim must be even/);
   });

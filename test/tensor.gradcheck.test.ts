@@ -117,6 +117,8 @@ test("gradcheck attention: MHA, GQA, one KV head, rope, T=1, tq<tk, non-causal",
   att(1, 2, 5, 2, 1, 4, { heads: 2, kvHeads: 1, rope: { theta: 10000, pos0: 3 } });
   att(1, 3, 3, 2, 2, 2, { heads: 2, causal: false });
   gradcheck("rope", { x: [1, 3, 8] }, (x) => T.rope(x.x!, 2, 10000, 5));
+  const positions = Int32Array.of(7, 0, 3, 3, 12, 1);
+  gradcheck("rope at per-row positions", { x: [2, 3, 8] }, (x) => T.rope(x.x!, 2, 10000, positions));
 });
 
 test("gradcheck a small llama-style composition (shared weights, residuals)", () => {
@@ -162,4 +164,54 @@ test("tidy gives buffers back and reuses them; kept tensors survive", () => {
   assertClose([l2], [2], 0, 1e-6, "loss");
   assertClose([after.allocations - before.allocations], [0], 0, 0, "allocations in a repeated step");
   assertClose([w.grad?.data[0] ?? -1], [0.75], 0, 1e-6, "gradient accumulated over three steps");
+});
+
+test("attentionCached (inference) equals attention over each sequence's keys, and refuses gradients", () => {
+  const rng = new T.Rng(3);
+  const rand = (shape: number[], requiresGrad = false) =>
+    T.tensor(
+      Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.normal()),
+      shape,
+      { dtype: "float64", requiresGrad },
+    );
+  const [heads, kvHeads, hd] = [4, 2, 4];
+  const seqs: [number, number][] = [
+    [1, 5],
+    [3, 3],
+    [2, 7],
+  ];
+  T.tidy(() => {
+    const q = rand([1, 6, heads * hd]);
+    const keys = seqs.map(([, l]) => rand([l + 1, kvHeads * hd]));
+    const values = seqs.map(([, l]) => rand([l + 1, kvHeads * hd]));
+    const counts = Int32Array.from(seqs, ([n]) => n);
+    const lengths = Int32Array.from(seqs, ([, l]) => l);
+    const out = T.attentionCached(q, keys, values, counts, lengths, { heads, kvHeads });
+    let row = 0;
+    seqs.forEach(([n, l], s) => {
+      const view = (t: T.Tensor, rows: number, from: number) =>
+        T.tensor(
+          t.data.slice(from * t.shape.at(-1)!, (from + rows) * t.shape.at(-1)!),
+          [1, rows, t.shape.at(-1)!],
+          {
+            dtype: "float64",
+          },
+        );
+      const want = T.attention(view(q, n, row), view(keys[s]!, l, 0), view(values[s]!, l, 0), {
+        heads,
+        kvHeads,
+      });
+      const got = out.data.subarray(row * heads * hd, (row + n) * heads * hd);
+      assertClose(got, want.data, 1e-12, 1e-14, `sequence ${s}`);
+      row += n;
+    });
+    const g = rand([1, 6, heads * hd], true);
+    let message = "";
+    try {
+      T.attentionCached(g, keys, values, counts, lengths, { heads, kvHeads });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assertClose([message.includes("inference only") ? 1 : 0], [1], 0, 0, `message was "${message}"`);
+  });
 });

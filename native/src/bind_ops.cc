@@ -4,8 +4,10 @@
 // instead of reading or writing out of bounds.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "bind.h"
 #include "kernels.h"
@@ -237,20 +239,34 @@ Napi::Value SoftmaxBackward(const Info& info) {
   return undefined(info);
 }
 
-// rope(x, out, cos, sin, batch, t, heads, headDim, pos0, inverse)
+// rope(x, out, cos, sin, batch, t, heads, headDim, positions, inverse): positions is pos0 (a number) or an
+// Int32Array with the position of each of the batch·t rows.
 Napi::Value Rope(const Info& info) {
   int64_t batch = int_(info, 4, "batch"), t = int_(info, 5, "t"), heads = int_(info, 6, "heads");
-  int64_t headDim = int_(info, 7, "headDim"), pos0 = int_(info, 8, "pos0");
+  int64_t headDim = int_(info, 7, "headDim");
   bool inverse = flag(info, 9);
   if (headDim % 2 != 0) fail(info, "native: rope: headDim must be even, got " + std::to_string(headDim));
   int64_t n = count(info, double(batch) * t, heads, headDim);
   const float* x = f32(info, 0, n, "x");
   float* out = f32(info, 1, n, "out");
-  // The tables must cover every position used: pos0 .. pos0 + t - 1.
-  int64_t tableNeed = n == 0 ? 0 : count(info, double(pos0) + t, headDim / 2);
-  const float* cos = f32(info, 2, tableNeed, "cos table (too few positions for pos0 + t)");
-  const float* sin = f32(info, 3, tableNeed, "sin table (too few positions for pos0 + t)");
-  if (n > 0) kernels().rope(x, out, cos, sin, batch, t, heads, headDim, pos0, inverse);
+  // The tables must cover every position used: pos0 .. pos0 + t - 1, or the largest of the positions.
+  int64_t pos0 = 0, end = t;
+  const int32_t* positions = nullptr;
+  if (info.Length() > 8 && info[8].IsTypedArray()) {
+    positions = i32(info, 8, count(info, batch, t), "rope positions");
+    end = 0;
+    for (int64_t r = 0; r < batch * t; r++) {
+      if (positions[r] < 0) fail(info, "native: rope: positions must be >= 0, got " + std::to_string(positions[r]));
+      end = std::max<int64_t>(end, int64_t(positions[r]) + 1);
+    }
+  } else {
+    pos0 = int_(info, 8, "pos0");
+    end = pos0 + t;
+  }
+  int64_t tableNeed = n == 0 ? 0 : count(info, double(end), headDim / 2);
+  const float* cos = f32(info, 2, tableNeed, "cos table (too few positions)");
+  const float* sin = f32(info, 3, tableNeed, "sin table (too few positions)");
+  if (n > 0) kernels().rope(x, out, cos, sin, batch, t, heads, headDim, pos0, positions, inverse);
   return undefined(info);
 }
 
@@ -316,6 +332,52 @@ void check_targets(const Info& info, const int32_t* targets, int64_t rows, int64
                      " out of range [0, " + std::to_string(vocab) + ") and not the ignore index " +
                      std::to_string(ignoreIndex));
   }
+}
+
+// attentionCached(q, keys, values, counts, lengths, out, heads, kvHeads, headDim, scale): keys and values
+// are arrays of Float32Array, one per sequence.
+Napi::Value AttentionCached(const Info& info) {
+  int64_t heads = int_(info, 6, "heads"), kvHeads = int_(info, 7, "kvHeads"), headDim = int_(info, 8, "headDim");
+  float scale = f32num(info, 9, "scale");
+  if (kvHeads < 1 || heads % kvHeads != 0)
+    fail(info, "native: attentionCached: heads (" + std::to_string(heads) + ") must be a multiple of kvHeads (" +
+                   std::to_string(kvHeads) + ")");
+  if (headDim < 1) fail(info, "native: attentionCached: headDim must be >= 1");
+  if (!info[3].IsTypedArray()) fail(info, "native: attentionCached: counts must be an Int32Array");
+  const int64_t S = info[3].As<Napi::TypedArray>().ElementLength();
+  const int32_t* counts = i32(info, 3, S, "attentionCached counts");
+  const int32_t* lengths = i32(info, 4, S, "attentionCached lengths");
+  if (!info[1].IsArray() || !info[2].IsArray() || info[1].As<Napi::Array>().Length() != uint32_t(S) ||
+      info[2].As<Napi::Array>().Length() != uint32_t(S))
+    fail(info, "native: attentionCached: keys and values must be arrays with one Float32Array per sequence (" +
+                   std::to_string(S) + ")");
+  // Pointers into the JS arrays' buffers: valid for this call (the arrays are held by `info`).
+  std::vector<const float*> keys(S), values(S);
+  int64_t rows = 0;
+  for (int64_t s = 0; s < S; s++) {
+    if (counts[s] < 0 || lengths[s] < counts[s] || (counts[s] > 0 && lengths[s] < 1))
+      fail(info, "native: attentionCached: sequence " + std::to_string(s) + " has " + std::to_string(counts[s]) +
+                     " queries but " + std::to_string(lengths[s]) + " keys");
+    const int64_t need = count(info, lengths[s], kvHeads, headDim);
+    for (int which = 0; which < 2; which++) {
+      Napi::Value e = info[1 + which].As<Napi::Array>().Get(uint32_t(s));
+      if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        fail(info, std::string("native: attentionCached: ") + (which ? "values[" : "keys[") + std::to_string(s) +
+                       "] must be a Float32Array");
+      auto a = e.As<Napi::Float32Array>();
+      if (int64_t(a.ElementLength()) < need)
+        fail(info, std::string("native: attentionCached: ") + (which ? "values[" : "keys[") + std::to_string(s) +
+                       "] has " + std::to_string(a.ElementLength()) + " elements, needs " + std::to_string(need));
+      (which ? values : keys)[s] = a.Data();
+    }
+    rows += counts[s];
+  }
+  int64_t nq = count(info, rows, heads, headDim);
+  const float* q = f32(info, 0, nq, "q");
+  float* out = f32(info, 5, nq, "out");
+  CachedAttention c{S, heads, kvHeads, headDim, scale, counts, lengths, keys.data(), values.data()};
+  kernels().attention_cached(q, out, c);
+  return undefined(info);
 }
 
 // crossEntropy(logits, targets, loss, lse, rows, vocab, ignoreIndex)
@@ -425,6 +487,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   set("rope", Rope);
   set("attention", Attention);
   set("attentionBackward", AttentionBackward);
+  set("attentionCached", AttentionCached);
   set("crossEntropy", CrossEntropy);
   set("crossEntropyBackward", CrossEntropyBackward);
   set("dropout", Dropout);

@@ -14,8 +14,8 @@ namespace {
         ns::sum_squares, ns::embedding, ns::embedding_backward, ns::layer_norm, ns::layer_norm_backward,  \
         ns::rms_norm, ns::rms_norm_backward, ns::gelu, ns::gelu_backward, ns::silu, ns::silu_backward,    \
         ns::relu2, ns::relu2_backward, ns::swiglu, ns::swiglu_backward, ns::softmax, ns::softmax_backward, \
-        ns::rope, ns::attention, ns::attention_backward, ns::cross_entropy, ns::cross_entropy_backward,   \
-        ns::dropout, ns::dropout_backward, ns::adamw                                                      \
+        ns::rope, ns::attention, ns::attention_backward, ns::attention_cached, ns::cross_entropy,         \
+        ns::cross_entropy_backward, ns::dropout, ns::dropout_backward, ns::adamw                          \
   }
 
 const KernelTable generic_table = AS_TABLE(generic);

@@ -19,6 +19,17 @@ struct AttentionShape {
   bool causal;
 };
 
+// Attention of new positions against per-sequence KV caches (attention_cached): S sequences, sequence s
+// with counts[s] query rows (packed in order in q and out) and lengths[s] keys at keys[s] / values[s].
+struct CachedAttention {
+  int64_t sequences, heads, kvHeads, headDim;
+  float scale;
+  const int32_t* counts;
+  const int32_t* lengths;
+  const float* const* keys;
+  const float* const* values;
+};
+
 struct AdamWArgs {
   float lr, beta1, beta2, eps, weightDecay;
   double biasCorrection1, biasCorrection2;
@@ -57,11 +68,12 @@ struct AdamWArgs {
   void softmax(const float* x, float* out, int64_t rows, int64_t dim);                                        \
   void softmax_backward(const float* y, const float* gOut, float* gx, int64_t rows, int64_t dim);             \
   void rope(const float* x, float* out, const float* cos, const float* sin, int64_t batch, int64_t t,         \
-            int64_t heads, int64_t headDim, int64_t pos0, bool inverse);                                      \
+            int64_t heads, int64_t headDim, int64_t pos0, const int32_t* positions, bool inverse);           \
   void attention(const float* q, const float* k, const float* v, float* out, float* lse,                      \
                  const AttentionShape& s);                                                                    \
   void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse, \
                           const float* gOut, float* gq, float* gk, float* gv, const AttentionShape& s);        \
+  void attention_cached(const float* q, float* out, const CachedAttention& c);                                \
   void cross_entropy(const float* logits, const int32_t* targets, float* loss, float* lse, int64_t rows,      \
                      int64_t vocab, int32_t ignoreIndex);                                                     \
   void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* gx,       \
@@ -105,6 +117,7 @@ struct KernelTable {
   decltype(&generic::rope) rope;
   decltype(&generic::attention) attention;
   decltype(&generic::attention_backward) attention_backward;
+  decltype(&generic::attention_cached) attention_cached;
   decltype(&generic::cross_entropy) cross_entropy;
   decltype(&generic::cross_entropy_backward) cross_entropy_backward;
   decltype(&generic::dropout) dropout;

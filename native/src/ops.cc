@@ -266,14 +266,15 @@ void swiglu_backward(const float* gate, const float* up, const float* gOut, floa
   });
 }
 
-// x [batch, t, heads, headDim]; row (b, t, h) is at position pos0 + t. Safe in place (out == x).
+// x [batch, t, heads, headDim]; row (b, i, h) is at position pos0 + i, or positions[b·t + i] when
+// positions is given. Safe in place (out == x).
 void rope(const float* x, float* out, const float* cos, const float* sin, int64_t batch, int64_t t,
-          int64_t heads, int64_t headDim, int64_t pos0, bool inverse) {
+          int64_t heads, int64_t headDim, int64_t pos0, const int32_t* positions, bool inverse) {
   int64_t half = headDim / 2, rows = batch * t * heads;
   float sign = inverse ? -1.0f : 1.0f;
   parallel_for(rows, row_grain(headDim), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
-      int64_t pos = pos0 + (r / heads) % t;
+      int64_t pos = positions ? positions[r / heads] : pos0 + (r / heads) % t;
       const float* xr = x + r * headDim;
       float* o = out + r * headDim;
       if (xr == o) {

@@ -273,6 +273,134 @@ void attention_row_direct(const Geometry& g, const float* __restrict qi, const f
   lse = mx + std::log(sum);
 }
 
+#if defined(__AVX512F__)
+// y[0..3] = the horizontal sums of a, b, c, d (one reduction tree for four dot products).
+inline void store_sum4(float* y, __m512 a, __m512 b, __m512 c, __m512 d) {
+  auto half = [](__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); };
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(half(a), half(b)), _mm256_hadd_ps(half(c), half(d)));
+  _mm_storeu_ps(y, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+}
+#endif
+
+// One query row, every head, against its n visible keys in the cache layout [n][kvHeads][hd] (decoding a
+// token): no Kᵀ to build, and on AVX-512 four keys share each horizontal reduction, where one dot product
+// per key (attention_row_direct) spends most of its time reducing. q / out: the row's [heads][hd];
+// lse[h·lseStride]; sc: heads rows of ld ≥ n + 4 floats.
+void attention_row_all_heads(const Geometry& g, const float* __restrict q, const float* kb, const float* vb,
+                             int64_t n, float* __restrict sc, int64_t ld, float* __restrict acc,
+                             float* __restrict out, float* lse, int64_t lseStride) {
+#if defined(__AVX512F__)
+  if (g.hd % 16 == 0 && g.hd <= 256) {
+    const int64_t nv = g.hd / 16;
+    for (int64_t h = 0; h < g.H; h++) {
+      const float* qh = q + h * g.hd;
+      const float* kh = kb + (h / g.group) * g.hd;
+      float* row = sc + h * ld;
+      for (int64_t j = 0; j < n; j += 4) {
+        // Keys past n repeat key n − 1; their scores land in the padding and are never read.
+        const float* k0 = kh + j * g.kstride;
+        const float* k1 = kh + (j + 1 < n ? j + 1 : n - 1) * g.kstride;
+        const float* k2 = kh + (j + 2 < n ? j + 2 : n - 1) * g.kstride;
+        const float* k3 = kh + (j + 3 < n ? j + 3 : n - 1) * g.kstride;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t c = 0; c < nv; c++) {
+          const __m512 qv = _mm512_loadu_ps(qh + 16 * c);
+          a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 16 * c), a0);
+          a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k1 + 16 * c), a1);
+          a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k2 + 16 * c), a2);
+          a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k3 + 16 * c), a3);
+        }
+        store_sum4(row + j, a0, a1, a2, a3);
+      }
+      for (int64_t j = 0; j < n; j++) row[j] *= g.scale;
+      const float mx = row_max(row, n);
+      for (int64_t j = 0; j < n; j++) row[j] = fast_exp(row[j] - mx);
+      const float sum = lane_sum(row, n);
+      lse[h * lseStride] = mx + std::log(sum);
+      // out_h = Σ_j p_j · v_j / Σ p, the accumulators in registers (two sets, so consecutive keys do not
+      // wait on each other's FMAs).
+      const float* vh = vb + (h / g.group) * g.hd;
+      const float inv = 1.0f / sum;
+      for (int64_t c0 = 0; c0 < nv; c0 += 4) {
+        const int64_t cn = nv - c0 < 4 ? nv - c0 : 4;
+        __m512 o[2][4];
+        for (int t = 0; t < 4; t++) o[0][t] = o[1][t] = _mm512_setzero_ps();
+        int64_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+          const __m512 p0 = _mm512_set1_ps(row[j]), p1 = _mm512_set1_ps(row[j + 1]);
+          const float* v0 = vh + j * g.kstride + 16 * c0;
+          const float* v1 = v0 + g.kstride;
+          for (int64_t t = 0; t < cn; t++) {
+            o[0][t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * t), o[0][t]);
+            o[1][t] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * t), o[1][t]);
+          }
+        }
+        if (j < n) {
+          const __m512 p0 = _mm512_set1_ps(row[j]);
+          const float* v0 = vh + j * g.kstride + 16 * c0;
+          for (int64_t t = 0; t < cn; t++) o[0][t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * t), o[0][t]);
+        }
+        const __m512 s = _mm512_set1_ps(inv);
+        for (int64_t t = 0; t < cn; t++)
+          _mm512_storeu_ps(out + h * g.hd + 16 * (c0 + t), _mm512_mul_ps(_mm512_add_ps(o[0][t], o[1][t]), s));
+      }
+    }
+    return;
+  }
+#endif
+  for (int64_t h = 0; h < g.H; h++)
+    attention_row_direct(g, q + h * g.hd, kb + (h / g.group) * g.hd, vb + (h / g.group) * g.hd, n, sc, acc,
+                         out + h * g.hd, lse[h * lseStride]);
+}
+
+// Forward for query rows [i0, i1) of every query head that reads kv head kvh, in batch item b. kt is that
+// (b, kvh)'s Kᵀ with leading dimension ldk, or null where the rows are too few to pay for it (decoding):
+// those take one dot product per key.
+void forward_block(const Geometry& g, const float* q, const float* k, const float* v, float* out, float* lse,
+                   const float* kt, int64_t ldk, int64_t b, int64_t kvh, int64_t i0, int64_t i1) {
+  const int64_t ld = kt ? ldk : padded_ld(g.keys(i1 - 1));
+  thread_local std::vector<float> buf;
+  float* sc = scratch(buf, 4 * ld + 4 * g.hd);
+  float* acc = sc + 4 * ld;
+  const float* kb = k + g.koff(b, kvh);
+  const float* vb = v + g.koff(b, kvh);
+  if (!kt || g.group * (i1 - i0) < 4) {
+    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++)
+      for (int64_t i = i0; i < i1; i++)
+        attention_row_direct(g, q + g.qoff(b, i, h), kb, vb, g.keys(i), sc, acc, out + g.qoff(b, i, h),
+                             lse[(b * g.H + h) * g.tq + i]);
+    return;
+  }
+  for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++) {
+    for (int64_t i = i0; i < i1; i += 4) {
+      const RowQuad rq(g, b, h, i, i1);
+      const float* a[4] = {q + rq.off[0], q + rq.off[1], q + rq.off[2], q + rq.off[3]};
+      scores4(a, kt, ld, rq.nmax, g.hd, g.scale, sc);
+      float inv[4];
+      for (int r = 0; r < 4; r++) {
+        float* row = sc + r * ld;
+        const int64_t n = rq.n[r];
+        if (n == 0) {
+          zero(row, rq.nmax);
+          continue;
+        }
+        const float mx = row_max(row, n);
+        for (int64_t j = 0; j < n; j++) row[j] = fast_exp(row[j] - mx);
+        zero(row + n, rq.nmax - n);
+        const float sum = lane_sum(row, n);
+        inv[r] = 1.0f / sum;
+        lse[(b * g.H + h) * g.tq + i + r] = mx + std::log(sum);
+      }
+      // acc_r = Σ_j p_r[j] · v_j, sharing each load of v_j between the four rows.
+      weighted_rows4(sc, ld, vb, g.kstride, rq.nmax, g.hd, acc);
+      for (int r = 0; r < rq.count; r++) scaled_copy(out + rq.off[r], acc + r * g.hd, inv[r], g.hd);
+    }
+  }
+}
+
+// Units with fewer than four query rows per kv head (decoding) take the direct path; the others read Kᵀ.
+inline bool uses_transpose(const Geometry& g) { return g.group * (g.tq < kQueryBlock ? g.tq : kQueryBlock) >= 4; }
+
 }  // namespace
 
 void attention(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s) {
@@ -281,10 +409,9 @@ void attention(const float* q, const float* k, const float* v, float* out, float
   const int nt = threads_for(g.work(), kWorkGrain);
   const int64_t qblocks = (g.tq + kQueryBlock - 1) / kQueryBlock;
   const int64_t pairs = g.B * g.Hkv;
-  // Units with fewer than four query rows per kv head (decoding) take the direct path; the others read Kᵀ,
-  // transposed once per (batch, kv head) up front and shared by every query block (a per-block transpose
-  // of the visible prefix cost about a third of the kernel's time).
-  const bool transposed = g.group * (g.tq < kQueryBlock ? g.tq : kQueryBlock) >= 4;
+  // Kᵀ is transposed once per (batch, kv head) up front and shared by every query block (a per-block
+  // transpose of the visible prefix cost about a third of the kernel's time).
+  const bool transposed = uses_transpose(g);
   const int64_t ldk = padded_ld(g.tk);
   thread_local std::vector<float> ktbuf;  // the calling thread's; the workers only read it
   float* ktAll = transposed ? scratch(ktbuf, pairs * g.hd * ldk) : nullptr;
@@ -298,45 +425,74 @@ void attention(const float* q, const float* k, const float* v, float* out, float
   deal(pairs * qblocks, nt, [&](int64_t u) {
     const int64_t qb = u % qblocks, kvh = (u / qblocks) % g.Hkv, b = u / (qblocks * g.Hkv);
     const int64_t i0 = qb * kQueryBlock, i1 = i0 + kQueryBlock < g.tq ? i0 + kQueryBlock : g.tq;
-    const int64_t ld = transposed ? ldk : padded_ld(g.keys(i1 - 1));
-    thread_local std::vector<float> buf;
-    float* sc = scratch(buf, 4 * ld + 4 * g.hd);
-    float* acc = sc + 4 * ld;
-    const float* kb = k + g.koff(b, kvh);
-    const float* vb = v + g.koff(b, kvh);
-    if (!transposed || g.group * (i1 - i0) < 4) {
-      for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++)
-        for (int64_t i = i0; i < i1; i++)
-          attention_row_direct(g, q + g.qoff(b, i, h), kb, vb, g.keys(i), sc, acc, out + g.qoff(b, i, h),
-                               lse[(b * g.H + h) * g.tq + i]);
+    const float* kt = transposed ? ktAll + (b * g.Hkv + kvh) * g.hd * ldk : nullptr;
+    forward_block(g, q, k, v, out, lse, kt, ldk, b, kvh, i0, i1);
+  });
+}
+
+// Each sequence is its own one-item causal geometry (its new rows are the last of its keys); the units of
+// all sequences — (sequence, kv head, query block) — are dealt to the threads together, so a batch of
+// decoding sequences costs one parallel region instead of one call each.
+void attention_cached(const float* q, float* out, const CachedAttention& c) {
+  struct Seq {
+    int64_t row0, kt, unit0;  // first row in q / out, offset of its Kᵀ (−1: the direct path), first unit
+    AttentionShape shape;
+  };
+  thread_local std::vector<Seq> seqbuf;
+  thread_local std::vector<int32_t> unitbuf;
+  thread_local std::vector<float> ktbuf, lsebuf;
+  seqbuf.resize(static_cast<size_t>(c.sequences));
+  Seq* seqs = seqbuf.data();
+  int64_t rows = 0, ktSize = 0, units = 0, work = 0;
+  for (int64_t s = 0; s < c.sequences; s++) {
+    const AttentionShape shape{1, c.counts[s], c.lengths[s], c.heads, c.kvHeads, c.headDim, c.scale, true};
+    const Geometry g(shape);
+    const bool transposed = uses_transpose(g);
+    seqs[s] = {rows, transposed ? ktSize : -1, units, shape};
+    rows += g.tq;
+    if (transposed) ktSize += g.Hkv * g.hd * padded_ld(g.tk);
+    // A direct (decoding) sequence is one unit, all heads; the others one per kv head and query block.
+    if (g.tq > 0) units += transposed ? g.Hkv * ((g.tq + kQueryBlock - 1) / kQueryBlock) : 1;
+    work += g.work();
+  }
+  if (units == 0) return;
+  unitbuf.resize(static_cast<size_t>(units));
+  int32_t* unitSeq = unitbuf.data();
+  for (int64_t s = 0, u = 0; s < c.sequences; s++)
+    for (; u < (s + 1 < c.sequences ? seqs[s + 1].unit0 : units); u++) unitSeq[u] = static_cast<int32_t>(s);
+  float* ktAll = scratch(ktbuf, static_cast<size_t>(ktSize));
+  float* lse = scratch(lsebuf, static_cast<size_t>(rows * c.heads));  // not returned: no backward
+  const int nt = threads_for(work, kWorkGrain);
+  if (ktSize > 0) {
+    deal(c.sequences * c.kvHeads, nt, [&](int64_t u) {
+      const Seq& sq = seqs[u / c.kvHeads];
+      if (sq.kt < 0) return;
+      const Geometry g(sq.shape);
+      const int64_t kvh = u % c.kvHeads, ldk = padded_ld(g.tk);
+      transpose_rows(c.keys[u / c.kvHeads] + g.koff(0, kvh), g.kstride, g.tk, g.hd,
+                     ktAll + sq.kt + kvh * g.hd * ldk, ldk);
+    });
+  }
+  deal(units, nt, [&](int64_t u) {
+    const int64_t s = unitSeq[u];
+    const Seq& sq = seqs[s];
+    const Geometry g(sq.shape);
+    const int64_t off = sq.row0 * g.H * g.hd;
+    if (sq.kt < 0) {
+      const int64_t ld = padded_ld(g.tk);
+      thread_local std::vector<float> buf;
+      float* sc = scratch(buf, static_cast<size_t>(g.H * ld + g.hd));
+      for (int64_t i = 0; i < g.tq; i++)
+        attention_row_all_heads(g, q + off + i * g.H * g.hd, c.keys[s], c.values[s], g.keys(i), sc, ld,
+                                sc + g.H * ld, out + off + i * g.H * g.hd, lse + sq.row0 * g.H + i, g.tq);
       return;
     }
-    const float* kt = ktAll + (b * g.Hkv + kvh) * g.hd * ldk;
-    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++) {
-      for (int64_t i = i0; i < i1; i += 4) {
-        const RowQuad rq(g, b, h, i, i1);
-        const float* a[4] = {q + rq.off[0], q + rq.off[1], q + rq.off[2], q + rq.off[3]};
-        scores4(a, kt, ld, rq.nmax, g.hd, g.scale, sc);
-        float inv[4];
-        for (int r = 0; r < 4; r++) {
-          float* row = sc + r * ld;
-          const int64_t n = rq.n[r];
-          if (n == 0) {
-            zero(row, rq.nmax);
-            continue;
-          }
-          const float mx = row_max(row, n);
-          for (int64_t j = 0; j < n; j++) row[j] = fast_exp(row[j] - mx);
-          zero(row + n, rq.nmax - n);
-          const float sum = lane_sum(row, n);
-          inv[r] = 1.0f / sum;
-          lse[(b * g.H + h) * g.tq + i + r] = mx + std::log(sum);
-        }
-        // acc_r = Σ_j p_r[j] · v_j, sharing each load of v_j between the four rows.
-        weighted_rows4(sc, ld, vb, g.kstride, rq.nmax, g.hd, acc);
-        for (int r = 0; r < rq.count; r++) scaled_copy(out + rq.off[r], acc + r * g.hd, inv[r], g.hd);
-      }
-    }
+    const int64_t qblocks = (g.tq + kQueryBlock - 1) / kQueryBlock, local = u - sq.unit0;
+    const int64_t qb = local % qblocks, kvh = local / qblocks;
+    const int64_t i0 = qb * kQueryBlock, i1 = i0 + kQueryBlock < g.tq ? i0 + kQueryBlock : g.tq;
+    const int64_t ldk = padded_ld(g.tk);
+    forward_block(g, q + off, c.keys[s], c.values[s], out + off, lse + sq.row0 * g.H, ktAll + sq.kt + kvh * g.hd * ldk,
+                  ldk, 0, kvh, i0, i1);
   });
 }
 

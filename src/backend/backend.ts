@@ -42,6 +42,14 @@ export interface AttentionShape {
   causal: boolean;
 }
 
+/** Attention against per-sequence KV caches (attentionCached): the head layout of every sequence. */
+export interface CachedAttentionShape {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  scale: number;
+}
+
 export interface AdamWArgs {
   lr: number;
   beta1: number;
@@ -161,8 +169,10 @@ export interface Backend {
 
   // --- rotary embedding, half-split (GPT-NeoX / Hugging Face) convention ---
   /**
-   * x [batch, t, heads, headDim]; position of row t is pos0 + t. cos/sin are tables [maxPos, headDim/2].
-   * Pair (i, i + headDim/2) is rotated by angle pos·θ_i. `inverse` rotates by −angle (the backward pass).
+   * x [batch, t, heads, headDim]; row (b, i) sits at position `positions` + i, or, when `positions` is an
+   * array, at positions[b·t + i] (sequences at different positions decoded together). cos/sin are tables
+   * [maxPos, headDim/2]. Pair (i, i + headDim/2) is rotated by angle pos·θ_i. `inverse` rotates by −angle
+   * (the backward pass).
    */
   rope(
     x: FloatArray,
@@ -173,7 +183,7 @@ export interface Backend {
     t: number,
     heads: number,
     headDim: number,
-    pos0: number,
+    positions: number | Int32Array,
     inverse: boolean,
   ): void;
 
@@ -199,6 +209,22 @@ export interface Backend {
     gk: FloatArray,
     gv: FloatArray,
     shape: AttentionShape,
+  ): void;
+
+  /**
+   * Inference only (no lse, no backward): new positions of several sequences against their own key/value
+   * caches. Sequence s has counts[s] query rows, packed sequence after sequence in q and out
+   * [Σ counts, heads, hd], and lengths[s] ≥ counts[s] keys in keys[s] / values[s] [≥ lengths[s], kvHeads, hd],
+   * the new positions last: its query i sees keys j ≤ lengths[s] − counts[s] + i.
+   */
+  attentionCached(
+    q: FloatArray,
+    keys: readonly FloatArray[],
+    values: readonly FloatArray[],
+    counts: Int32Array,
+    lengths: Int32Array,
+    out: FloatArray,
+    shape: CachedAttentionShape,
   ): void;
 
   // --- fused log-softmax + cross-entropy over logits [rows, vocab] ---

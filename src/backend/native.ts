@@ -84,10 +84,22 @@ export interface NativeAddon {
     t: number,
     heads: number,
     headDim: number,
-    pos0: number,
+    positions: number | Int32Array,
     inverse: boolean,
   ): void;
   attention(q: F32, k: F32, v: F32, out: F32, lse: F32, ...shape: AttentionArgs): void;
+  attentionCached(
+    q: F32,
+    keys: F32[],
+    values: F32[],
+    counts: Int32Array,
+    lengths: Int32Array,
+    out: F32,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    scale: number,
+  ): void;
   attentionBackward(
     q: F32,
     k: F32,
@@ -340,7 +352,7 @@ function makeBackend(a: NativeAddon): Backend {
         dim,
       ),
 
-    rope: (x, out, cos, sin, batch, t, heads, headDim, pos0, inverse) =>
+    rope: (x, out, cos, sin, batch, t, heads, headDim, positions, inverse) =>
       a.rope(
         f32(x, "rope x"),
         f32(out, "rope out"),
@@ -350,7 +362,7 @@ function makeBackend(a: NativeAddon): Backend {
         t,
         heads,
         headDim,
-        pos0,
+        positions,
         inverse,
       ),
 
@@ -362,6 +374,19 @@ function makeBackend(a: NativeAddon): Backend {
         f32(out, "attention out"),
         f32(lse, "attention lse"),
         ...attentionArgs(shape),
+      ),
+    attentionCached: (q, keys, values, counts, lengths, out, shape) =>
+      a.attentionCached(
+        f32(q, "attentionCached q"),
+        keys.map((k) => f32(k, "attentionCached keys")),
+        values.map((v) => f32(v, "attentionCached values")),
+        counts,
+        lengths,
+        f32(out, "attentionCached out"),
+        shape.heads,
+        shape.kvHeads,
+        shape.headDim,
+        shape.scale,
       ),
     attentionBackward: (q, k, v, out, lse, gOut, gq, gk, gv, shape) =>
       a.attentionBackward(

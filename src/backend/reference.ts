@@ -15,7 +15,7 @@ import {
   swiglu,
   swigluBackward,
 } from "./reference/activations.js";
-import { attention, attentionBackward, rope } from "./reference/attention.js";
+import { attention, attentionBackward, attentionCached, rope } from "./reference/attention.js";
 import {
   adamw,
   add,
@@ -64,6 +64,7 @@ export const reference: Backend = {
   rope,
   attention,
   attentionBackward,
+  attentionCached,
   crossEntropy,
   crossEntropyBackward,
   dropout,

@@ -598,8 +598,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   });
 }
 
-/** Rotary embedding alone (x [B, T, H·hd]), for callers that cache rotated keys (KV-cache decoding). */
-export function rope(x: Tensor, heads: number, theta: number, pos0 = 0): Tensor {
+/**
+ * Rotary embedding alone (x [B, T, H·hd]), for callers that cache rotated keys (KV-cache decoding). Row
+ * (b, i) sits at position pos0 + i, or at positions[b·T + i] when an array is given (several sequences at
+ * different positions, decoded together).
+ */
+export function rope(x: Tensor, heads: number, theta: number, positions: number | Int32Array = 0): Tensor {
   if (x.shape.length !== 3 || x.shape[2]! % heads !== 0 || (x.shape[2]! / heads) % 2 !== 0) {
     throw new Error(
       `rope: ${fmt(x.shape)} must be [batch, time, heads·headDim] with ${heads} heads and an even headDim`,
@@ -607,20 +611,91 @@ export function rope(x: Tensor, heads: number, theta: number, pos0 = 0): Tensor 
   }
   const [batch, t, w] = x.shape as [number, number, number];
   const headDim = w / heads;
-  const table = ropeTable(theta, headDim, pos0 + t, x.dtype);
+  let end = 0;
+  if (typeof positions === "number") end = positions + t;
+  else {
+    if (positions.length !== batch * t)
+      throw new Error(`rope: ${positions.length} positions for ${fmt(x.shape)} (one per batch·time row)`);
+    for (const p of positions) {
+      if (p < 0) throw new Error(`rope: positions must be >= 0, got ${p}`);
+      if (p + 1 > end) end = p + 1;
+    }
+  }
+  const table = ropeTable(theta, headDim, end, x.dtype);
   const out = empty(x.shape, x.dtype);
-  x.kernels.rope(x.data, out.data, table.cos, table.sin, batch, t, heads, headDim, pos0, false);
+  x.kernels.rope(x.data, out.data, table.cos, table.sin, batch, t, heads, headDim, positions, false);
   if (needsGrad(x)) {
     record(out, {
       op: "rope",
       inputs: [x],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
-        g.kernels.rope(g.data, gx.data, table.cos, table.sin, batch, t, heads, headDim, pos0, true);
+        g.kernels.rope(g.data, gx.data, table.cos, table.sin, batch, t, heads, headDim, positions, true);
         accumulateGrad(x, gx, true);
       },
     });
   }
+  return out;
+}
+
+export interface CachedAttentionOptions {
+  heads: number;
+  /** Grouped-query attention (default: heads). */
+  kvHeads?: number;
+}
+
+/**
+ * Causal attention of new positions against per-sequence key/value caches, for inference: q [B, T, H·hd]
+ * holds counts[s] rows for sequence s, packed in order (Σ counts = B·T); keys[s] and values[s]
+ * [≥ lengths[s], Hkv·hd] hold that sequence's keys, its new positions last. Returns [B, T, H·hd]. Nothing is
+ * recorded for backward, so it refuses inputs that need a gradient.
+ */
+export function attentionCached(
+  q: Tensor,
+  keys: readonly Tensor[],
+  values: readonly Tensor[],
+  counts: Int32Array,
+  lengths: Int32Array,
+  opts: CachedAttentionOptions,
+): Tensor {
+  const heads = opts.heads;
+  const kvHeads = opts.kvHeads ?? heads;
+  const err = (why: string) =>
+    new Error(
+      `attentionCached: q ${fmt(q.shape)}, ${counts.length} sequences (heads ${heads}, kvHeads ${kvHeads}): ${why}`,
+    );
+  if (needsGrad(q, ...keys, ...values)) throw err("inference only: an input needs a gradient");
+  sameDtype("attentionCached", q, ...keys, ...values);
+  if (q.shape.length !== 3) throw err("expected q [batch, time, heads·headDim]");
+  if (!Number.isInteger(heads) || heads < 1 || !Number.isInteger(kvHeads) || kvHeads < 1 || heads % kvHeads)
+    throw err("heads must be a positive multiple of kvHeads");
+  const width = q.shape[2]!;
+  if (width % heads !== 0) throw err(`width ${width} is not divisible by ${heads} heads`);
+  const headDim = width / heads;
+  if (keys.length !== counts.length || values.length !== counts.length || lengths.length !== counts.length)
+    throw err(`${keys.length} keys, ${values.length} values and ${lengths.length} lengths`);
+  let rows = 0;
+  for (let s = 0; s < counts.length; s++) {
+    const [n, l] = [counts[s]!, lengths[s]!];
+    if (n < 0 || l < n) throw err(`sequence ${s} has ${n} new positions but ${l} keys`);
+    for (const kv of [keys[s]!, values[s]!]) {
+      if (kv.shape[kv.shape.length - 1] !== kvHeads * headDim || kv.size < l * kvHeads * headDim)
+        throw err(`sequence ${s}'s cache ${fmt(kv.shape)} must hold ${l} rows of ${kvHeads * headDim}`);
+    }
+    rows += n;
+  }
+  if (rows !== q.size / width) throw err(`the counts add up to ${rows} rows, q has ${q.size / width}`);
+  const out = empty(q.shape, q.dtype);
+  const shape = { heads, kvHeads, headDim, scale: 1 / Math.sqrt(headDim) };
+  q.kernels.attentionCached(
+    q.data,
+    keys.map((k) => k.data),
+    values.map((v) => v.data),
+    counts,
+    lengths,
+    out.data,
+    shape,
+  );
   return out;
 }
 

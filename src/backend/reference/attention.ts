@@ -1,12 +1,13 @@
 // Rotary position embedding and (causal, grouped-query) attention.
 
-import type { AttentionShape, FloatArray } from "../backend.js";
+import type { AttentionShape, CachedAttentionShape, FloatArray } from "../backend.js";
 import { needCounts, needLength, scratch, store } from "./scratch.js";
 
 const SCORES = 0; // one row of scores / probabilities [tk]
 const ACC = 1; // one output or gq row [hd]
 const GK = 2; // gk accumulator when gk is float32 [batch·tk·kvHeads·hd]
 const GV = 3; // gv accumulator when gv is float32
+const LSE = 4; // attentionCached's discarded softmax statistics
 
 // Pair (i, i+h), h = hd/2, angle θ = pos·θ_i:  out_i = x_i·cos θ − x_{i+h}·sin θ;  out_{i+h} = x_i·sin θ + x_{i+h}·cos θ
 // Backward = the same rotation by −θ (inverse = true), since a rotation's transpose is its inverse.
@@ -19,36 +20,37 @@ export function rope(
   t: number,
   heads: number,
   headDim: number,
-  pos0: number,
+  positions: number | Int32Array,
   inverse: boolean,
 ): void {
-  needCounts("rope", { batch, t, heads, headDim, pos0 });
+  needCounts("rope", { batch, t, heads, headDim });
+  if (typeof positions === "number") needCounts("rope", { pos0: positions });
+  else needLength("rope", "positions", positions, batch * t);
   if (headDim % 2 !== 0) throw new Error(`rope: headDim must be even, got ${headDim}`);
   const half = headDim / 2;
   const n = batch * t * heads * headDim;
   needLength("rope", "x", x, n);
   needLength("rope", "out", out, n);
   if (n === 0) return;
+  const position = (row: number) => (typeof positions === "number" ? positions + (row % t) : positions[row]!);
   const maxPos = Math.floor(Math.min(cos.length, sin.length) / half);
-  if (pos0 + t > maxPos) {
-    throw new Error(
-      `rope: positions ${pos0}..${pos0 + t - 1} exceed the cos/sin tables (${maxPos} positions)`,
-    );
+  for (let row = 0; row < batch * t; row++) {
+    const p = position(row);
+    if (!Number.isInteger(p) || p < 0 || p >= maxPos)
+      throw new Error(`rope: position ${p} (row ${row}) is outside the cos/sin tables (${maxPos} positions)`);
   }
   const sign = inverse ? -1 : 1;
-  for (let b = 0; b < batch; b++) {
-    for (let ti = 0; ti < t; ti++) {
-      const table = (pos0 + ti) * half;
-      for (let h = 0; h < heads; h++) {
-        const base = ((b * t + ti) * heads + h) * headDim;
-        for (let i = 0; i < half; i++) {
-          const c = cos[table + i];
-          const s = sign * sin[table + i];
-          const x1 = x[base + i];
-          const x2 = x[base + i + half];
-          out[base + i] = x1 * c - x2 * s;
-          out[base + i + half] = x1 * s + x2 * c;
-        }
+  for (let row = 0; row < batch * t; row++) {
+    const table = position(row) * half;
+    for (let h = 0; h < heads; h++) {
+      const base = (row * heads + h) * headDim;
+      for (let i = 0; i < half; i++) {
+        const c = cos[table + i];
+        const s = sign * sin[table + i];
+        const x1 = x[base + i];
+        const x2 = x[base + i + half];
+        out[base + i] = x1 * c - x2 * s;
+        out[base + i + half] = x1 * s + x2 * c;
       }
     }
   }
@@ -177,4 +179,43 @@ export function attentionBackward(
   }
   if (gkAcc !== gk) store(gk, gkAcc, kvSize);
   if (gvAcc !== gv) store(gv, gvAcc, kvSize);
+}
+
+// Each sequence on its own: its queries are the last counts[s] of its lengths[s] keys (causal).
+export function attentionCached(
+  q: FloatArray,
+  keys: readonly FloatArray[],
+  values: readonly FloatArray[],
+  counts: Int32Array,
+  lengths: Int32Array,
+  out: FloatArray,
+  shape: CachedAttentionShape,
+): void {
+  const { heads, kvHeads, headDim } = shape;
+  const n = counts.length;
+  if (keys.length !== n || values.length !== n || lengths.length !== n)
+    throw new Error(
+      `attentionCached: ${n} counts, ${lengths.length} lengths, ${keys.length} keys and ${values.length} values`,
+    );
+  const rowWidth = heads * headDim;
+  let row = 0;
+  for (let s = 0; s < n; s++) {
+    const tq = counts[s]!;
+    const tk = lengths[s]!;
+    const one = { batch: 1, tq, tk, heads, kvHeads, headDim, scale: shape.scale, causal: true };
+    const kvLength = tk * kvHeads * headDim;
+    needLength("attentionCached", `keys[${s}]`, keys[s]!, kvLength);
+    needLength("attentionCached", `values[${s}]`, values[s]!, kvLength);
+    const qs = q.subarray(row * rowWidth, (row + tq) * rowWidth);
+    const lse = scratch(LSE, heads * tq);
+    attention(
+      qs,
+      keys[s]!.subarray(0, kvLength),
+      values[s]!.subarray(0, kvLength),
+      out.subarray(row * rowWidth),
+      lse,
+      one,
+    );
+    row += tq;
+  }
 }
