@@ -2,7 +2,7 @@
 // Parameter names follow Hugging Face's GPT2LMHeadModel where the layout allows (q, k, v kept separate).
 import { add, attention, dropout, embedding, gelu, layerNorm, linear, type Tensor } from "../tensor/index.js";
 import { type ModelConfig, mlpHidden } from "./config.js";
-import { attendCached, checkCaches, type KVCache } from "./kv-cache.js";
+import { attendCached, type CachedStep, stepOutput } from "./kv-cache.js";
 import type { ParamSpec } from "./params.js";
 
 export function gpt2Params(c: ModelConfig): ParamSpec[] {
@@ -57,7 +57,7 @@ export function gpt2Params(c: ModelConfig): ParamSpec[] {
 }
 
 /**
- * Logits [B, T, vocab]:
+ * Logits [B, T, vocab] (with a cached step: its packed new tokens, see llamaForward):
  *   x = wte[ids] + wpe[pos]
  *   x = x + c_proj·attn(q, k, v)    with q, k, v = W·ln_1(x) + b
  *   x = x + c_proj·gelu(c_fc·ln_2(x))
@@ -69,19 +69,15 @@ export function gpt2Forward(
   batch: number,
   time: number,
   dropoutSeed: number | null = null,
-  caches: readonly KVCache[] | null = null,
+  step: CachedStep | null = null,
 ): Tensor {
   const get = (n: string) => {
     const t = params.get(n);
     if (!t) throw new Error(`gpt2: missing parameter ${n}`);
     return t;
   };
-  checkCaches("gpt2", c, caches, batch, time);
-  // Row b's positions continue from its own cache (sequences may be at different positions).
-  const positions = Int32Array.from(
-    { length: batch * time },
-    (_, i) => (caches?.[Math.floor(i / time)]?.length ?? 0) + (i % time),
-  );
+  // Each sequence's positions continue from its own cache (sequences may be at different positions).
+  const positions = step?.positions ?? Int32Array.from({ length: batch * time }, (_, i) => i % time);
   let x = add(
     embedding(get("wte.weight"), ids, [batch, time]),
     embedding(get("wpe.weight"), positions, [batch, time]),
@@ -95,15 +91,14 @@ export function gpt2Forward(
     const q = linear(n, get(`${p}attn.q_proj.weight`), get(`${p}attn.q_proj.bias`));
     const k = linear(n, get(`${p}attn.k_proj.weight`), get(`${p}attn.k_proj.bias`));
     const v = linear(n, get(`${p}attn.v_proj.weight`), get(`${p}attn.v_proj.bias`));
-    const a = caches
-      ? attendCached(caches, l, q, k, v, { heads: c.heads, kvHeads: c.heads })
+    const a = step
+      ? attendCached(step, l, q, k, v, { heads: c.heads, kvHeads: c.heads })
       : attention(q, k, v, { heads: c.heads, causal: true });
     x = add(x, drop(linear(a, get(`${p}attn.c_proj.weight`), get(`${p}attn.c_proj.bias`)), 2 * l + 1));
     const m = layerNorm(x, get(`${p}ln_2.weight`), get(`${p}ln_2.bias`), c.normEps);
     const h = gelu(linear(m, get(`${p}mlp.c_fc.weight`), get(`${p}mlp.c_fc.bias`)));
     x = add(x, drop(linear(h, get(`${p}mlp.c_proj.weight`), get(`${p}mlp.c_proj.bias`)), 2 * l + 2));
   }
-  for (const cache of caches ?? []) cache.advance(time);
-  x = layerNorm(x, get("ln_f.weight"), get("ln_f.bias"), c.normEps);
+  x = layerNorm(stepOutput(x, step), get("ln_f.weight"), get("ln_f.bias"), c.normEps);
   return linear(x, c.tie ? get("wte.weight") : get("lm_head.weight"));
 }

@@ -14,6 +14,7 @@ export {
   decayGroups,
   type ForwardOptions,
   forward,
+  forwardStep,
   type Model,
   newKVCache,
   parameterCounts,

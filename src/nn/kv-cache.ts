@@ -1,6 +1,11 @@
-// Key/value cache for incremental decoding of one sequence: per layer, the (rotated) keys and the values
-// of every position seen so far, so each new token costs one row of attention instead of a full pass.
-import { attention, empty, keep, rope, Tensor, zeros } from "../tensor/index.js";
+// Key/value caches for incremental decoding: per sequence and layer, the (rotated) keys and the values of
+// every position seen so far, so each new token costs one row of attention instead of a full pass.
+// A cached step runs several sequences at once, each at its own position and with its own number of new
+// tokens (a serving batch mixes decoding rows with fresh prompts): their tokens are packed one sequence
+// after another, so the projections see one tall matrix, and only rope and attention need to know where
+// each sequence starts.
+import type { FloatArray } from "../backend/backend.js";
+import { attentionCached, embedding, keep, reshape, rope, type Tensor, zeros } from "../tensor/index.js";
 
 export interface CachedAttentionOptions {
   heads: number;
@@ -8,58 +13,90 @@ export interface CachedAttentionOptions {
   rope?: { theta: number };
 }
 
+/** The sequences of one incremental forward pass. */
+export interface CachedStep {
+  caches: readonly KVCache[];
+  /** New tokens of each sequence; their ids are packed sequence after sequence. */
+  counts: Int32Array;
+  /** Position of every new token, packed like the ids. */
+  positions: Int32Array;
+  /** Keys of each sequence once this step's tokens are in: caches[s].length + counts[s]. */
+  lengths: Int32Array;
+  /** Compute logits only for each sequence's last new token (all a sampler needs). */
+  lastOnly: boolean;
+}
+
+/** Checks that every sequence's new tokens fit its cache and the model's context. */
+export function cachedStep(
+  family: string,
+  c: { context: number },
+  caches: readonly KVCache[],
+  counts: readonly number[],
+  lastOnly = false,
+): CachedStep {
+  if (caches.length !== counts.length)
+    throw new Error(`${family}: ${caches.length} KV caches for ${counts.length} sequences`);
+  if (caches.length === 0) throw new Error(`${family}: a cached step needs at least one sequence`);
+  const lengths = new Int32Array(caches.length);
+  let total = 0;
+  for (let s = 0; s < caches.length; s++) {
+    const [cache, n] = [caches[s]!, counts[s]!];
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`${family}: sequence ${s} feeds ${n} tokens; it must feed at least one`);
+    const limit = Math.min(c.context, cache.capacity);
+    if (cache.length + n > limit)
+      throw new Error(`${family}: positions up to ${cache.length + n} exceed the context of ${limit}`);
+    lengths[s] = cache.length + n;
+    total += n;
+  }
+  const positions = new Int32Array(total);
+  for (let s = 0, r = 0; s < caches.length; s++)
+    for (let i = 0; i < counts[s]!; i++) positions[r++] = caches[s]!.length + i;
+  return { caches, counts: Int32Array.from(counts), positions, lengths, lastOnly };
+}
+
 /**
- * Attention for a batch of independent sequences, row b of q/k/v [B, T, ·] against caches[b] (inference only).
- * Sequences may sit at different positions, which is what lets a server batch requests as they come.
+ * One layer's attention in a cached step: q [B, T, H·hd] and k, v [B, T, Hkv·hd] hold the new tokens of
+ * every sequence, packed (B·T = Σ counts). Rotates q and k when rope is given, appends k and v to each
+ * sequence's cache, and attends every new token over its own sequence's cache (inference only).
  */
 export function attendCached(
-  caches: readonly KVCache[],
+  step: CachedStep,
   layer: number,
   q: Tensor,
   k: Tensor,
   v: Tensor,
   opts: CachedAttentionOptions,
 ): Tensor {
-  const batch = q.shape[0]!;
-  if (caches.length !== batch)
-    throw new Error(`attendCached: ${caches.length} caches for a batch of ${batch}`);
-  if (batch === 1) return caches[0]!.attend(layer, q, k, v, opts);
-  const row = (t: Tensor, b: number) => {
-    const n = t.size / batch;
-    return new Tensor(t.data.subarray(b * n, (b + 1) * n), [1, t.shape[1]!, t.shape[2]!], false, t);
-  };
-  const out = empty(q.shape, q.dtype);
-  const n = q.size / batch;
-  for (let b = 0; b < batch; b++) {
-    const o = caches[b]!.attend(layer, row(q, b), row(k, b), row(v, b), opts);
-    out.data.set(o.data, b * n);
+  const qr = opts.rope ? rope(q, opts.heads, opts.rope.theta, step.positions) : q;
+  const kr = opts.rope ? rope(k, opts.kvHeads, opts.rope.theta, step.positions) : k;
+  for (let s = 0, row = 0; s < step.caches.length; s++) {
+    step.caches[s]!.store(layer, kr.data, v.data, row, step.counts[s]!);
+    row += step.counts[s]!;
   }
-  return out;
+  return attentionCached(
+    qr,
+    step.caches.map((c) => c.keys(layer)),
+    step.caches.map((c) => c.values(layer)),
+    step.counts,
+    step.lengths,
+    { heads: opts.heads, kvHeads: opts.kvHeads },
+  );
 }
 
-/** Throws unless there is one cache per batch row and every row's new positions fit the context. */
-export function checkCaches(
-  family: string,
-  c: { context: number },
-  caches: readonly KVCache[] | null,
-  batch: number,
-  time: number,
-): void {
-  if (!caches) {
-    if (time > c.context) throw new Error(`${family}: ${time} positions exceed the context of ${c.context}`);
-    return;
+/** x [B, T, d] (packed like the step), or with step.lastOnly its rows at each sequence's last token, [S, 1, d]. */
+export function stepOutput(x: Tensor, step: CachedStep | null): Tensor {
+  if (!step?.lastOnly) return x;
+  const d = x.shape[x.shape.length - 1]!;
+  const last = new Int32Array(step.counts.length);
+  for (let s = 0, end = 0; s < last.length; s++) {
+    end += step.counts[s]!;
+    last[s] = end - 1;
   }
-  if (caches.length !== batch)
-    throw new Error(`${family}: ${caches.length} KV caches for a batch of ${batch}`);
-  for (const cache of caches) {
-    if (cache.length + time > Math.min(c.context, cache.capacity)) {
-      throw new Error(
-        `${family}: positions up to ${cache.length + time} exceed the context of ${Math.min(c.context, cache.capacity)}`,
-      );
-    }
-  }
+  return embedding(reshape(x, [x.size / d, d]), last, [last.length, 1]);
 }
 
+/** Every position's keys and values for one sequence, layer by layer, up to `capacity` positions. */
 export class KVCache {
   /** Positions already in the cache. */
   length = 0;
@@ -67,7 +104,11 @@ export class KVCache {
   private readonly k: Tensor[] = [];
   private readonly v: Tensor[] = [];
 
-  constructor(layers: number, capacity: number, kvWidth: number) {
+  constructor(
+    layers: number,
+    capacity: number,
+    private readonly kvWidth: number,
+  ) {
     this.capacity = capacity;
     for (let l = 0; l < layers; l++) {
       this.k.push(keep(zeros([capacity, kvWidth])));
@@ -75,32 +116,25 @@ export class KVCache {
     }
   }
 
+  /** Keys [capacity, kvWidth] of a layer; the first `length` rows (plus a step's stored rows) are valid. */
+  keys(layer: number): Tensor {
+    return this.k[layer]!;
+  }
+
+  values(layer: number): Tensor {
+    return this.v[layer]!;
+  }
+
   /**
-   * Attention of the new positions' q [1, T, H·hd] over the cached prefix plus the new k, v [1, T, Hkv·hd],
-   * which are stored (k rotated when rope is given). Call advance(T) once every layer has run.
+   * Writes rows [row, row + count) of k and v ([rows, kvWidth] each) as this layer's positions
+   * length .. length + count − 1. Call advance(count) once every layer has stored them.
    */
-  attend(
-    layer: number,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    opts: { heads: number; kvHeads: number; rope?: { theta: number } },
-  ): Tensor {
-    const t = q.shape[1]!;
-    const width = k.shape[2]!;
-    if (q.shape[0] !== 1) throw new Error(`KVCache: decoding takes one sequence, got batch ${q.shape[0]}`);
-    const end = this.length + t;
-    if (end > this.capacity)
-      throw new Error(`KVCache: ${end} positions exceed the context of ${this.capacity}`);
-    const ck = this.k[layer]!;
-    const cv = this.v[layer]!;
-    const qr = opts.rope ? rope(q, opts.heads, opts.rope.theta, this.length) : q;
-    const kr = opts.rope ? rope(k, opts.kvHeads, opts.rope.theta, this.length) : k;
-    ck.data.set(kr.data, this.length * width);
-    cv.data.set(v.data, this.length * width);
-    const keys = new Tensor(ck.data.subarray(0, end * width), [1, end, width], false, ck);
-    const values = new Tensor(cv.data.subarray(0, end * width), [1, end, width], false, cv);
-    return attention(qr, keys, values, { heads: opts.heads, kvHeads: opts.kvHeads, causal: true });
+  store(layer: number, k: FloatArray, v: FloatArray, row: number, count: number): void {
+    if (this.length + count > this.capacity)
+      throw new Error(`KVCache: ${this.length + count} positions exceed the context of ${this.capacity}`);
+    const w = this.kvWidth;
+    this.k[layer]!.data.set(k.subarray(row * w, (row + count) * w), this.length * w);
+    this.v[layer]!.data.set(v.subarray(row * w, (row + count) * w), this.length * w);
   }
 
   advance(t: number): void {

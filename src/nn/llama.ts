@@ -2,7 +2,7 @@
 // Parameter names follow Hugging Face's LlamaForCausalLM, so export is a rename-free copy.
 import { add, attention, dropout, embedding, linear, rmsNorm, swiglu, type Tensor } from "../tensor/index.js";
 import { headDim, type ModelConfig, mlpHidden } from "./config.js";
-import { attendCached, checkCaches, type KVCache } from "./kv-cache.js";
+import { attendCached, type CachedStep, stepOutput } from "./kv-cache.js";
 import type { ParamSpec } from "./params.js";
 
 export interface LlamaLayer {
@@ -93,8 +93,8 @@ export function llamaLayer(params: Map<string, Tensor>, l: number): LlamaLayer {
 export interface BlockContext {
   /** Dropout seed for this block in this step, or null when not training. */
   dropoutSeed: number | null;
-  /** Incremental decoding: row b attends over caches[b] and appends this call's keys and values. */
-  cache?: { kv: readonly KVCache[]; layer: number };
+  /** Incremental decoding: each sequence's new tokens attend over its cache, which they extend. */
+  cache?: { step: CachedStep; layer: number };
 }
 
 /**
@@ -112,7 +112,7 @@ export function llamaBlock(
   const heads = { heads: c.heads, kvHeads: c.kvHeads, rope: { theta: c.ropeTheta } };
   const [q, k, v] = [linear(n, w.wq), linear(n, w.wk), linear(n, w.wv)];
   const a = ctx.cache
-    ? attendCached(ctx.cache.kv, ctx.cache.layer, q, k, v, heads)
+    ? attendCached(ctx.cache.step, ctx.cache.layer, q, k, v, heads)
     : attention(q, k, v, { ...heads, causal: true });
   x = add(x, residualDropout(linear(a, w.wo), c, ctx, 0));
   const m = rmsNorm(x, w.mlpNorm, c.normEps);
@@ -125,7 +125,10 @@ function residualDropout(t: Tensor, c: ModelConfig, ctx: BlockContext, which: nu
   return dropout(t, c.dropout, (ctx.dropoutSeed * 2 + which) >>> 0);
 }
 
-/** Logits [B, T, vocab] for token ids [B·T]. */
+/**
+ * Logits [B, T, vocab] for token ids [B·T]. With a cached step, the ids are its sequences' new tokens,
+ * packed (B·T = Σ counts), and step.lastOnly returns [sequences, 1, vocab].
+ */
 export function llamaForward(
   params: Map<string, Tensor>,
   c: ModelConfig,
@@ -133,19 +136,17 @@ export function llamaForward(
   batch: number,
   time: number,
   dropoutSeed: number | null = null,
-  caches: readonly KVCache[] | null = null,
+  step: CachedStep | null = null,
 ): Tensor {
   const embed = params.get("model.embed_tokens.weight")!;
-  checkCaches("llama", c, caches, batch, time);
   let x = embedding(embed, ids, [batch, time]);
   for (let l = 0; l < c.layers; l++) {
     const seed = dropoutSeed === null ? null : (dropoutSeed * 131 + l) >>> 0;
     x = llamaBlock(x, llamaLayer(params, l), c, {
       dropoutSeed: seed,
-      ...(caches ? { cache: { kv: caches, layer: l } } : {}),
+      ...(step ? { cache: { step, layer: l } } : {}),
     });
   }
-  for (const cache of caches ?? []) cache.advance(time);
-  x = rmsNorm(x, params.get("model.norm.weight")!, c.normEps);
+  x = rmsNorm(stepOutput(x, step), params.get("model.norm.weight")!, c.normEps);
   return linear(x, c.tie ? embed : params.get("lm_head.weight")!);
 }

@@ -3,7 +3,7 @@
 import { Rng, type Tensor } from "../tensor/index.js";
 import { headDim, type ModelConfig, parseModelConfig } from "./config.js";
 import { gpt2Forward, gpt2Params } from "./gpt2.js";
-import { KVCache } from "./kv-cache.js";
+import { type CachedStep, cachedStep, KVCache } from "./kv-cache.js";
 import { llamaForward, llamaParams } from "./llama.js";
 import { countParams, initParams, type ParamSpec } from "./params.js";
 
@@ -43,9 +43,45 @@ export function forward(
 ): Tensor {
   if (ids.length !== batch * time)
     throw new Error(`forward: ${ids.length} ids for batch ${batch} × time ${time}`);
-  const f = model.config.family === "llama" ? llamaForward : gpt2Forward;
+  const { family, context } = model.config;
   const caches = opts.caches ?? (opts.cache ? [opts.cache] : null);
-  return f(model.params, model.config, ids, batch, time, opts.dropoutSeed ?? null, caches);
+  if (!caches && time > context)
+    throw new Error(`${family}: ${time} positions exceed the context of ${context}`);
+  const step = caches ? cachedStep(family, model.config, caches, Array(batch).fill(time)) : null;
+  return run(model, ids, batch, time, opts.dropoutSeed ?? null, step);
+}
+
+/**
+ * One incremental step of several sequences, each at its own position and with its own number of new
+ * tokens: sequence s feeds counts[s] tokens (packed in `ids`, sequence after sequence) and attends over,
+ * and extends, caches[s]. Returns the logits of each sequence's last new token, [sequences, 1, vocab] —
+ * what sampling needs, so a server can prefill new prompts and decode running sequences in one pass.
+ */
+export function forwardStep(
+  model: Model,
+  ids: Int32Array,
+  counts: readonly number[],
+  caches: readonly KVCache[],
+): Tensor {
+  const step = cachedStep(model.config.family, model.config, caches, counts, true);
+  if (ids.length !== step.positions.length)
+    throw new Error(`forwardStep: ${ids.length} ids for counts adding up to ${step.positions.length}`);
+  return run(model, ids, 1, ids.length, null, step);
+}
+
+function run(
+  model: Model,
+  ids: Int32Array,
+  batch: number,
+  time: number,
+  dropoutSeed: number | null,
+  step: CachedStep | null,
+): Tensor {
+  const f = model.config.family === "llama" ? llamaForward : gpt2Forward;
+  const logits = f(model.params, model.config, ids, batch, time, dropoutSeed, step);
+  // Every layer has stored this step's keys and values.
+  for (let s = 0; s < (step?.caches.length ?? 0); s++) step!.caches[s]!.advance(step!.counts[s]!);
+  return logits;
 }
 
 export function newKVCache(model: Model, capacity = model.config.context): KVCache {
