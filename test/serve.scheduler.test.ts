@@ -32,18 +32,27 @@ function request(
 }
 
 /** Runs the scheduler until idle; returns each sequence's text and done event, and the largest batch seen. */
-function runAll(requests: SequenceRequest[], maxBatch: number, onStep?: (s: Scheduler) => void) {
+function runAll(
+  requests: SequenceRequest[],
+  maxBatch: number,
+  onStep?: (s: Scheduler, tokens: Map<number, number>) => void,
+  prefillChunk?: number,
+) {
   const texts = new Map<number, string>();
+  const tokens = new Map<number, number>();
   const done = new Map<number, Extract<SequenceEvent, { type: "done" }>>();
-  const scheduler = new Scheduler(model, tokenizer, { maxBatch }, (e) => {
-    if (e.type === "token") texts.set(e.id, (texts.get(e.id) ?? "") + e.delta);
-    else done.set(e.id, e);
+  const opts = prefillChunk === undefined ? { maxBatch } : { maxBatch, prefillChunk };
+  const scheduler = new Scheduler(model, tokenizer, opts, (e) => {
+    if (e.type === "token") {
+      texts.set(e.id, (texts.get(e.id) ?? "") + e.delta);
+      tokens.set(e.id, (tokens.get(e.id) ?? 0) + 1);
+    } else done.set(e.id, e);
   });
   for (const r of requests) scheduler.submit(r);
   let largest = 0;
   while (scheduler.step()) {
     largest = Math.max(largest, scheduler.activeCount);
-    onStep?.(scheduler);
+    onStep?.(scheduler, tokens);
   }
   return { texts, done, largest };
 }
@@ -67,6 +76,36 @@ test("a seeded sequence generates the same text alone and batched with others", 
     stopAtEndOfText: false,
   });
   assert.equal(alone.texts.get(1), reference.text);
+});
+
+test("prompts are fed in chunks alongside decoding rows, and new prompts share a step", () => {
+  const long = request(1, "A prompt long enough to take several chunks of eight tokens.", 77);
+  const reference = generate(model, tokenizer, long.prompt, {
+    maxTokens: 24,
+    temperature: 1,
+    topP: 0.95,
+    seed: 77,
+    stopAtEndOfText: false,
+  });
+  const others = [request(2, "hi", 5), request(3, "yo", 6)];
+  let steps = 0;
+  let firstTokensAt = -1;
+  const { texts } = runAll(
+    [others[0]!, others[1]!, long],
+    4,
+    (_, tokens) => {
+      steps++;
+      // 2 + 2 + 8 tokens fit the first step's budget of 12: the short prompts' first tokens come at once.
+      if (steps === 1) firstTokensAt = (tokens.get(2) ?? 0) + (tokens.get(3) ?? 0);
+      // The long prompt (60 tokens) needs ceil((60 − 8) / 12) more steps before its first token.
+      if (steps === 5) assert.equal(tokens.get(1) ?? 0, 0);
+      if (steps === 6) assert.equal(tokens.get(1), 1);
+    },
+    12,
+  );
+  assert.equal(firstTokensAt, 2);
+  assert.equal(long.prompt.length, 60);
+  assert.equal(texts.get(1), reference.text);
 });
 
 test("the batch never exceeds maxBatch; waiting sequences start as rows free up", () => {

@@ -1,12 +1,13 @@
-// Continuous batching: every active sequence advances by one token per decode step, in one batched forward
-// pass (one KV cache per batch row, sequences at different positions). New sequences are prefilled on their
-// own and join the batch at the next step; finished or cancelled ones leave it at once. Each sequence owns
+// Continuous batching: each step is one forward pass over every active sequence (one KV cache each, all at
+// different positions): sequences that are decoding feed their last token, new ones feed their prompt —
+// up to `prefillChunk` prompt tokens per step in all, so a long prompt is fed over several steps instead
+// of stalling everyone else's next token. Finished or cancelled sequences leave at once. Each sequence owns
 // its sampler (seeded from its request), its KV cache and its text stream, so what it generates does not
 // depend on which other sequences happen to share its steps.
 import { END_OF_TEXT, type Tokenizer } from "../data/tokenizer.js";
 import { Sampler } from "../infer/sampling.js";
 import { StopTextStream } from "../infer/text-stream.js";
-import { forward, type KVCache, type Model, newKVCache } from "../nn/index.js";
+import { forwardStep, type KVCache, type Model, newKVCache } from "../nn/index.js";
 import { noGrad, tidy } from "../tensor/index.js";
 import type { FinishReason, SequenceEvent, SequenceRequest } from "./protocol.js";
 
@@ -17,6 +18,8 @@ interface Sequence {
   text: StopTextStream;
   /** Logits of the next position (the first tokenizer.vocabSize of them). */
   row: Float32Array;
+  /** Prompt tokens already fed to the model. */
+  fed: number;
   /** Sampled but not yet fed to the model. */
   next: number;
   generated: number;
@@ -25,12 +28,21 @@ interface Sequence {
 export interface SchedulerOptions {
   /** Most sequences decoded together; the rest wait. */
   maxBatch: number;
+  /** Most prompt tokens fed in one step, over all new sequences (default 128). */
+  prefillChunk?: number;
+}
+
+/** One sequence's share of a step: the tokens it feeds. */
+interface Feed {
+  seq: Sequence;
+  ids: Int32Array;
 }
 
 export class Scheduler {
   private readonly waiting: SequenceRequest[] = [];
   private active: Sequence[] = [];
   private readonly eot: number | null;
+  private readonly prefillChunk: number;
 
   constructor(
     private readonly model: Model,
@@ -40,6 +52,9 @@ export class Scheduler {
   ) {
     if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1)
       throw new Error(`maxBatch must be an integer ≥ 1, got ${opts.maxBatch}`);
+    this.prefillChunk = opts.prefillChunk ?? 128;
+    if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1)
+      throw new Error(`prefillChunk must be an integer ≥ 1, got ${opts.prefillChunk}`);
     if (tokenizer.vocabSize > model.config.vocab)
       throw new Error(
         `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocab}`,
@@ -93,23 +108,26 @@ export class Scheduler {
     if (a >= 0) this.finish(this.active[a]!, "cancelled");
   }
 
-  /** One scheduling round: prefill waiting sequences into free rows, then one batched decode step. */
+  /**
+   * One scheduling round: waiting sequences take the free batch rows, then one forward pass feeds every
+   * decoding sequence its last token and the new ones (part of) their prompts. Returns whether work is left.
+   */
   step(): boolean {
-    while (this.admit());
-    this.decodeStep();
+    while (this.waiting.length > 0 && this.active.length < this.opts.maxBatch)
+      this.start(this.waiting.shift()!);
+    const feeds: Feed[] = [];
+    let budget = this.prefillChunk;
+    for (const seq of this.active) {
+      const left = seq.req.prompt.length - seq.fed;
+      if (left === 0) feeds.push({ seq, ids: Int32Array.of(seq.next) });
+      else if (budget > 0) {
+        const n = Math.min(left, budget);
+        feeds.push({ seq, ids: seq.req.prompt.subarray(seq.fed, seq.fed + n) });
+        budget -= n;
+      }
+    }
+    if (feeds.length > 0) this.run(feeds);
     return this.busy;
-  }
-
-  /** Prefills the next waiting sequence if a batch row is free (it has its first token after this). */
-  admit(): boolean {
-    if (this.waiting.length === 0 || this.active.length >= this.opts.maxBatch) return false;
-    this.prefill(this.waiting.shift()!);
-    return true;
-  }
-
-  /** One token for every active sequence, in one batched forward pass. */
-  decodeStep(): void {
-    if (this.active.length > 0) this.decode();
   }
 
   /** Work is left: sequences running or waiting. */
@@ -117,53 +135,60 @@ export class Scheduler {
     return this.active.length > 0 || this.waiting.length > 0;
   }
 
-  private prefill(req: SequenceRequest): void {
+  private start(req: SequenceRequest): void {
     const { context } = this.model.config;
-    let seq: Sequence;
     try {
-      seq = {
+      this.active.push({
         req,
         cache: newKVCache(this.model, Math.min(context, req.prompt.length + req.maxTokens)),
         sampler: new Sampler({ temperature: req.temperature, topP: req.topP }, req.seed),
         text: new StopTextStream(req.stop),
         row: new Float32Array(this.tokenizer.vocabSize),
+        fed: 0,
         next: -1,
         generated: 0,
-      };
+      });
     } catch (e) {
       this.fail(req, (e as Error).message);
-      return;
     }
-    this.active.push(seq);
-    if (this.run(req.prompt, 1, req.prompt.length, [seq])) this.advance(seq);
-  }
-
-  private decode(): void {
-    const batch = this.active.slice();
-    const ids = Int32Array.from(batch, (s) => s.next);
-    if (this.run(ids, batch.length, 1, batch)) for (const s of batch) this.advance(s);
   }
 
   /**
-   * Forward pass over `seqs` (one per batch row) that leaves each one's last logits row in seq.row.
-   * A failure ends those sequences with an error (the others carry on) and returns false.
+   * One forward pass over the feeds; each sequence whose prompt is now all in samples its next token. If
+   * the batched pass fails, each sequence is retried alone, so one bad sequence ends with an error and the
+   * others carry on (a failed pass leaves no trace in a cache: lengths only advance after every layer).
    */
-  private run(ids: Int32Array, batch: number, time: number, seqs: Sequence[]): boolean {
+  private run(feeds: Feed[]): void {
     const vocab = this.model.config.vocab;
+    const counts = feeds.map((f) => f.ids.length);
+    const ids = new Int32Array(counts.reduce((a, b) => a + b, 0));
+    for (let b = 0, at = 0; b < feeds.length; at += counts[b]!, b++) ids.set(feeds[b]!.ids, at);
     try {
       noGrad(() =>
         tidy(() => {
-          const logits = forward(this.model, ids, batch, time, { caches: seqs.map((s) => s.cache) });
-          for (let b = 0; b < batch; b++) {
-            const start = (b * time + time - 1) * vocab;
-            seqs[b]!.row.set(logits.data.subarray(start, start + seqs[b]!.row.length));
+          const logits = forwardStep(
+            this.model,
+            ids,
+            counts,
+            feeds.map((f) => f.seq.cache),
+          );
+          for (let b = 0; b < feeds.length; b++) {
+            const row = feeds[b]!.seq.row;
+            row.set(logits.data.subarray(b * vocab, b * vocab + row.length));
           }
         }),
       );
-      return true;
     } catch (e) {
-      for (const s of seqs) this.finish(s, "error", (e as Error).message);
-      return false;
+      if (feeds.length > 1) for (const f of feeds) this.run([f]);
+      else this.finish(feeds[0]!.seq, "error", (e as Error).message);
+      return;
+    }
+    for (const { seq, ids } of feeds) {
+      if (seq.fed < seq.req.prompt.length) {
+        seq.fed += ids.length;
+        if (seq.fed < seq.req.prompt.length) continue;
+      }
+      this.advance(seq);
     }
   }
 

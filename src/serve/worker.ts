@@ -57,9 +57,8 @@ function main(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
   const loop = () => {
     scheduled = false;
     try {
-      // New sequences are prefilled one per turn and their first token sent at once (time to first token);
-      // once every free row is filled, the whole batch decodes one token.
-      if (!scheduler.admit()) scheduler.decodeStep();
+      // One batched forward pass per turn: every decoding sequence gets a token, new ones are prefilled.
+      scheduler.step();
     } catch (e) {
       flush();
       post({ type: "fatal", message: `the scheduler failed: ${(e as Error).message}` });
