@@ -16,11 +16,16 @@
         "native/src/cpu.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      # SWALLOW_UNTHROWABLE: a worker thread terminated inside a kernel call (a server shutting down) makes
+      # its N-API calls fail; the binding's C++ exception then cannot become a JS one, and without this
+      # node-addon-api rethrows it and aborts the process.
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-O3", "-std=c++17", "-fexceptions", "-pthread"],
-      "ldflags": ["-pthread"],
+      # nodelete: the kernel thread pool lives in this library and outlives any one JS thread; a worker
+      # thread that loaded the addon must not unmap it on exit while the pool's threads still run its code.
+      "ldflags": ["-pthread", "-Wl,-z,nodelete"],
       "dependencies": ["kernels_generic"],
       "conditions": [
         ["target_arch=='x64'", {

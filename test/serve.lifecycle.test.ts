@@ -1,5 +1,6 @@
 // The server's life around generation: it answers /health while the worker generates, a client that
-// disconnects stops its sequence, and SIGTERM lets in-flight streams finish before the process exits.
+// disconnects stops its sequence, SIGTERM lets in-flight streams finish before the process exits, and a
+// worker shut down in the middle of a kernel call never takes the process with it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -174,4 +175,61 @@ test("serves a run folder: its newest checkpoint, named after the folder, within
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("engines closed mid-generation, over and over, beside main-thread kernels, never crash the process", async () => {
+  // In a child process, so a crash fails this test instead of the runner. Each round starts an engine (its
+  // worker thread loads the addon and shares the kernel thread pool with this thread), submits sequences,
+  // and terminates the worker a few milliseconds in, often inside a kernel call; meanwhile the main thread
+  // runs the same model's forward pass and checks it gives the same logits every time.
+  const engineUrl = new URL("../src/serve/engine.js", import.meta.url).href;
+  const nn = new URL("../src/nn/index.js", import.meta.url).href;
+  const tensorUrl = new URL("../src/tensor/index.js", import.meta.url).href;
+  const data = new URL("../src/data/tokenizer.js", import.meta.url).href;
+  const child = spawn(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `import { Engine, modelSource } from ${JSON.stringify(engineUrl)};
+       import { createModel, forward, preset } from ${JSON.stringify(nn)};
+       import { noGrad, tidy } from ${JSON.stringify(tensorUrl)};
+       import { byteTokenizer } from ${JSON.stringify(data)};
+       const tokenizer = byteTokenizer();
+       const model = createModel(preset("micro", "llama", tokenizer.vocabSize, 128), 3);
+       const ids = Int32Array.from({ length: 64 }, (_, i) => (i * 37) % 256);
+       const logits = () => noGrad(() => tidy(() => forward(model, ids, 1, 64).data.slice()));
+       const want = logits();
+       const source = modelSource(model, tokenizer);
+       for (let round = 0; round < 40; round++) {
+         const engine = await Engine.start(source, { maxBatch: 8, maxQueue: 8 });
+         const seqs = Array.from({ length: 6 }, (_, k) => ({
+           prompt: Int32Array.from(tokenizer.encode("hello world ".repeat(1 + k))),
+           maxTokens: 100, temperature: 1, topP: 1, seed: k, stop: [], stopAtEndOfText: false,
+         }));
+         engine.submit(seqs, seqs.map(() => ({ onToken() {}, onDone() {} })));
+         const until = Date.now() + 2 + (round % 7) * 3;
+         while (Date.now() < until) {
+           const got = logits();
+           if (got.some((x, i) => x !== want[i])) throw new Error("main-thread logits changed in round " + round);
+         }
+         await engine.close();
+       }
+       process.stdout.write("survived\\n");`,
+    ],
+    // A kernel call that never returns (two threads in one pool region) would hang: time out instead.
+    { stdio: ["ignore", "pipe", "pipe"], timeout: 120_000, killSignal: "SIGKILL" },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => {
+    stdout += d;
+  });
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  const [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+  assert.equal(signal, null, `the process died of ${signal} (SIGKILL: it hung for 2 minutes): ${stderr}`);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, "survived\n");
 });

@@ -21,6 +21,8 @@ struct Pool {
   std::vector<std::thread> workers;
   std::mutex mu;
   std::condition_variable cv;
+  // Held by the caller for a whole parallel region (run) and while resizing.
+  std::mutex callers;
   // A job is published by bumping `generation` (to the job's id) after writing fn, ctx and the ticket.
   std::atomic<uint64_t> generation{0};
   // (job id << 32) | (nt << 16) | next item.
@@ -31,7 +33,7 @@ struct Pool {
   void* ctx = nullptr;
   uint64_t jobs = 0;
   bool stop = false;
-  int size = 1;
+  std::atomic<int> size{1};  // read without the lock by run()'s fast path
 
   static uint64_t make_ticket(uint64_t job, int nt, int next) {
     return (job << 32) | (static_cast<uint64_t>(nt) << 16) | static_cast<uint64_t>(next);
@@ -53,7 +55,7 @@ struct Pool {
 
   void start(int n) {
     size = n < 1 ? 1 : n;
-    for (int t = 1; t < size; t++) workers.emplace_back([this] { loop(); });
+    for (int t = 1; t < size.load(); t++) workers.emplace_back([this] { loop(); });
   }
   void shutdown() {
     {
@@ -96,11 +98,13 @@ struct Pool {
     }
   }
   void run(ThreadFn f, void* c, int nt) {
-    nt = std::min(nt, size);
-    if (nt <= 1 || in_parallel) {
+    if (std::min(nt, size.load()) <= 1 || in_parallel) {
       f(c, 0, 1);
       return;
     }
+    // One job at a time: JS threads (a server's inference worker, the main thread) take turns.
+    std::lock_guard<std::mutex> region(callers);
+    nt = std::min(nt, size.load());
     const uint64_t job = ++jobs;
     fn = f;
     ctx = c;
@@ -160,6 +164,7 @@ int num_threads() { return pool().size; }
 void set_num_threads(int n) {
   Pool& p = pool();
   int want = n < 1 ? default_threads() : n;
+  std::lock_guard<std::mutex> region(p.callers);
   if (want == p.size) return;
   p.shutdown();
   p.start(want);

@@ -34,7 +34,9 @@ function load(source: ModelSource): { model: Model; tokenizer: Tokenizer; step: 
 
 function main(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
   const post = (m: FromWorker) => port.postMessage(m);
-  if (init.threads !== null && nativeBackend()) setNativeThreads(init.threads);
+  // Load the addon before "ready", so the first request does not pay for it.
+  const native = nativeBackend();
+  if (init.threads !== null && native) setNativeThreads(init.threads);
   let loaded: ReturnType<typeof load>;
   try {
     loaded = load(init.source);
