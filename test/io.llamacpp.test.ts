@@ -224,9 +224,11 @@ test("llama.cpp agrees with afterscale on an F16 GGUF export", { skip }, () => {
   const bytes = modelToGguf(model, tokenizer, { dtype: "f16" });
   const path = join(dir, "f16.gguf");
   writeFileSync(path, bytes);
-  // llama.cpp rounds activations to float16 for F16 matmuls; afterscale runs the stored weights in float32.
+  // llama.cpp rounds activations to float16 for F16 matmuls (relative error up to 2^-11 per element);
+  // afterscale runs the stored weights in float32. How far the probabilities move depends on the CPU's
+  // ggml kernels: under 2e-3 on the Sapphire Rapids machine this test was written on, 2.3e-3 on Zen 5.
   const r = compare(ourLogits(ggufToModel(bytes).model, tokens), runLlamaCpp(path, tokens, 1, 0));
   console.log(`llama.cpp F16: max |Δp| ${r.worst.toExponential(2)}, top-1 ${r.agree}/${tokens.length}`);
-  assert.ok(r.worst <= 2e-3, `max |Δp| ${r.worst}`);
+  assert.ok(r.worst <= 4e-3, `max |Δp| ${r.worst}`);
   assert.ok(r.agree >= tokens.length - 2, `top-1 agreement ${r.agree}/${tokens.length}`);
 });
