@@ -83,8 +83,9 @@ function check(lib: NativeAddon, p: ReturnType<typeof prepare>, label: string) {
   }
 }
 
-// [m, n, k]: tiny, matrix-vector, odd, and crossing the blocks (AVX-512 tiles are 12×32 with k blocks of
-// 256, 192-row A blocks and 4096-column B blocks swept 512 columns at a time; AVX2 6×16; portable 4×8).
+// [m, n, k]: tiny, matrix-vector, odd, and crossing the blocks (AVX-512 tiles are 12×32; k up to 512 is one
+// block and deeper k equal blocks of at most 512; A blocks of ~192 KB and 4096-column B blocks swept
+// ~512 KB at a time; AVX2 6×16; portable 4×8).
 const SHAPES: [number, number, number][] = [
   [1, 1, 1],
   [1, 7, 5],
@@ -104,6 +105,7 @@ const SHAPES: [number, number, number][] = [
   [5, 4200, 3],
   [64, 64, 64],
   [12, 200, 600],
+  [200, 40, 1100], // three depth blocks of 367, 367, 366
 ];
 
 // [m, n, k] for the few-row path (m = 2..16): dot tiles of 3×8 / 4×3 / 4×2 (AVX-512 / AVX2 / portable),

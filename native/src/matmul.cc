@@ -1,8 +1,8 @@
 // Matrix multiply C = op(A)·op(B) per batch item (see MatmulArgs in kernels.h / backend.ts).
 //
-// The GotoBLAS/BLIS scheme: C is computed in NC-column blocks; for each KC-deep slice, op(B) is packed
-// into NR-wide micro-panels (shared by all threads), op(A) into MR-tall micro-panels (per thread, MC rows
-// at a time), and a register-blocked micro-kernel multiplies one MR×KC panel by one KC×NR panel into an
+// The GotoBLAS/BLIS scheme: C is computed in NC-column blocks; for each kc-deep slice, op(B) is packed
+// into NR-wide micro-panels (shared by all threads), op(A) into MR-tall micro-panels (per thread, mc rows
+// at a time), and a register-blocked micro-kernel multiplies one MR×kc panel by one kc×NR panel into an
 // MR×NR tile of C held entirely in vector registers. Transposes are absorbed by the packing routines.
 // Matrix-vector products (m == 1 or n == 1, the decode case) skip packing: they are memory-bound, so they
 // stream the matrix once with dot products or axpys; so do products with a few rows (2..16, batched
@@ -92,22 +92,41 @@ constexpr int MR = 4, NV = 2;  // 4×8 tile: 8 accumulators + 2 + 1 of 16 xmm
 #endif
 
 constexpr int NR = NV * VW;
-// Cache blocking: an MR×KC A micro-panel (12 KB on AVX-512) stays in L1 while it sweeps a KC×BCHUNK
-// chunk of the packed B block (512 KB) in L2, next to the MC×KC packed A block (192 KB); the whole KC×NC
-// packed B block (4 MB) sits in L3, and a wide NC means A is packed rarely. (-D overrides are for tuning
-// with native/dev.)
+// Cache blocking: an MR×kc A micro-panel (up to 24 KB on AVX-512) stays in L1 while it sweeps a chunk of
+// the packed B block that fits L2 (about 512 KB), next to the mc×kc packed A block (about 192 KB); the
+// whole kc×NC packed B block sits in L3, and a wide NC means A is packed rarely. The depth kc adapts to K:
+// K up to KC_MAX is one block, so C is written once instead of read and rewritten per block (worth 5-25%
+// on the K = 384 training shapes); deeper products take equal blocks of at most KC_MAX. The row block and
+// the B chunk shrink with kc to stay within their cache budgets. (-D overrides are for tuning with
+// native/dev.)
 #ifndef AS_TUNE_KC
-#define AS_TUNE_KC 256
-#define AS_TUNE_MC 192
+#define AS_TUNE_KC 512
+#endif
+#ifndef AS_TUNE_ABYTES
+#define AS_TUNE_ABYTES 196608
+#endif
+#ifndef AS_TUNE_BBYTES
+#define AS_TUNE_BBYTES 524288
+#endif
+#ifndef AS_TUNE_NC
 #define AS_TUNE_NC 4096
 #endif
-constexpr int64_t KC = AS_TUNE_KC;
-constexpr int64_t MC = MR * (AS_TUNE_MC / MR);
+constexpr int64_t KC_MAX = AS_TUNE_KC;
 constexpr int64_t NC = NR * (AS_TUNE_NC / NR);
-#ifndef AS_TUNE_BCHUNK
-#define AS_TUNE_BCHUNK 512
-#endif
-constexpr int64_t BCHUNK = AS_TUNE_BCHUNK / NR;
+
+// Block sizes of one product of depth K.
+struct Blocking {
+  int64_t kc;      // depth of one block (the last may be shorter)
+  int64_t mc;      // rows of A packed at a time, a multiple of MR
+  int64_t bchunk;  // packed B micro-panels swept by one A micro-panel before the next
+  explicit Blocking(int64_t K) {
+    const int64_t blocks = (K + KC_MAX - 1) / KC_MAX;
+    kc = (K + blocks - 1) / blocks;
+    const int64_t bytes = kc * static_cast<int64_t>(sizeof(float));
+    mc = std::max<int64_t>(MR, AS_TUNE_ABYTES / (bytes * MR) * MR);
+    bchunk = std::max<int64_t>(1, AS_TUNE_BBYTES / (bytes * NR));
+  }
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Packing buffers: grown on demand, 64-byte aligned, kept for the thread's lifetime (no malloc per call).
@@ -379,22 +398,49 @@ struct Gemm {
   float* C;
   int64_t M, N, K;
   bool accumulate;
+  Blocking blk;
   float* bpack;   // 2 × kcmax × NC' floats (double-buffered so one barrier per block suffices)
   int64_t kcmax;  // each packed B panel gets kcmax × NR floats, whatever this block's depth
   int64_t bstride;
   Barrier* barrier;
 };
 
+// Prefetches the rows [i0, i1) × depth [p0, p0 + kc) of op(A) — the next A block — a few cache lines at a
+// time, spread over the micro-kernel calls of the current block, so packing that block later finds it in
+// cache instead of waiting on memory (worth ~20% where few B panels share each packed A panel, e.g.
+// 8192×128×384).
+struct PrefetchA {
+  const float* base = nullptr;
+  int64_t stride = 0, lines_per_row = 0, total = 0, per_call = 0, at = 0;
+  PrefetchA(const Operand& A, int64_t i0, int64_t i1, int64_t p0, int64_t kc, int64_t calls) {
+    if (i1 <= i0 || calls <= 0) return;
+    // Rows of A in memory: along k when A.cs == 1, along i otherwise.
+    const bool by_row = A.cs == 1;
+    base = by_row ? A.p + i0 * A.rs + p0 : A.p + p0 * A.cs + i0;
+    stride = by_row ? A.rs : A.cs;
+    lines_per_row = ((by_row ? kc : i1 - i0) + 15) / 16;
+    total = (by_row ? i1 - i0 : kc) * lines_per_row;
+    per_call = (total + calls - 1) / calls;
+  }
+  void step() {
+    for (int64_t t = 0; t < per_call && at < total; t++, at++)
+      __builtin_prefetch(base + (at / lines_per_row) * stride + 16 * (at % lines_per_row), 0, 2);
+  }
+};
+
 void gemm_thread(const Gemm& g, int tid, int nt) {
   const int64_t M = g.M, N = g.N, K = g.K;
+  const int64_t KC = g.blk.kc, MC = g.blk.mc, BCHUNK = g.blk.bchunk;
   float* apack = tl_apack.get(static_cast<size_t>(MC * KC));
   int64_t iter = 0;
   // Split the work between threads by rows (each packs only its own A) or, when there are few row
   // panels, by column panels (each packs all of the small A). Pick the better-balanced split, once,
-  // from the first column block.
+  // from the first column block; with many row panels always the row split, since the column split
+  // packs all of A on every thread (on 8192×128×384 the two balance alike, and the column split ran 15%
+  // slower).
   const int64_t nc0 = std::min(NC, N), npan0 = (nc0 + NR - 1) / NR, mpan = (M + MR - 1) / MR;
   const int64_t work_m = (mpan + nt - 1) / nt * MR * nc0, work_n = (npan0 + nt - 1) / nt * NR * M;
-  const bool split_m = work_m <= work_n;
+  const bool split_m = work_m <= work_n || mpan >= 16 * nt;
   // The row split shares one packed B (threads pack a share each, then wait for all). In the column
   // split each thread packs and reads only its own panels, into a private buffer (the caller's for
   // thread 0), so no thread waits for another.
@@ -431,6 +477,7 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
         const int64_t mc = std::min(mcb, r1 - ic);
         for (int64_t ir = 0; ir < mc; ir += MR)
           pack_a(g.A, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc);
+        PrefetchA next(g.A, ic + mcb, std::min(r1, ic + 2 * mcb), pc, kc, (mc + MR - 1) / MR * (q1 - q0));
         // One A micro-panel stays in L1 while it sweeps a chunk of the packed B block that fits L2
         // (BCHUNK panels); C is written along its rows.
         for (int64_t qc = q0; qc < q1; qc += BCHUNK)
@@ -444,6 +491,7 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
               micro<MR>(kc, apack + ir * kc, pb, cc, N, add, static_cast<int>(nr));
             else
               kMicro[mr - 1](kc, apack + ir * kc, pb, cc, N, add, static_cast<int>(nr));
+            next.step();
           }
         }
       }
@@ -452,8 +500,9 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
 }
 
 void gemm(const Operand& A, const Operand& B, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, int nt) {
-  const int64_t ncmax = std::min(NC, (N + NR - 1) / NR * NR), kcmax = std::min(KC, K);
-  Gemm g{A, B, C, M, N, K, accumulate, nullptr, kcmax, kcmax * ncmax, nullptr};
+  const Blocking blk(K);
+  const int64_t ncmax = std::min(NC, (N + NR - 1) / NR * NR), kcmax = std::min(blk.kc, K);
+  Gemm g{A, B, C, M, N, K, accumulate, blk, nullptr, kcmax, kcmax * ncmax, nullptr};
   g.bpack = tl_bpack.get(static_cast<size_t>(2 * g.bstride));
   if (nt <= 1) {
     gemm_thread(g, 0, 1);
