@@ -589,9 +589,12 @@ void gemv_cols(const float* W, int64_t ld, int64_t K, const float* x, float* y, 
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Matrix-vector products use another thread only for at least 256K multiply-adds (~10 us) each, so
-// waking it pays off even when the machine is busy.
-constexpr int64_t kGemvGrain = 262144;
+// Matrix-vector products use another thread from 32K multiply-adds (~1.5 us on one core): in a decode
+// step the kernel calls come microseconds apart, so the worker is still spinning and joins at once, and a
+// worker slow to wake costs little, since the caller runs whatever it has not claimed. With the earlier
+// 256K grain the 384-wide projections ran on one thread: batch-1 decode of the benchmark's small / medium
+// / char configs is 1.4-1.7x faster with 32K (2026-12-01, 2 threads, alternating runs).
+constexpr int64_t kGemvGrain = 32768;
 
 // ---------------------------------------------------------------------------------------------------
 // Few-row products (2 <= M <= matmul_small_m_max = 16, the batched-decode case: one row per active
@@ -793,10 +796,11 @@ void small_m_axpys(const float* apack, const float* W, float* C, int64_t M, int6
   }
 }
 
-// Few-row products use another thread only for at least 1M multiply-adds (~10 us on one core, as for
-// the GEMVs) each, so the 8-row decode shapes (3-4M) split in two: ~25 % faster when the worker is awake,
-// but a worker the scheduler has parked on a busy machine can cost ~350 us (docs/kernels-benchmark.md).
-constexpr int64_t kSmallMGrain = 4 * kGemvGrain;
+// Few-row products use another thread only for at least 1M multiply-adds (~10 us on one core) each, so
+// the 8-row decode shapes (3-4M) split in two: ~25 % faster when the worker is awake, but a worker the
+// scheduler has parked on a busy machine can cost ~350 us (docs/kernels-benchmark.md). (Not yet re-measured
+// with the GEMVs' lower grain.)
+constexpr int64_t kSmallMGrain = 1 << 20;
 
 thread_local Buffer tl_small;  // A for the few-row products, prepared once per call by the calling thread
 
