@@ -109,7 +109,7 @@ const SHAPES: [number, number, number][] = [
 ];
 
 // [m, n, k] for the few-row path (m = 2..16): dot tiles of 3×8 / 4×3 / 4×2 (AVX-512 / AVX2 / portable),
-// 32 / 16 / 8-wide axpy strips, 64-row slabs.
+// 32 / 16 / 8-wide axpy strips, 64-row slabs, depth slices of at most ~580 for deep products.
 const SMALL_M: [number, number, number][] = [
   [2, 7, 5],
   [3, 40, 33],
@@ -120,6 +120,8 @@ const SMALL_M: [number, number, number][] = [
   [16, 33, 7],
   [13, 100, 31],
   [6, 50, 150],
+  [8, 40, 1100], // two depth slices
+  [3, 20, 1500],
 ];
 
 function cases(): Case[] {

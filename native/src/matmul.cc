@@ -717,18 +717,28 @@ constexpr auto kDotTile = dot_table(std::make_integer_sequence<int, JD>{});
 #define AS_TUNE_PFL1 32768
 #endif
 // C[:, j0:j1] (+)= A·Wᵀ for A [M, K] (rows contiguous) and W [N, K]: each block of JD rows of W is read
-// from memory once and, from L1, dotted with every row of A.
+// from memory once and, from L1, dotted with every row of A. Deep products go in depth slices, so that a
+// slice of A's rows, the current W block and the next (prefetched) one fit in L1 together: with k = 1024
+// in one piece, 8 rows of A alone take 32 KB, the prefetch had to be off, and 8×384×1024 from memory ran
+// at a third of its matrix-vector speed.
 void small_m_dots(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, int64_t j0, int64_t j1,
                   bool add) {
-  const bool prefetch = ((AS_TUNE_PFD + 1) * JD + std::min<int64_t>(ID, M)) * K * 4 <= AS_TUNE_PFL1;
-  for (int64_t j = j0; j < j1; j += JD) {
-    const int jd = static_cast<int>(std::min<int64_t>(JD, j1 - j));
-    // The first row block prefetches the next W block (the rest find this one in L1), when both blocks
-    // and a row block of A fit in L1 together (32 of its 48 KB; 2·3 + 8 rows of k <= 585 on AVX-512).
-    const float* next = j + (AS_TUNE_PFD + 1) * JD <= j1 && prefetch ? W + (j + AS_TUNE_PFD * JD) * K : nullptr;
-    for (int64_t i = 0; i < M; i += ID) {
-      const int id = static_cast<int>(std::min<int64_t>(ID, M - i));
-      kDotTile[jd - 1][id - 1](W + j * K, K, A + i * K, K, K, C + i * N + j, N, add, i == 0 ? next : nullptr);
+  const int64_t rows = (AS_TUNE_PFD + 1) * JD + std::min<int64_t>(ID, M);
+  const int64_t fit = std::max<int64_t>(16, AS_TUNE_PFL1 / (rows * 4) / 16 * 16);  // depth that fits L1
+  const int64_t slices = (K + fit - 1) / fit, ks = ((K + slices - 1) / slices + 15) / 16 * 16;
+  const bool prefetch = rows * std::min(ks, K) * 4 <= AS_TUNE_PFL1;
+  for (int64_t k0 = 0; k0 < K; k0 += ks) {
+    const int64_t kk = std::min(ks, K - k0);
+    for (int64_t j = j0; j < j1; j += JD) {
+      const int jd = static_cast<int>(std::min<int64_t>(JD, j1 - j));
+      // The first row block prefetches the next W block (the rest find this one in L1).
+      const float* next =
+          j + (AS_TUNE_PFD + 1) * JD <= j1 && prefetch ? W + (j + AS_TUNE_PFD * JD) * K + k0 : nullptr;
+      for (int64_t i = 0; i < M; i += ID) {
+        const int id = static_cast<int>(std::min<int64_t>(ID, M - i));
+        kDotTile[jd - 1][id - 1](W + j * K + k0, K, A + i * K + k0, K, kk, C + i * N + j, N, add || k0 > 0,
+                                 i == 0 ? next : nullptr);
+      }
     }
   }
 }
@@ -796,11 +806,10 @@ void small_m_axpys(const float* apack, const float* W, float* C, int64_t M, int6
   }
 }
 
-// Few-row products use another thread only for at least 1M multiply-adds (~10 us on one core) each, so
-// the 8-row decode shapes (3-4M) split in two: ~25 % faster when the worker is awake, but a worker the
-// scheduler has parked on a busy machine can cost ~350 us (docs/kernels-benchmark.md). (Not yet re-measured
-// with the GEMVs' lower grain.)
-constexpr int64_t kSmallMGrain = 1 << 20;
+// Few-row products use another thread from 128K multiply-adds (~1.5 us on one core), for the reason the
+// GEMVs do: with the earlier 1M, a serving batch's k and v projections (8×192×384) ran on one thread, and
+// an 8-row decode step of the small preset took 4.3-5.4 ms instead of 3.9-4.2 (alternating runs).
+constexpr int64_t kSmallMGrain = 1 << 17;
 
 thread_local Buffer tl_small;  // A for the few-row products, prepared once per call by the calling thread
 

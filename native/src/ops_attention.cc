@@ -8,6 +8,8 @@
 // skip the transpose and take one dot product per key. With AVX-512 the score rows and the weighted sums
 // of values keep their accumulators in registers (scores4, weighted_rows4, backward_keys4); the portable
 // loops compute the same sums in the same order.
+// attention_cached is the forward for several sequences at once, each against its own KV cache (a serving
+// step); its decoding rows take every head in one pass over the cache (attention_row_all_heads).
 //
 // Memory: the forward saves only lse (batch·heads·tq floats); no score matrix is ever stored. Scratch
 // (thread-local, reused across calls), with tk' = tk rounded up to 16, plus 16:
@@ -284,66 +286,87 @@ inline void store_sum4(float* y, __m512 a, __m512 b, __m512 c, __m512 d) {
 
 // One query row, every head, against its n visible keys in the cache layout [n][kvHeads][hd] (decoding a
 // token): no Kᵀ to build, and on AVX-512 four keys share each horizontal reduction, where one dot product
-// per key (attention_row_direct) spends most of its time reducing. q / out: the row's [heads][hd];
-// lse[h·lseStride]; sc: heads rows of ld ≥ n + 4 floats.
+// per key (attention_row_direct) spends most of its time reducing. Keys and values are swept in blocks of
+// kKeyRun whole rows, every head working on a block while it is in L1, so each row of the cache is read
+// from memory once and in order (a pass per head over one head's slice of every row was half as fast).
+// q / out: the row's [heads][hd]; lse[h·lseStride]; sc: heads rows of ld ≥ n + 4 floats; acc: heads·hd + heads.
 void attention_row_all_heads(const Geometry& g, const float* __restrict q, const float* kb, const float* vb,
                              int64_t n, float* __restrict sc, int64_t ld, float* __restrict acc,
                              float* __restrict out, float* lse, int64_t lseStride) {
 #if defined(__AVX512F__)
   if (g.hd % 16 == 0 && g.hd <= 256) {
+    constexpr int64_t kKeyRun = 32;
     const int64_t nv = g.hd / 16;
-    for (int64_t h = 0; h < g.H; h++) {
-      const float* qh = q + h * g.hd;
-      const float* kh = kb + (h / g.group) * g.hd;
-      float* row = sc + h * ld;
-      for (int64_t j = 0; j < n; j += 4) {
-        // Keys past n repeat key n − 1; their scores land in the padding and are never read.
-        const float* k0 = kh + j * g.kstride;
-        const float* k1 = kh + (j + 1 < n ? j + 1 : n - 1) * g.kstride;
-        const float* k2 = kh + (j + 2 < n ? j + 2 : n - 1) * g.kstride;
-        const float* k3 = kh + (j + 3 < n ? j + 3 : n - 1) * g.kstride;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t c = 0; c < nv; c++) {
-          const __m512 qv = _mm512_loadu_ps(qh + 16 * c);
-          a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 16 * c), a0);
-          a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k1 + 16 * c), a1);
-          a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k2 + 16 * c), a2);
-          a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k3 + 16 * c), a3);
+    for (int64_t j0 = 0; j0 < n; j0 += kKeyRun) {
+      const int64_t j1 = j0 + kKeyRun < n ? j0 + kKeyRun : n;
+      for (int64_t h = 0; h < g.H; h++) {
+        const float* qh = q + h * g.hd;
+        const float* kh = kb + (h / g.group) * g.hd;
+        for (int64_t j = j0; j < j1; j += 4) {
+          // Keys past n repeat key n − 1; their scores land in the padding and are never read.
+          const float* k0 = kh + j * g.kstride;
+          const float* k1 = kh + (j + 1 < n ? j + 1 : n - 1) * g.kstride;
+          const float* k2 = kh + (j + 2 < n ? j + 2 : n - 1) * g.kstride;
+          const float* k3 = kh + (j + 3 < n ? j + 3 : n - 1) * g.kstride;
+          __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+          for (int64_t c = 0; c < nv; c++) {
+            const __m512 qv = _mm512_loadu_ps(qh + 16 * c);
+            a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 16 * c), a0);
+            a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k1 + 16 * c), a1);
+            a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k2 + 16 * c), a2);
+            a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k3 + 16 * c), a3);
+          }
+          store_sum4(sc + h * ld + j, a0, a1, a2, a3);
         }
-        store_sum4(row + j, a0, a1, a2, a3);
       }
+    }
+    float* inv = acc + g.H * g.hd;
+    for (int64_t h = 0; h < g.H; h++) {
+      float* row = sc + h * ld;
       for (int64_t j = 0; j < n; j++) row[j] *= g.scale;
       const float mx = row_max(row, n);
       for (int64_t j = 0; j < n; j++) row[j] = fast_exp(row[j] - mx);
       const float sum = lane_sum(row, n);
       lse[h * lseStride] = mx + std::log(sum);
-      // out_h = Σ_j p_j · v_j / Σ p, the accumulators in registers (two sets, so consecutive keys do not
-      // wait on each other's FMAs).
-      const float* vh = vb + (h / g.group) * g.hd;
-      const float inv = 1.0f / sum;
-      for (int64_t c0 = 0; c0 < nv; c0 += 4) {
-        const int64_t cn = nv - c0 < 4 ? nv - c0 : 4;
-        __m512 o[2][4];
-        for (int t = 0; t < 4; t++) o[0][t] = o[1][t] = _mm512_setzero_ps();
-        int64_t j = 0;
-        for (; j + 2 <= n; j += 2) {
-          const __m512 p0 = _mm512_set1_ps(row[j]), p1 = _mm512_set1_ps(row[j + 1]);
-          const float* v0 = vh + j * g.kstride + 16 * c0;
-          const float* v1 = v0 + g.kstride;
-          for (int64_t t = 0; t < cn; t++) {
-            o[0][t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * t), o[0][t]);
-            o[1][t] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * t), o[1][t]);
+      inv[h] = 1.0f / sum;
+    }
+    // acc_h = Σ_j p_hj · v_j, block by block; within a block a head's accumulators stay in registers.
+    for (int64_t j0 = 0; j0 < n; j0 += kKeyRun) {
+      const int64_t j1 = j0 + kKeyRun < n ? j0 + kKeyRun : n;
+      for (int64_t h = 0; h < g.H; h++) {
+        const float* row = sc + h * ld;
+        const float* vh = vb + (h / g.group) * g.hd;
+        float* ah = acc + h * g.hd;
+        for (int64_t c0 = 0; c0 < nv; c0 += 4) {
+          const int64_t cn = nv - c0 < 4 ? nv - c0 : 4;
+          __m512 o[2][4];
+          for (int64_t t = 0; t < 4; t++) {
+            o[0][t] = j0 == 0 || t >= cn ? _mm512_setzero_ps() : _mm512_loadu_ps(ah + 16 * (c0 + t));
+            o[1][t] = _mm512_setzero_ps();
           }
+          int64_t j = j0;
+          for (; j + 2 <= j1; j += 2) {
+            const __m512 p0 = _mm512_set1_ps(row[j]), p1 = _mm512_set1_ps(row[j + 1]);
+            const float* v0 = vh + j * g.kstride + 16 * c0;
+            const float* v1 = v0 + g.kstride;
+            for (int64_t t = 0; t < cn; t++) {
+              o[0][t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * t), o[0][t]);
+              o[1][t] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * t), o[1][t]);
+            }
+          }
+          if (j < j1) {
+            const __m512 p0 = _mm512_set1_ps(row[j]);
+            const float* v0 = vh + j * g.kstride + 16 * c0;
+            for (int64_t t = 0; t < cn; t++) o[0][t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * t), o[0][t]);
+          }
+          for (int64_t t = 0; t < cn; t++) _mm512_storeu_ps(ah + 16 * (c0 + t), _mm512_add_ps(o[0][t], o[1][t]));
         }
-        if (j < n) {
-          const __m512 p0 = _mm512_set1_ps(row[j]);
-          const float* v0 = vh + j * g.kstride + 16 * c0;
-          for (int64_t t = 0; t < cn; t++) o[0][t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * t), o[0][t]);
-        }
-        const __m512 s = _mm512_set1_ps(inv);
-        for (int64_t t = 0; t < cn; t++)
-          _mm512_storeu_ps(out + h * g.hd + 16 * (c0 + t), _mm512_mul_ps(_mm512_add_ps(o[0][t], o[1][t]), s));
       }
+    }
+    for (int64_t h = 0; h < g.H; h++) {
+      const __m512 s = _mm512_set1_ps(inv[h]);
+      for (int64_t c = 0; c < nv; c++)
+        _mm512_storeu_ps(out + h * g.hd + 16 * c, _mm512_mul_ps(_mm512_loadu_ps(acc + h * g.hd + 16 * c), s));
     }
     return;
   }
@@ -481,7 +504,7 @@ void attention_cached(const float* q, float* out, const CachedAttention& c) {
     if (sq.kt < 0) {
       const int64_t ld = padded_ld(g.tk);
       thread_local std::vector<float> buf;
-      float* sc = scratch(buf, static_cast<size_t>(g.H * ld + g.hd));
+      float* sc = scratch(buf, static_cast<size_t>(g.H * ld + g.H * g.hd + g.H));
       for (int64_t i = 0; i < g.tq; i++)
         attention_row_all_heads(g, q + off + i * g.H * g.hd, c.keys[s], c.values[s], g.keys(i), sc, ld,
                                 sc + g.H * ld, out + off + i * g.H * g.hd, lse + sq.row0 * g.H + i, g.tq);
