@@ -44,6 +44,17 @@ function streamRequest(url: string, maxTokens: number, signal?: AbortSignal): Pr
   });
 }
 
+/** `import` specifier of a compiled module under src/, for scripts run in a child process. */
+const src = (path: string) => JSON.stringify(new URL(`../src/${path}`, import.meta.url).href);
+
+/** Runs an ES-module script in a fresh Node process, stdout and stderr piped. */
+function spawnModule(script: string, extra: { timeout?: number; killSignal?: NodeJS.Signals } = {}) {
+  return spawn(process.execPath, ["--input-type=module", "-e", script], {
+    stdio: ["ignore", "pipe", "pipe"],
+    ...extra,
+  });
+}
+
 /** Waits (checking every few ms) until `condition` holds; fails after `ms`. */
 async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
@@ -79,24 +90,15 @@ test("/health answers while generating; a disconnected stream's sequence is drop
 });
 
 test("SIGTERM: the in-flight stream completes, then the process exits 0", async () => {
-  const serveIndex = new URL("../src/serve/index.js", import.meta.url).href;
-  const nn = new URL("../src/nn/index.js", import.meta.url).href;
-  const data = new URL("../src/data/tokenizer.js", import.meta.url).href;
-  const child = spawn(
-    process.execPath,
-    [
-      "--input-type=module",
-      "-e",
-      `import { startServer, closeOnSignals } from ${JSON.stringify(serveIndex)};
-       import { createModel, preset } from ${JSON.stringify(nn)};
-       import { byteTokenizer } from ${JSON.stringify(data)};
-       const tokenizer = byteTokenizer();
-       const model = createModel(preset("nano", "llama", tokenizer.vocabSize, 256), 1);
-       const server = await startServer({ model, tokenizer, port: 0 });
-       closeOnSignals(server);
-       process.stdout.write(server.url + "\\n");`,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+  const child = spawnModule(
+    `import { startServer, closeOnSignals } from ${src("serve/index.js")};
+     import { createModel, preset } from ${src("nn/index.js")};
+     import { byteTokenizer } from ${src("data/tokenizer.js")};
+     const tokenizer = byteTokenizer();
+     const model = createModel(preset("nano", "llama", tokenizer.vocabSize, 256), 1);
+     const server = await startServer({ model, tokenizer, port: 0 });
+     closeOnSignals(server);
+     process.stdout.write(server.url + "\\n");`,
   );
   let stderr = "";
   child.stderr.on("data", (d) => {
@@ -182,43 +184,34 @@ test("engines closed mid-generation, over and over, beside main-thread kernels, 
   // worker thread loads the addon and shares the kernel thread pool with this thread), submits sequences,
   // and terminates the worker a few milliseconds in, often inside a kernel call; meanwhile the main thread
   // runs the same model's forward pass and checks it gives the same logits every time.
-  const engineUrl = new URL("../src/serve/engine.js", import.meta.url).href;
-  const nn = new URL("../src/nn/index.js", import.meta.url).href;
-  const tensorUrl = new URL("../src/tensor/index.js", import.meta.url).href;
-  const data = new URL("../src/data/tokenizer.js", import.meta.url).href;
-  const child = spawn(
-    process.execPath,
-    [
-      "--input-type=module",
-      "-e",
-      `import { Engine, modelSource } from ${JSON.stringify(engineUrl)};
-       import { createModel, forward, preset } from ${JSON.stringify(nn)};
-       import { noGrad, tidy } from ${JSON.stringify(tensorUrl)};
-       import { byteTokenizer } from ${JSON.stringify(data)};
-       const tokenizer = byteTokenizer();
-       const model = createModel(preset("micro", "llama", tokenizer.vocabSize, 128), 3);
-       const ids = Int32Array.from({ length: 64 }, (_, i) => (i * 37) % 256);
-       const logits = () => noGrad(() => tidy(() => forward(model, ids, 1, 64).data.slice()));
-       const want = logits();
-       const source = modelSource(model, tokenizer);
-       for (let round = 0; round < 40; round++) {
-         const engine = await Engine.start(source, { maxBatch: 8, maxQueue: 8 });
-         const seqs = Array.from({ length: 6 }, (_, k) => ({
-           prompt: Int32Array.from(tokenizer.encode("hello world ".repeat(1 + k))),
-           maxTokens: 100, temperature: 1, topP: 1, seed: k, stop: [], stopAtEndOfText: false,
-         }));
-         engine.submit(seqs, seqs.map(() => ({ onToken() {}, onDone() {} })));
-         const until = Date.now() + 2 + (round % 7) * 3;
-         while (Date.now() < until) {
-           const got = logits();
-           if (got.some((x, i) => x !== want[i])) throw new Error("main-thread logits changed in round " + round);
-         }
-         await engine.close();
+  const child = spawnModule(
+    `import { Engine, modelSource } from ${src("serve/engine.js")};
+     import { createModel, forward, preset } from ${src("nn/index.js")};
+     import { noGrad, tidy } from ${src("tensor/index.js")};
+     import { byteTokenizer } from ${src("data/tokenizer.js")};
+     const tokenizer = byteTokenizer();
+     const model = createModel(preset("micro", "llama", tokenizer.vocabSize, 128), 3);
+     const ids = Int32Array.from({ length: 64 }, (_, i) => (i * 37) % 256);
+     const logits = () => noGrad(() => tidy(() => forward(model, ids, 1, 64).data.slice()));
+     const want = logits();
+     const source = modelSource(model, tokenizer);
+     for (let round = 0; round < 40; round++) {
+       const engine = await Engine.start(source, { maxBatch: 8, maxQueue: 8 });
+       const seqs = Array.from({ length: 6 }, (_, k) => ({
+         prompt: Int32Array.from(tokenizer.encode("hello world ".repeat(1 + k))),
+         maxTokens: 100, temperature: 1, topP: 1, seed: k, stop: [], stopAtEndOfText: false,
+       }));
+       engine.submit(seqs, seqs.map(() => ({ onToken() {}, onDone() {} })));
+       const until = Date.now() + 2 + (round % 7) * 3;
+       while (Date.now() < until) {
+         const got = logits();
+         if (got.some((x, i) => x !== want[i])) throw new Error("main-thread logits changed in round " + round);
        }
-       process.stdout.write("survived\\n");`,
-    ],
+       await engine.close();
+     }
+     process.stdout.write("survived\\n");`,
     // A kernel call that never returns (two threads in one pool region) would hang: time out instead.
-    { stdio: ["ignore", "pipe", "pipe"], timeout: 120_000, killSignal: "SIGKILL" },
+    { timeout: 120_000, killSignal: "SIGKILL" },
   );
   let stdout = "";
   let stderr = "";
