@@ -1,5 +1,6 @@
-// Golden values from PyTorch (tools/gen_torch_fixtures.py): every op's output and gradients, and a whole
-// Llama block, match PyTorch — in float64 on the reference backend (tightly) and in float32 on each backend.
+// Golden values from PyTorch (tools/gen_torch_fixtures.py): every op's output and gradients (output only for
+// the inference-only cached attention), and a whole Llama block, match PyTorch — in float64 on the reference
+// backend (tightly) and in float32 on each backend.
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
@@ -65,6 +66,16 @@ function run(fx: Fixture, x: Record<string, T.Tensor>, ints: Record<string, Int3
         causal: a.causal as boolean,
         ...(a.theta ? { rope: { theta: a.theta as number } } : {}),
       });
+    case "rope":
+      return T.rope(x.x!, a.heads as number, a.theta as number, ints.positions!);
+    case "attentionCached": {
+      const seqs = ints.counts!.length;
+      const at = (prefix: string) => Array.from({ length: seqs }, (_, i) => x[`${prefix}${i}`]!);
+      return T.attentionCached(x.q!, at("keys"), at("values"), ints.counts!, ints.lengths!, {
+        heads: a.heads as number,
+        kvHeads: a.kvHeads as number,
+      });
+    }
     case "crossEntropy":
       return T.crossEntropy(x.logits!, ints.targets!, { ignoreIndex: a.ignoreIndex as number });
     case "sum":
@@ -95,14 +106,16 @@ function run(fx: Fixture, x: Record<string, T.Tensor>, ints: Record<string, Int3
 }
 
 function check(fx: Fixture, name: string, dtype: T.DType, rtol: number, atol: number): void {
+  // Inference-only ops (attentionCached) come without gradients.
+  const requiresGrad = Object.keys(fx.grads).length > 0;
   T.tidy(() => {
     const x: Record<string, T.Tensor> = {};
-    for (const [k, v] of Object.entries(fx.inputs))
-      x[k] = T.tensor(v.data, v.shape, { dtype, requiresGrad: true });
+    for (const [k, v] of Object.entries(fx.inputs)) x[k] = T.tensor(v.data, v.shape, { dtype, requiresGrad });
     const ints: Record<string, Int32Array> = {};
     for (const [k, v] of Object.entries(fx.intInputs)) ints[k] = Int32Array.from(v.data);
     const out = run(fx, x, ints);
     assertClose(out.data, fx.output.data, rtol, atol, `${name} (${dtype}) output`);
+    if (!requiresGrad) return;
     const up = T.tensor(fx.upstream.data, fx.upstream.shape, { dtype });
     T.sum(T.mul(out, up)).backward();
     for (const [k, g] of Object.entries(fx.grads)) {

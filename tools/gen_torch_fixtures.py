@@ -28,12 +28,14 @@ def enc(t):
     return {"shape": list(t.shape), "data": [float(x) for x in t.detach().reshape(-1).tolist()]}
 
 
-def write(name, op, inputs, fn, attrs=None, int_inputs=None):
-    """inputs: dict name -> float64 tensor (leaves); fn(**inputs) -> output tensor."""
-    leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+def write(name, op, inputs, fn, attrs=None, int_inputs=None, grads=True):
+    """inputs: dict name -> float64 tensor (leaves); fn(**inputs) -> output tensor. grads=False for
+    inference-only ops: the fixture then has no gradients (and an unused upstream)."""
+    leaves = {k: v.clone().requires_grad_(grads) for k, v in inputs.items()}
     out = fn(**leaves)
     upstream = randn(*out.shape)
-    (out * upstream).sum().backward()
+    if grads:
+        (out * upstream).sum().backward()
     doc = {
         "op": op,
         "attrs": attrs or {},
@@ -41,7 +43,7 @@ def write(name, op, inputs, fn, attrs=None, int_inputs=None):
         "intInputs": {k: {"shape": list(v.shape), "data": v.reshape(-1).tolist()} for k, v in (int_inputs or {}).items()},
         "upstream": enc(upstream),
         "output": enc(out),
-        "grads": {k: enc(v.grad) for k, v in leaves.items()},
+        "grads": {k: enc(v.grad) for k, v in leaves.items()} if grads else {},
     }
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(doc, f, separators=(",", ":"))
@@ -73,6 +75,34 @@ def attention(q, k, v, heads, kv_heads, causal=True, theta=None):
     v = v.repeat_interleave(rep, dim=2)
     o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=causal)
     return o.transpose(1, 2).reshape(b, t, heads * hd)
+
+
+def rope_at(x, theta, positions):
+    """Half-split rotary embedding of x [B, T, H, hd] with row (b, t) at positions[b·T + t]."""
+    b, t, _, hd = x.shape
+    half = hd // 2
+    freq = theta ** (-(2 * torch.arange(half, dtype=torch.float64)) / hd)
+    ang = positions.double().reshape(b, t)[..., None] * freq
+    cos = ang.cos()[:, :, None, :]
+    sin = ang.sin()[:, :, None, :]
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def attention_cached(q, keys, values, counts, lengths, heads, kv_heads):
+    """Sequence s: its counts[s] query rows of q [1, Σ counts, H·hd] against the first lengths[s] rows of
+    keys[s] / values[s], query i seeing keys j <= lengths[s] - counts[s] + i (its new positions come last)."""
+    hd = q.shape[-1] // heads
+    outs, row = [], 0
+    for k, v, n, l in zip(keys, values, counts, lengths):
+        qs = q[0, row : row + n].view(n, heads, hd).transpose(0, 1)
+        ks = k[:l].view(l, kv_heads, hd).repeat_interleave(heads // kv_heads, dim=1).transpose(0, 1)
+        vs = v[:l].view(l, kv_heads, hd).repeat_interleave(heads // kv_heads, dim=1).transpose(0, 1)
+        mask = torch.arange(l)[None, :] <= (l - n + torch.arange(n))[:, None]
+        o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask)
+        outs.append(o.transpose(0, 1).reshape(n, heads * hd))
+        row += n
+    return torch.cat(outs)[None]
 
 
 def rms_norm(x, w, eps):
@@ -190,6 +220,34 @@ def main():
     with open(os.path.join(OUT, "optim.json"), "w") as f:
         json.dump(doc, f, separators=(",", ":"))
     print("wrote optim")
+
+    # Batched decoding (after everything else, so the fixtures above keep their values): rope at per-row
+    # positions, and attention of several sequences against their own caches (inference only: no grads).
+    positions = torch.tensor([7, 0, 3, 3, 12, 1], dtype=torch.int32)
+    write(
+        "rope_positions",
+        "rope",
+        {"x": randn(2, 3, 8)},
+        lambda x: rope_at(x.view(2, 3, 2, 4), 10000.0, positions).reshape(2, 3, 8),
+        {"heads": 2, "theta": 10000.0},
+        {"positions": positions},
+    )
+    counts, lengths, h, kv, hd = [1, 3, 2], [5, 3, 7], 4, 2, 4
+    cached = {"q": randn(1, sum(counts), h * hd)}
+    for s_, l in enumerate(lengths):
+        cached[f"keys{s_}"] = randn(l + 1, kv * hd)  # a cache holds more rows than the step reads
+        cached[f"values{s_}"] = randn(l + 1, kv * hd)
+    write(
+        "attention_cached",
+        "attentionCached",
+        cached,
+        lambda q, **kv_: attention_cached(
+            q, [kv_[f"keys{i}"] for i in range(3)], [kv_[f"values{i}"] for i in range(3)], counts, lengths, h, kv
+        ),
+        {"heads": h, "kvHeads": kv},
+        {"counts": torch.tensor(counts, dtype=torch.int32), "lengths": torch.tensor(lengths, dtype=torch.int32)},
+        grads=False,
+    )
     print(f"torch {torch.__version__}")
 
 
