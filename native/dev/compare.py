@@ -8,10 +8,16 @@ builds /tmp/libas_matmul.so). Usage:
 """
 
 import ctypes
+import os
 import sys
 import time
 
-import numpy as np
+# As bench/kernels.ts does for its numpy child: these workarounds (set on some machines) select slower
+# OpenBLAS kernels. OpenBLAS reads them when numpy loads it, so they go before the import.
+os.environ.pop("OPENBLAS_CORETYPE", None)
+os.environ.pop("OPENBLAS_L2_SIZE", None)
+
+import numpy as np  # noqa: E402
 
 lib = ctypes.CDLL("/tmp/libas_matmul.so")
 P = ctypes.POINTER(ctypes.c_float)
