@@ -13,7 +13,7 @@
 //   generation(...)      the underlying synchronous generator, for callers that drive it themselves.
 
 import { END_OF_TEXT, type Tokenizer } from "../data/tokenizer.js";
-import { forward, type Model, newKVCache } from "../nn/index.js";
+import { forwardStep, type Model, newKVCache } from "../nn/index.js";
 import { noGrad, tidy } from "../tensor/index.js";
 import { Sampler, type SamplingOptions } from "./sampling.js";
 import { StopTextStream } from "./text-stream.js";
@@ -114,7 +114,7 @@ export function* generation(
   const sampler = new Sampler(opts, opts.seed ?? 0);
   const text = new StopTextStream(opts.stop ?? []);
   const eot = opts.stopAtEndOfText === false ? null : endOfTextId(tokenizer);
-  const { vocab, context } = model.config;
+  const { context } = model.config;
   const maxTokens = opts.maxTokens;
   const ids: number[] = [];
   const result = (finishReason: FinishReason): GenerateResult => ({
@@ -130,12 +130,12 @@ export function* generation(
   const cache = newKVCache(model, Math.min(context, promptIds.length + maxTokens));
   // Only the first tokenizer.vocabSize logits are sampled: a model may pad its vocabulary.
   const row = new Float32Array(tokenizer.vocabSize);
+  // Only the last position's logits are computed (a prompt does not pay for the head at every position).
   const step = (input: Int32Array) =>
     noGrad(() =>
       tidy(() => {
-        const logits = forward(model, input, 1, input.length, { cache });
-        const last = (input.length - 1) * vocab;
-        row.set(logits.data.subarray(last, last + row.length));
+        const logits = forwardStep(model, input, [input.length], [cache]);
+        row.set(logits.data.subarray(0, row.length));
       }),
     );
   let finishReason: FinishReason;
