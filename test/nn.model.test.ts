@@ -154,6 +154,7 @@ test("a cached step rejects what does not fit: counts, ids, context", () => {
       /2 ids for counts adding up to 3/,
     );
     assert.throws(() => forwardStep(model, Int32Array.of(1), [1, 0], [a, b]), /sequence 1 feeds 0 tokens/);
+    assert.throws(() => forwardStep(model, Int32Array.of(1, 2), [1, 1], [a, a]), /same KV cache/);
     assert.throws(
       () => forwardStep(model, new Int32Array(5), [5], [b]),
       /positions up to 5 exceed the context of 4/,

@@ -26,7 +26,7 @@ export interface CachedStep {
   lastOnly: boolean;
 }
 
-/** Checks that every sequence's new tokens fit its cache and the model's context. */
+/** The step for these sequences, after checking that each one's new tokens fit its cache and the context. */
 export function cachedStep(
   family: string,
   c: { context: number },
@@ -37,6 +37,8 @@ export function cachedStep(
   if (caches.length !== counts.length)
     throw new Error(`${family}: ${caches.length} KV caches for ${counts.length} sequences`);
   if (caches.length === 0) throw new Error(`${family}: a cached step needs at least one sequence`);
+  if (new Set(caches).size !== caches.length)
+    throw new Error(`${family}: the same KV cache is given for two sequences`);
   const lengths = new Int32Array(caches.length);
   let total = 0;
   for (let s = 0; s < caches.length; s++) {
