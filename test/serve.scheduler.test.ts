@@ -151,3 +151,24 @@ test("stop strings end a sequence before the stop string; bad requests are repor
   assert.equal(bad.get(5)!.finishReason, "error");
   assert.match(bad.get(6)!.message!, /200 tokens; it must be 1 to 128/);
 });
+
+test("a sequence whose pass fails ends with an error; the others in its batch carry on unchanged", () => {
+  const reqs = [request(1, "alpha", 11), request(2, "beta", 12), request(3, "gamma", 13)];
+  const alone = runAll([reqs[0]!, reqs[2]!], 8);
+  let broken = false;
+  const { texts, done } = runAll(reqs, 8, (s) => {
+    if (broken) return;
+    broken = true;
+    // Sabotage sequence 2's cache (as a bug would): its next step cannot fit, so the batched pass throws.
+    const active = (s as unknown as { active: { req: { id: number }; cache: { capacity: number } }[] })
+      .active;
+    const victim = active.find((a) => a.req.id === 2)!;
+    (victim.cache as { capacity: number }).capacity = 0;
+  });
+  assert.equal(done.get(2)!.finishReason, "error");
+  assert.match(done.get(2)!.message!, /exceed the context/);
+  for (const id of [1, 3]) {
+    assert.equal(done.get(id)!.finishReason, "length");
+    assert.equal(texts.get(id), alone.texts.get(id));
+  }
+});
