@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "kernels.h"
+#include "ops_common.h"
 #include "threadpool.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -619,14 +620,12 @@ constexpr int JD = 4, ID = 2;
 inline void store_sum4(float* y, vec a, vec b, vec c, vec d, bool add) {
 #if defined(__AVX512F__) || defined(__AVX2__)
 #if defined(__AVX512F__)
-  auto half = [](vec v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); };
-  __m256 h0 = half(a), h1 = half(b), h2 = half(c), h3 = half(d);
+  __m128 s = hsum4(a, b, c, d);
 #else
-  __m256 h0 = a, h1 = b, h2 = c, h3 = d;
-#endif
   // hadd pairs neighbours: after two rounds lane t of each 128-bit half holds a partial sum of input t.
-  __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(h0, h1), _mm256_hadd_ps(h2, h3));
+  __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+#endif
   if (add) s = _mm_add_ps(_mm_loadu_ps(y), s);
   _mm_storeu_ps(y, s);
 #else
@@ -675,9 +674,9 @@ void dot_tile(const float* __restrict W, int64_t ldw, const float* __restrict A,
   // then the scalar k tail (AVX2 / portable), then C.
   constexpr int T = J * I;
   float s[(T + 3) / 4 * 4 + 4];
-  int t = 0;
-  for (; t + 4 <= T; t += 4) store_sum4(s + t, acc[t], acc[t + 1], acc[t + 2], acc[t + 3], false);
-  for (; t < T; t++) s[t] = vsum(acc[t]);
+  constexpr int T4 = T / 4 * 4;  // constant bounds: GCC otherwise warns of the tail loop overrunning acc
+  for (int t = 0; t < T4; t += 4) store_sum4(s + t, acc[t], acc[t + 1], acc[t + 2], acc[t + 3], false);
+  for (int t = T4; t < T; t++) s[t] = vsum(acc[t]);
 #if defined(__AVX512F__)
   if (J <= 4) {  // p == K here: each row's J sums go to C with one masked (add and) store
     const __mmask8 m = static_cast<__mmask8>((1u << J) - 1);

@@ -20,10 +20,6 @@
 //   D_i = dO_i·O_i for every query row (batch·heads·tq floats, on the calling thread).
 #include "ops_common.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 namespace as {
 namespace AS_ISA {
 namespace {
@@ -275,15 +271,6 @@ void attention_row_direct(const Geometry& g, const float* __restrict qi, const f
   lse = mx + std::log(sum);
 }
 
-#if defined(__AVX512F__)
-// y[0..3] = the horizontal sums of a, b, c, d (one reduction tree for four dot products).
-inline void store_sum4(float* y, __m512 a, __m512 b, __m512 c, __m512 d) {
-  auto half = [](__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); };
-  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(half(a), half(b)), _mm256_hadd_ps(half(c), half(d)));
-  _mm_storeu_ps(y, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
-}
-#endif
-
 // One query row, every head, against its n visible keys in the cache layout [n][kvHeads][hd] (decoding a
 // token): no Kᵀ to build, and on AVX-512 four keys share each horizontal reduction, where one dot product
 // per key (attention_row_direct) spends most of its time reducing. Keys and values are swept in blocks of
@@ -327,7 +314,7 @@ void attention_row_all_heads(const Geometry& g, const float* __restrict q, const
             a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k2 + 16 * c), a2);
             a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k3 + 16 * c), a3);
           }
-          store_sum4(sc + h * ld + j, a0, a1, a2, a3);
+          _mm_storeu_ps(sc + h * ld + j, hsum4(a0, a1, a2, a3));
         }
       }
     }

@@ -14,6 +14,10 @@
 #include "kernels.h"
 #include "threadpool.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace as {
 namespace AS_ISA {
 namespace {
@@ -84,6 +88,18 @@ inline double lane_sum_squares_f64(const float* __restrict x, int64_t n) {
   for (int j = 0; j < 8; j++) s += acc[j];
   return s;
 }
+
+#if defined(__AVX512F__)
+// The horizontal sums of a, b, c, d as lanes 0..3: one reduction tree for four dot products. (The low
+// half is extractf32x8(v, 0), the same code as castps512_ps256, whose GCC 12 expansion trips a false
+// -Wuninitialized, GCC bug 105593.)
+inline __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  auto half = [](__m512 v) { return _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1)); };
+  // hadd pairs neighbours: after two rounds lane t of each 128-bit half holds a partial sum of input t.
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(half(a), half(b)), _mm256_hadd_ps(half(c), half(d)));
+  return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+#endif
 
 // exp(x) for float, branch-free so loops over it vectorise (Cephes expf: x = n·ln2 + r with |r| <= ln2/2,
 // e^r by a degree-6 polynomial, 2^n through the exponent bits). Relative error ~2 ulp (measured < 3e-7).
