@@ -1,15 +1,18 @@
 // The native kernels against the reference kernels on random float32 inputs, every kernel and both
-// directions. Tolerance: max |native − reference| / max(|reference|, 1e-3) ≤ the per-kernel bound below
+// directions, for every instruction set this CPU runs (avx512, avx2, generic). Tolerance: max |native − reference| / max(|reference|, 1e-3) ≤ the per-kernel bound below
 // (1e-4 unless stated; reductions over long rows get the same bound since both accumulate carefully).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { AttentionShape, Backend } from "../src/backend/backend.js";
 import { nativeBackend, reference } from "../src/backend/index.js";
+import { nativeIsa, selectNativeIsa } from "../src/backend/native.js";
 import { ropeTable } from "../src/tensor/ops.js";
 import { Rng } from "../src/tensor/random.js";
 import { relError } from "./helpers/close.js";
 
 const TOL = 1e-4;
+type Isa = "avx512" | "avx2" | "generic";
+const ISAS: Isa[] = ["avx512", "avx2", "generic"];
 const rng = new Rng(42);
 const rand = (n: number, s = 1) => Float32Array.from({ length: n }, () => rng.normal() * s);
 const out = (n: number) => new Float32Array(n).fill(Number.NaN); // dirty: a kernel must overwrite
@@ -35,16 +38,27 @@ function agree(
     return { o, ret };
   };
   const r = run(reference);
-  const n = run(native);
   const maxAbs = (a: Float32Array) => a.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
   const floor = jointScale ? Math.max(1e-3, ...Object.values(r.o).map(maxAbs)) : 1e-3;
-  for (const key of Object.keys(outputs)) {
-    const e = relError(n.o[key]!, r.o[key]!, floor);
-    assert.ok(e <= tol, `${name}.${key}: native vs reference relative error ${e.toExponential(2)} > ${tol}`);
-  }
-  if (typeof r.ret === "number") {
-    const e = Math.abs((n.ret as number) - r.ret) / Math.max(1, Math.abs(r.ret));
-    assert.ok(e <= tol, `${name}: returned ${n.ret} vs ${r.ret}`);
+  const defaultIsa = nativeIsa() as Isa;
+  try {
+    for (const isa of ISAS) {
+      if (!selectNativeIsa(isa)) continue; // this CPU lacks it
+      const n = run(native);
+      for (const key of Object.keys(outputs)) {
+        const e = relError(n.o[key]!, r.o[key]!, floor);
+        assert.ok(
+          e <= tol,
+          `${name}.${key} (${isa}): native vs reference relative error ${e.toExponential(2)} > ${tol}`,
+        );
+      }
+      if (typeof r.ret === "number") {
+        const e = Math.abs((n.ret as number) - r.ret) / Math.max(1, Math.abs(r.ret));
+        assert.ok(e <= tol, `${name} (${isa}): returned ${n.ret} vs ${r.ret}`);
+      }
+    }
+  } finally {
+    selectNativeIsa(defaultIsa);
   }
 }
 
