@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Command } from "commander";
+import { givenTrainFields, trainFieldOption } from "../src/cli/options.js";
 import {
   lrAt,
   modelConfigFor,
@@ -114,4 +116,22 @@ test("trainConfigFields lists every field with its type, allowed values, default
   assert.equal(fields.get("steps")!.default, undefined);
   for (const f of fields.values()) assert.ok(f.description.length > 0, `${f.name} has a description`);
   for (const [k, v] of Object.entries(trainDefaults)) assert.equal(fields.get(k)!.default, v, k);
+});
+
+test("a trainer flag's help shows its default, but an unset flag stays unset (a --config file wins)", () => {
+  const fields = trainConfigFields();
+  const cmd = new Command().exitOverride().configureOutput({ writeErr: () => {} });
+  for (const f of fields) cmd.addOption(trainFieldOption(f));
+  const help = cmd.helpInformation().replace(/\s+/g, " ");
+  assert.match(help, /--lr <value> peak learning rate \(default: 0\.003\)/);
+  assert.match(
+    help,
+    /--schedule <value> learning-rate schedule after warmup \(default: cosine\) \(choices: "cosine", "wsd"\)/,
+  );
+  cmd.parse(["--batch-size", "4"], { from: "user" });
+  assert.deepEqual(givenTrainFields(cmd.opts(), fields), { batchSize: 4 });
+  assert.throws(
+    () => cmd.parse(["--schedule", "linear"], { from: "user" }),
+    /Allowed choices are cosine, wsd/,
+  );
 });

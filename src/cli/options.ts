@@ -67,10 +67,11 @@ function fieldParser(f: TrainField): (v: string) => unknown {
 
 /** The flag for one trainer config field (`train` and `sweep` generate theirs from the schema). */
 export function trainFieldOption(f: TrainField, description = f.description): Option {
-  const allowed = f.allowed ? ` (${f.allowed.join("|")})` : "";
-  const opt = new Option(`--${kebab(f.name)} <value>`, `${description}${allowed}`).argParser(fieldParser(f));
+  // The default goes in the text, not opt.default(): an unset flag must stay undefined, so that it does
+  // not override a --config file (commander prints a default only when it would fill the value in).
+  const dflt = f.default !== undefined ? ` (default: ${String(f.default)})` : "";
+  const opt = new Option(`--${kebab(f.name)} <value>`, `${description}${dflt}`).argParser(fieldParser(f));
   if (f.allowed) opt.choices(f.allowed);
-  if (f.default !== undefined) opt.default(undefined, String(f.default));
   return opt;
 }
 
