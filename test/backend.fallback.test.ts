@@ -1,16 +1,19 @@
 // Without a loadable addon afterscale says so once, clearly, and computes on the reference backend.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const tensorIndex = fileURLToPath(new URL("../src/tensor/index.js", import.meta.url));
 
+const dir = mkdtempSync(join(tmpdir(), "afterscale-fallback-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
 function run(env: Record<string, string>) {
-  const script = join(tmpdir(), `afterscale-fallback-${process.pid}.mjs`);
+  const script = join(dir, "load.mjs");
   writeFileSync(
     script,
     `import * as T from ${JSON.stringify(tensorIndex)};

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -58,8 +58,9 @@ test("points: excludeTopLoss drops exactly the K highest losses", () => {
   assert.throws(() => excludeTopLoss(pts, 5), /would drop all/);
 });
 
-test("points: loadPoints reads a CSV file, a built-in dataset, or runs — exactly one", () => {
+test("points: loadPoints reads a CSV file, a built-in dataset, or runs — exactly one", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "afterscale-points-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, "runs.csv");
   writeFileSync(file, "N,D,loss\n1e6,2e7,3.5\n2e6,4e7,3.25\n4e6,8e7,3.0\n");
   assert.equal(loadPoints({ csv: file, excludeTopLoss: 1 }).length, 2);
