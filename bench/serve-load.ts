@@ -19,6 +19,7 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "20" },
     "max-tokens": { type: "string", default: "128" },
     "max-batch": { type: "string", default: "8" },
+    "prefill-chunk": { type: "string", default: "128" },
     threads: { type: "string" },
     rounds: { type: "string", default: "4" },
     markdown: { type: "boolean", default: false },
@@ -35,6 +36,7 @@ const seconds = Number(args.seconds);
 if (!(seconds > 0)) throw new Error(`--seconds must be > 0, got "${args.seconds}"`);
 const maxTokens = positiveInt("max-tokens", args["max-tokens"]);
 const maxBatch = positiveInt("max-batch", args["max-batch"]);
+const prefillChunk = positiveInt("prefill-chunk", args["prefill-chunk"]);
 const rounds = positiveInt("rounds", args.rounds);
 const threads = args.threads === undefined ? null : positiveInt("threads", args.threads);
 
@@ -156,7 +158,14 @@ async function main(): Promise<void> {
   let server: Awaited<ReturnType<typeof startServer>>;
   let what: string;
   if (args.model) {
-    server = await startServer({ modelPath: args.model, port: 0, maxBatch, maxQueue: 64, threads });
+    server = await startServer({
+      modelPath: args.model,
+      port: 0,
+      maxBatch,
+      maxQueue: 64,
+      prefillChunk,
+      threads,
+    });
     what = `${args.model}`;
   } else {
     if (!(presetNames as readonly string[]).includes(args.preset))
@@ -164,7 +173,7 @@ async function main(): Promise<void> {
     const tokenizer = byteTokenizer();
     const context = positiveInt("context", args.context);
     const model = createModel(preset(args.preset as PresetName, "llama", tokenizer.vocabSize, context), 1);
-    server = await startServer({ model, tokenizer, port: 0, maxBatch, maxQueue: 64, threads });
+    server = await startServer({ model, tokenizer, port: 0, maxBatch, maxQueue: 64, prefillChunk, threads });
     what = `random-init ${args.preset} llama, byte vocabulary, context ${context}`;
   }
   try {

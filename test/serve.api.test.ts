@@ -257,6 +257,32 @@ describe("server limits", () => {
     }
   });
 
+  test("--prefill-chunk: prompts fed a token per step give the same text; a bad value is refused", async () => {
+    const prompt = "a prompt of some forty tokens, fed one token per step";
+    const expected = await complete(prompt, 7, 12);
+    const slow = await startServer({ model, tokenizer, modelId: MODEL, port: 0, prefillChunk: 1 });
+    try {
+      const c = new OpenAI({ apiKey: "unused", baseURL: `${slow.url}/v1`, maxRetries: 0 });
+      const params: OpenAI.CompletionCreateParamsNonStreaming & Extra = {
+        model: MODEL,
+        prompt,
+        seed: 7,
+        max_tokens: 12,
+        temperature: 1,
+        ignore_eos: true,
+      };
+      const [a, b] = await Promise.all([c.completions.create(params), c.completions.create(params)]);
+      assert.equal(a.choices[0]!.text, expected.choices[0]!.text);
+      assert.equal(b.choices[0]!.text, expected.choices[0]!.text);
+    } finally {
+      await slow.close();
+    }
+    await assert.rejects(
+      startServer({ model, tokenizer, port: 0, prefillChunk: 0 }),
+      /prefillChunk must be an integer ≥ 1, got 0/,
+    );
+  });
+
   test("--api-key: /v1 needs the bearer key (401 otherwise); /health does not", async () => {
     const locked = await startServer({ model, tokenizer, modelId: MODEL, port: 0, apiKey: "s3cret" });
     try {

@@ -23,6 +23,12 @@ export function registerServeCommand(program: Command): void {
       int(0, 100_000),
       32,
     )
+    .option(
+      "--prefill-chunk <n>",
+      "prompt tokens fed per step alongside the decoding rows (larger: faster first token, slower streams meanwhile)",
+      int(1, 1 << 20),
+      128,
+    )
     .option("--threads <n>", "kernel threads of the native backend in the inference worker", int(1, 1024))
     .option("--body-limit <bytes>", "largest request body (413 beyond)", int(1024, 1 << 30), 1 << 20)
     .action(async (o) => {
@@ -34,6 +40,7 @@ export function registerServeCommand(program: Command): void {
         apiKey: apiKey || null,
         maxBatch: o.maxBatch,
         maxQueue: o.maxQueue,
+        prefillChunk: o.prefillChunk,
         bodyLimit: o.bodyLimit,
         threads: o.threads ?? null,
         ...(o.modelId ? { modelId: o.modelId } : {}),

@@ -25,6 +25,8 @@ export interface EngineOptions {
   maxBatch: number;
   /** Sequences that may wait for a batch row; beyond maxBatch + maxQueue, submissions are refused. */
   maxQueue: number;
+  /** Prompt tokens fed per step alongside the decoding rows (default 128). */
+  prefillChunk?: number;
   /** Kernel threads of the native backend in the worker (default: the backend's own default). */
   threads?: number | null;
 }
@@ -89,12 +91,20 @@ export class Engine {
 
   /** Starts the worker and resolves once it has loaded the model. */
   static start(source: ModelSource, options: EngineOptions): Promise<Engine> {
-    for (const k of ["maxBatch", "maxQueue"] as const) {
-      const v = options[k];
-      if (!Number.isInteger(v) || v < (k === "maxBatch" ? 1 : 0))
-        throw new Error(`${k} must be an integer ≥ ${k === "maxBatch" ? 1 : 0}, got ${v}`);
+    const prefillChunk = options.prefillChunk ?? 128;
+    for (const [k, v, min] of [
+      ["maxBatch", options.maxBatch, 1],
+      ["maxQueue", options.maxQueue, 0],
+      ["prefillChunk", prefillChunk, 1],
+    ] as const) {
+      if (!Number.isInteger(v) || v < min) throw new Error(`${k} must be an integer ≥ ${min}, got ${v}`);
     }
-    const init: WorkerInit = { source, maxBatch: options.maxBatch, threads: options.threads ?? null };
+    const init: WorkerInit = {
+      source,
+      maxBatch: options.maxBatch,
+      prefillChunk,
+      threads: options.threads ?? null,
+    };
     const worker = new Worker(new URL("./worker.js", import.meta.url), {
       workerData: init,
       // The parent's --input-type (node -e scripts) would stop the worker's file from loading.

@@ -46,6 +46,7 @@ export type ModelSource =
 export interface WorkerInit {
   source: ModelSource;
   maxBatch: number;
+  prefillChunk: number;
   /** Kernel threads for the native backend (null: its default). */
   threads: number | null;
 }

@@ -31,6 +31,8 @@ export interface ServeOptions {
   maxBatch?: number;
   /** Sequences that may wait for a batch row before requests get 429 (default 32). */
   maxQueue?: number;
+  /** Prompt tokens fed per step alongside the decoding rows (default 128). */
+  prefillChunk?: number;
   /** Kernel threads of the native backend in the inference worker (default: the backend's default). */
   threads?: number | null;
   /** Largest request body in bytes (default 1 MiB); larger ones get 413. */
@@ -75,6 +77,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const engine = await Engine.start(source, {
     maxBatch: opts.maxBatch ?? 8,
     maxQueue: opts.maxQueue ?? 32,
+    prefillChunk: opts.prefillChunk ?? 128,
     threads: opts.threads ?? null,
   });
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 1 << 20, logger: false, forceCloseConnections: "idle" });

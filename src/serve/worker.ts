@@ -45,8 +45,11 @@ function main(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
     return;
   }
   let pending: SequenceEvent[] = [];
-  const scheduler = new Scheduler(loaded.model, loaded.tokenizer, { maxBatch: init.maxBatch }, (e) =>
-    pending.push(e),
+  const scheduler = new Scheduler(
+    loaded.model,
+    loaded.tokenizer,
+    { maxBatch: init.maxBatch, prefillChunk: init.prefillChunk },
+    (e) => pending.push(e),
   );
   const flush = () => {
     if (pending.length === 0) return;
