@@ -62,11 +62,19 @@ test("100 training steps match PyTorch's losses to 1e-3 relative", async () => {
     worst = Math.max(worst, rel);
     assert.ok(rel <= 1e-3, `step ${i + 1}: loss ${losses[i]} vs PyTorch ${reference.losses[i]} (rel ${rel})`);
   }
-  // Gradient norms before clipping agree too (a looser check: they are differences of nearby losses).
+  // Gradient norms before clipping agree too, more loosely: float32 rounding differences grow over the
+  // steps, and a norm at a spike is sensitive to them (step 98: 1.0e-2 with FMA kernels, 3.0e-2 with the
+  // portable ones, whose products round differently). Median ~3e-5; a wrong gradient would be far off.
+  const normRel = norms.map((n, i) => Math.abs(n - reference.gradNorms[i]!) / reference.gradNorms[i]!);
   for (let i = 0; i < norms.length; i++) {
-    const rel = Math.abs(norms[i]! - reference.gradNorms[i]!) / reference.gradNorms[i]!;
-    assert.ok(rel <= 1e-2, `step ${i + 1}: grad norm ${norms[i]} vs PyTorch ${reference.gradNorms[i]}`);
+    const tol = i < 50 ? 1e-3 : 5e-2;
+    assert.ok(
+      normRel[i]! <= tol,
+      `step ${i + 1}: grad norm ${norms[i]} vs PyTorch ${reference.gradNorms[i]}`,
+    );
   }
+  const median = [...normRel].sort((a, b) => a - b)[normRel.length >> 1]!;
+  assert.ok(median <= 1e-4, `median relative grad-norm difference ${median} > 1e-4`);
   assert.ok(losses[99]! < losses[0]! - 1, "the model learned something");
   process.stdout.write(`# worst per-step relative loss difference vs PyTorch: ${worst.toExponential(2)}\n`);
 });
