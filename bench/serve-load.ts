@@ -19,7 +19,7 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "20" },
     "max-tokens": { type: "string", default: "128" },
     "max-batch": { type: "string", default: "8" },
-    "prefill-chunk": { type: "string", default: "128" },
+    "prefill-chunk": { type: "string" },
     threads: { type: "string" },
     rounds: { type: "string", default: "4" },
     markdown: { type: "boolean", default: false },
@@ -36,7 +36,8 @@ const seconds = Number(args.seconds);
 if (!(seconds > 0)) throw new Error(`--seconds must be > 0, got "${args.seconds}"`);
 const maxTokens = positiveInt("max-tokens", args["max-tokens"]);
 const maxBatch = positiveInt("max-batch", args["max-batch"]);
-const prefillChunk = positiveInt("prefill-chunk", args["prefill-chunk"]);
+const prefillChunk =
+  args["prefill-chunk"] === undefined ? undefined : positiveInt("prefill-chunk", args["prefill-chunk"]);
 const rounds = positiveInt("rounds", args.rounds);
 const threads = args.threads === undefined ? null : positiveInt("threads", args.threads);
 

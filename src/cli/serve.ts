@@ -1,6 +1,6 @@
 // `afterscale serve`: the OpenAI-compatible API and chat page over a trained model.
 import type { Command } from "commander";
-import { closeOnSignals, startServer } from "../serve/index.js";
+import { closeOnSignals, DEFAULT_PREFILL_CHUNK, startServer } from "../serve/index.js";
 import { int } from "./options.js";
 
 export function registerServeCommand(program: Command): void {
@@ -27,7 +27,7 @@ export function registerServeCommand(program: Command): void {
       "--prefill-chunk <n>",
       "prompt tokens fed per step alongside the decoding rows (larger: faster first token, slower streams meanwhile)",
       int(1, 1 << 20),
-      128,
+      DEFAULT_PREFILL_CHUNK,
     )
     .option("--threads <n>", "kernel threads of the native backend in the inference worker", int(1, 1024))
     .option("--body-limit <bytes>", "largest request body (413 beyond)", int(1024, 1 << 30), 1 << 20)

@@ -4,13 +4,14 @@ import { Worker } from "node:worker_threads";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { tokenizerFromJson } from "../data/tokenizer-json.js";
 import type { Model, ModelConfig } from "../nn/index.js";
-import type {
-  FromWorker,
-  ModelSource,
-  SequenceEvent,
-  SequenceRequest,
-  ToWorker,
-  WorkerInit,
+import {
+  DEFAULT_PREFILL_CHUNK,
+  type FromWorker,
+  type ModelSource,
+  type SequenceEvent,
+  type SequenceRequest,
+  type ToWorker,
+  type WorkerInit,
 } from "./protocol.js";
 
 export type DoneEvent = Extract<SequenceEvent, { type: "done" }>;
@@ -25,7 +26,7 @@ export interface EngineOptions {
   maxBatch: number;
   /** Sequences that may wait for a batch row; beyond maxBatch + maxQueue, submissions are refused. */
   maxQueue: number;
-  /** Prompt tokens fed per step alongside the decoding rows (default 128). */
+  /** Prompt tokens fed per step alongside the decoding rows (default DEFAULT_PREFILL_CHUNK). */
   prefillChunk?: number;
   /** Kernel threads of the native backend in the worker (default: the backend's own default). */
   threads?: number | null;
@@ -91,7 +92,7 @@ export class Engine {
 
   /** Starts the worker and resolves once it has loaded the model. */
   static start(source: ModelSource, options: EngineOptions): Promise<Engine> {
-    const prefillChunk = options.prefillChunk ?? 128;
+    const prefillChunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
     for (const [k, v, min] of [
       ["maxBatch", options.maxBatch, 1],
       ["maxQueue", options.maxQueue, 0],

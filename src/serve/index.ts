@@ -2,6 +2,11 @@
 export { CHAT_STOPS, type ChatMessage, renderChat } from "./chat-template.js";
 export { Engine, type EngineOptions, type EngineStats } from "./engine.js";
 export { ApiError } from "./errors.js";
-export type { FinishReason, SequenceEvent, SequenceRequest } from "./protocol.js";
+export {
+  DEFAULT_PREFILL_CHUNK,
+  type FinishReason,
+  type SequenceEvent,
+  type SequenceRequest,
+} from "./protocol.js";
 export { Scheduler, type SchedulerOptions } from "./scheduler.js";
 export { closeOnSignals, type RunningServer, type ServeOptions, startServer } from "./server.js";

@@ -43,6 +43,9 @@ export type ModelSource =
       tokenizerJson: string;
     };
 
+/** Prompt tokens fed per step, over all new sequences, unless told otherwise. */
+export const DEFAULT_PREFILL_CHUNK = 128;
+
 export interface WorkerInit {
   source: ModelSource;
   maxBatch: number;

@@ -9,7 +9,12 @@ import { Sampler } from "../infer/sampling.js";
 import { StopTextStream } from "../infer/text-stream.js";
 import { forwardStep, type KVCache, type Model, newKVCache } from "../nn/index.js";
 import { noGrad, tidy } from "../tensor/index.js";
-import type { FinishReason, SequenceEvent, SequenceRequest } from "./protocol.js";
+import {
+  DEFAULT_PREFILL_CHUNK,
+  type FinishReason,
+  type SequenceEvent,
+  type SequenceRequest,
+} from "./protocol.js";
 
 interface Sequence {
   req: SequenceRequest;
@@ -28,7 +33,7 @@ interface Sequence {
 export interface SchedulerOptions {
   /** Most sequences decoded together; the rest wait. */
   maxBatch: number;
-  /** Most prompt tokens fed in one step, over all new sequences (default 128). */
+  /** Most prompt tokens fed in one step, over all new sequences (default DEFAULT_PREFILL_CHUNK). */
   prefillChunk?: number;
 }
 
@@ -52,7 +57,7 @@ export class Scheduler {
   ) {
     if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1)
       throw new Error(`maxBatch must be an integer ≥ 1, got ${opts.maxBatch}`);
-    this.prefillChunk = opts.prefillChunk ?? 128;
+    this.prefillChunk = opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1)
       throw new Error(`prefillChunk must be an integer ≥ 1, got ${opts.prefillChunk}`);
     if (tokenizer.vocabSize > model.config.vocab)

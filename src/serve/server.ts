@@ -31,7 +31,7 @@ export interface ServeOptions {
   maxBatch?: number;
   /** Sequences that may wait for a batch row before requests get 429 (default 32). */
   maxQueue?: number;
-  /** Prompt tokens fed per step alongside the decoding rows (default 128). */
+  /** Prompt tokens fed per step alongside the decoding rows (default DEFAULT_PREFILL_CHUNK, 128). */
   prefillChunk?: number;
   /** Kernel threads of the native backend in the inference worker (default: the backend's default). */
   threads?: number | null;
@@ -77,7 +77,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const engine = await Engine.start(source, {
     maxBatch: opts.maxBatch ?? 8,
     maxQueue: opts.maxQueue ?? 32,
-    prefillChunk: opts.prefillChunk ?? 128,
+    prefillChunk: opts.prefillChunk,
     threads: opts.threads ?? null,
   });
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 1 << 20, logger: false, forceCloseConnections: "idle" });
