@@ -361,13 +361,13 @@ Napi::Value AttentionCached(const Info& info) {
     const int64_t need = count(info, lengths[s], kvHeads, headDim);
     for (int which = 0; which < 2; which++) {
       Napi::Value e = info[1 + which].As<Napi::Array>().Get(uint32_t(s));
+      const std::string what =
+          std::string("native: attentionCached: ") + (which ? "values[" : "keys[") + std::to_string(s) + "]";
       if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-        fail(info, std::string("native: attentionCached: ") + (which ? "values[" : "keys[") + std::to_string(s) +
-                       "] must be a Float32Array");
+        fail(info, what + " must be a Float32Array");
       auto a = e.As<Napi::Float32Array>();
       if (int64_t(a.ElementLength()) < need)
-        fail(info, std::string("native: attentionCached: ") + (which ? "values[" : "keys[") + std::to_string(s) +
-                       "] has " + std::to_string(a.ElementLength()) + " elements, needs " + std::to_string(need));
+        fail(info, what + " has " + std::to_string(a.ElementLength()) + " elements, needs " + std::to_string(need));
       (which ? values : keys)[s] = a.Data();
     }
     rows += counts[s];

@@ -5,10 +5,19 @@
 // after another, so the projections see one tall matrix, and only rope and attention need to know where
 // each sequence starts.
 import type { FloatArray } from "../backend/backend.js";
-import { attentionCached, embedding, keep, reshape, rope, type Tensor, zeros } from "../tensor/index.js";
+import {
+  attentionCached,
+  type CachedAttentionOptions,
+  embedding,
+  keep,
+  reshape,
+  rope,
+  type Tensor,
+  zeros,
+} from "../tensor/index.js";
 
-export interface CachedAttentionOptions {
-  heads: number;
+/** attentionCached's options, plus the rotary embedding given to q and k before k is cached. */
+export interface AttendCachedOptions extends CachedAttentionOptions {
   kvHeads: number;
   rope?: { theta: number };
 }
@@ -68,7 +77,7 @@ export function attendCached(
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  opts: CachedAttentionOptions,
+  opts: AttendCachedOptions,
 ): Tensor {
   const qr = opts.rope ? rope(q, opts.heads, opts.rope.theta, step.positions) : q;
   const kr = opts.rope ? rope(k, opts.kvHeads, opts.rope.theta, step.positions) : k;
@@ -82,7 +91,7 @@ export function attendCached(
     step.caches.map((c) => c.values(layer)),
     step.counts,
     step.lengths,
-    { heads: opts.heads, kvHeads: opts.kvHeads },
+    opts,
   );
 }
 
