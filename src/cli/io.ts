@@ -3,8 +3,7 @@ import type { Command } from "commander";
 import { openShards } from "../data/index.js";
 import { exportModel, importModel, quantizationReport } from "../io/index.js";
 import { parameterCounts } from "../nn/index.js";
-import { resolveDataDir } from "../train/index.js";
-import { MODEL_HELP, resolveModel } from "./models.js";
+import { loadModel, MODEL_SPEC_HELP, resolveDataDir } from "../train/index.js";
 import { oneOf, output } from "./options.js";
 
 export function registerIoCommands(program: Command): void {
@@ -13,13 +12,13 @@ export function registerIoCommands(program: Command): void {
     .description(
       "Export a model as a Hugging Face folder (llama: LlamaForCausalLM) or a GGUF file for llama.cpp",
     )
-    .requiredOption("--model <path>", MODEL_HELP)
+    .requiredOption("--model <path>", MODEL_SPEC_HELP)
     .requiredOption("-o, --out <path>", "output folder (hf) or file (gguf)")
     .option("--format <format>", "hf or gguf", oneOf(["hf", "gguf"] as const), "gguf")
     .option("--dtype <dtype>", "f32, f16 or q8_0 (gguf only)", oneOf(["f32", "f16", "q8_0"] as const), "f32")
     .option("--json", "print the result as JSON", false)
     .action((o) => {
-      const { model, tokenizer, trainConfig } = resolveModel(o.model);
+      const { model, tokenizer, trainConfig } = loadModel(o.model);
       const result = exportModel(model, tokenizer, { format: o.format, dtype: o.dtype, out: o.out });
       // A quantized export reports what it costs, on the validation split the model was trained against.
       let report: ReturnType<typeof quantizationReport> | null = null;

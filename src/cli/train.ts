@@ -8,13 +8,14 @@ import {
   formatRunsJson,
   formatRunsTable,
   listRuns,
+  loadModel,
   loadModelFrom,
+  MODEL_SPEC_HELP,
   parseTrainConfig,
   resolveDataDir,
   train,
   trainConfigFields,
 } from "../train/index.js";
-import { MODEL_HELP, resolveModel } from "./models.js";
 import { givenTrainFields, int, num, output, trainFieldOption } from "./options.js";
 
 /** Prompts the main job samples from after training. */
@@ -82,7 +83,7 @@ export function registerTrainCommands(program: Command): void {
   program
     .command("sample")
     .description("Generate text from a trained model, streamed to stdout")
-    .requiredOption("--model <path>", MODEL_HELP)
+    .requiredOption("--model <path>", MODEL_SPEC_HELP)
     .option("--prompt <text>", "the prompt", "")
     .option("--max-tokens <n>", "tokens to generate at most", int(0, 1_000_000), 200)
     .option("--temperature <t>", "0 = greedy", num(0), 0.8)
@@ -92,7 +93,7 @@ export function registerTrainCommands(program: Command): void {
     .option("--stop <text...>", "stop before any of these strings")
     .option("--json", "print the result as JSON instead of streaming", false)
     .action((o) => {
-      const { model, tokenizer } = resolveModel(o.model);
+      const { model, tokenizer } = loadModel(o.model);
       if (!o.json) process.stdout.write(o.prompt);
       const r = generate(model, tokenizer, o.prompt, {
         maxTokens: o.maxTokens,
@@ -110,13 +111,13 @@ export function registerTrainCommands(program: Command): void {
   program
     .command("eval")
     .description("Validation loss, perplexity and bits per byte of a model on a prepared dataset")
-    .requiredOption("--model <path>", MODEL_HELP)
+    .requiredOption("--model <path>", MODEL_SPEC_HELP)
     .option("--data <dir>", "a prepared dataset folder (default: the one the model was trained on)")
     .option("--batch-size <n>", "sequences per batch", int(1), 8)
     .option("--max-batches <n>", "evaluate at most this many batches", int(1))
     .option("--json", "print the result as JSON", false)
     .action((o) => {
-      const loaded = resolveModel(o.model);
+      const loaded = loadModel(o.model);
       const dir = o.data ?? (loaded.trainConfig ? resolveDataDir(loaded.trainConfig) : undefined);
       if (!dir) throw new Error("eval: --data is required for a model without a training config");
       const ds = openShards(dir);

@@ -1,10 +1,11 @@
-// Public surface of training (src/train). The CLI wires these; sample/eval/serve use loadModelFrom.
+// Public surface of training (src/train). The CLI wires these; every command loads models through loadModel.
 //
 //   parseTrainConfig(input): TrainConfig              validate flags / a JSON config (errors name the field)
 //   trainConfigSchema, trainDefaults                  the zod schema and its defaults, for mapping CLI flags
 //   trainConfigFields()                               every field: type, allowed values, default, description
 //   train(config, options?): Promise<TrainResult>     train or resume (options.resume) a run
 //   loadModelFrom(runOrCheckpointDir): LoadedModel    {model, tokenizer, step, …} from the newest good checkpoint
+//   loadModel(spec): ResolvedModel                    the one resolver: run name, run/checkpoint folder, HF folder, GGUF
 //   Registry / listRuns / getRun / formatRunsTable / formatRunsJson   the SQLite run registry (afterscale runs)
 //   lrAt(step, config)                                the learning-rate schedules
 export {
@@ -54,6 +55,7 @@ export {
   runStatuses,
   withRegistry,
 } from "./registry.js";
+export { type LoadModelOptions, loadModel, MODEL_SPEC_HELP, type ResolvedModel } from "./resolve.js";
 export { lrAt, type ScheduleConfig } from "./schedule.js";
 export {
   CONFIG_FILE,
