@@ -6,6 +6,7 @@ import { profiled } from "./profile.js";
 import { reference } from "./reference.js";
 
 export type { AdamWArgs, AttentionShape, Backend, FloatArray, MatmulArgs } from "./backend.js";
+export { packageRoot } from "./package-root.js";
 
 let active: Backend | null = null;
 let nativeCache: Backend | null | undefined;

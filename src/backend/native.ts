@@ -4,9 +4,9 @@
 // bad call; this file only adds the float32 check (the kernels have no float64 version).
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { AdamWArgs, AttentionShape, Backend, FloatArray, MatmulArgs } from "./backend.js";
+import { packageRoot } from "./package-root.js";
 
 type F32 = Float32Array;
 
@@ -163,17 +163,6 @@ type AttentionArgs = [
 
 function attentionArgs(s: AttentionShape): AttentionArgs {
   return [s.batch, s.tq, s.tk, s.heads, s.kvHeads, s.headDim, s.scale, s.causal];
-}
-
-/** The package root: the nearest folder above this file holding package.json (works from src/ and dist/src/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
 }
 
 let loaded: NativeAddon | { error: string } | undefined;

@@ -3,8 +3,8 @@
 // is reported with its row and column.
 
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../backend/index.js";
 
 /** One training run: N parameters trained on D tokens with C ≈ 6ND FLOPs, reaching `loss` (nats/token). */
 export interface ScalingPoint {
@@ -168,17 +168,6 @@ export function excludeTopLoss(points: readonly ScalingPoint[], k: number): Scal
   const order = points.map((p, i) => ({ loss: p.loss, i })).sort((a, b) => b.loss - a.loss || a.i - b.i);
   const dropped = new Set(order.slice(0, k).map((o) => o.i));
   return points.filter((_, i) => !dropped.has(i));
-}
-
-/** The package root: the nearest ancestor of this module holding package.json (works from src/ and dist/src/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("afterscale: cannot find package.json above the scaling module");
-    dir = parent;
-  }
 }
 
 /** Path of a shipped dataset. tsc does not copy .csv files, so it is read from the package's src/. */
