@@ -5,6 +5,7 @@ import { registerDataCommands } from "./data.js";
 import { registerIoCommands } from "./io.js";
 import { registerScalingCommands } from "./scaling.js";
 import { registerServeCommand } from "./serve.js";
+import { registerStudyCommand } from "./study.js";
 import { registerSweepCommands } from "./sweep.js";
 import { registerTrainCommands } from "./train.js";
 
@@ -19,6 +20,7 @@ registerDataCommands(program);
 registerTrainCommands(program);
 registerScalingCommands(program);
 registerSweepCommands(program);
+registerStudyCommand(program);
 registerIoCommands(program);
 registerServeCommand(program);
 

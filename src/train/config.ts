@@ -3,6 +3,7 @@
 import { resolve } from "node:path";
 import { z } from "zod";
 import { type ModelConfig, parseModelConfig, preset, presetNames } from "../nn/index.js";
+import { applyRecipe } from "./recipes.js";
 
 export const scheduleNames = ["cosine", "wsd"] as const;
 export const familyNames = ["gpt2", "llama"] as const;
@@ -11,6 +12,14 @@ const int = (min: number) => z.number().int().min(min);
 
 export const trainConfigSchema = z
   .object({
+    recipe: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "a named recipe (recipes/*.json: gpt2, llama, afterscale) or a recipe file; flags override it",
+      ),
+
     // ---- model: a preset by size and a family, optionally with explicit fields overriding the preset
     model: z.enum(presetNames).default("micro").describe("model size preset"),
     family: z.enum(familyNames).default("llama").describe("model family"),
@@ -181,13 +190,19 @@ function timestamp(d = new Date()): string {
 }
 
 /**
- * Validates a config (a plain object from flags or a JSON file). Unknown fields and invalid values throw
+ * Validates a config (a plain object from flags or a JSON file), with its recipe's fields (if it names
+ * one) under the ones given. Unknown fields and invalid values throw
  * an Error that names the field and the allowed values. Fills in steps (from tokens, or the default),
  * an absolute root, and a runName (<model>-<family>-<UTC time>) when none is given.
  */
 export function parseTrainConfig(input: unknown): TrainConfig {
-  const r = trainConfigSchema.safeParse(input ?? {});
-  if (!r.success) throw new Error(`invalid train config: ${r.error.issues.map(describeIssue).join("; ")}`);
+  const raw = (input ?? {}) as Record<string, unknown>;
+  const withRecipe = raw && typeof raw === "object" && !Array.isArray(raw) ? applyRecipe(raw) : raw;
+  const r = trainConfigSchema.safeParse(withRecipe);
+  if (!r.success) {
+    const from = withRecipe !== raw ? ` (with the fields of recipe ${String(raw.recipe)})` : "";
+    throw new Error(`invalid train config${from}: ${r.error.issues.map(describeIssue).join("; ")}`);
+  }
   const c = r.data;
   const steps = c.steps ?? (c.tokens !== undefined ? stepsForTokens(c, c.tokens) : DEFAULT_STEPS);
   const root = resolve(c.root ?? defaultRoot());

@@ -41,6 +41,13 @@ export {
 export { builtinCacheDir, openTrainingData, resolveDataDir } from "./data.js";
 export { formatSeconds } from "./progress.js";
 export {
+  applyRecipe,
+  builtinRecipes,
+  loadRecipe,
+  NON_RECIPE_FIELDS,
+  type Recipe,
+} from "./recipes.js";
+export {
   formatRunsJson,
   formatRunsTable,
   getRun,

@@ -1,0 +1,140 @@
+// Runs a study plan: the learning-rate sweeps first, then every variant at every budget and seed with its
+// recipe's best factor. Runs are ordinary trainer runs, recorded in the registry under the study id; a run
+// already finished is skipped and an interrupted one resumes from its checkpoint, so a killed study
+// continues where it stopped when run again.
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseTrainConfig, Registry, type RunRecord, runDirOf, train } from "../train/index.js";
+import { type StudyPlan, type StudyRun, saveStudyPlan, studyRun } from "./plan.js";
+
+export interface RunStudyOptions {
+  signal?: AbortSignal;
+  log?: (message: string) => void;
+  quiet?: boolean;
+}
+
+export interface StudyRunSummary {
+  completed: string[];
+  skipped: string[];
+  /** The run a signal stopped (the study stops there), or null. */
+  interrupted: string | null;
+}
+
+/** Finished runs of a study by name, with their final validation loss. */
+export function finishedRuns(plan: StudyPlan): Map<string, { loss: number; record: RunRecord }> {
+  const out = new Map<string, { loss: number; record: RunRecord }>();
+  const root = String(plan.train.root);
+  if (!existsSync(join(resolve(root), "registry.sqlite"))) return out;
+  const r = new Registry(root);
+  try {
+    for (const rec of r.listRuns({ sweepId: plan.studyId })) {
+      const m = rec.metrics ?? {};
+      const steps = Number((rec.config as { steps?: number }).steps ?? Number.NaN);
+      if (rec.status !== "finished" || !(Number(m.step) >= steps)) continue;
+      const loss = typeof m.valLoss === "number" ? m.valLoss : Number(m.loss);
+      if (Number.isFinite(loss)) out.set(rec.name, { loss, record: rec });
+    }
+  } finally {
+    r.close();
+  }
+  return out;
+}
+
+/** The tuning runs of one recipe: every learning-rate factor at the smallest budget and first seed. */
+export function tuningRuns(plan: StudyPlan, recipe: string): StudyRun[] {
+  const v = plan.variants.find((x) => x.id === recipe)!;
+  return plan.lrFactors.map((f) => studyRun(plan, v, plan.budgets[0]!, plan.seeds[0]!, f));
+}
+
+export interface Tuning {
+  recipe: string;
+  /** Loss per factor (NaN where the run has not finished). */
+  losses: { lrFactor: number; lr: number; loss: number }[];
+  /** The best factor, or null until every tuning run has finished. */
+  best: number | null;
+  /** True when the best factor is the smallest or largest tried: the optimum may lie outside. */
+  atEdge: boolean;
+}
+
+export function tuning(plan: StudyPlan, done = finishedRuns(plan)): Tuning[] {
+  return plan.recipes.map((recipe) => {
+    const runs = tuningRuns(plan, recipe);
+    const losses = runs.map((r) => ({
+      lrFactor: r.lrFactor,
+      lr: parseTrainConfig(r.config).lr,
+      loss: done.get(r.name)?.loss ?? Number.NaN,
+    }));
+    const complete = losses.every((l) => Number.isFinite(l.loss));
+    const best = complete ? losses.reduce((a, b) => (b.loss < a.loss ? b : a)).lrFactor : null;
+    const atEdge =
+      best !== null && (best === plan.lrFactors[0] || best === plan.lrFactors[plan.lrFactors.length - 1]);
+    return { recipe, losses, best, atEdge };
+  });
+}
+
+/** The main runs (every variant, budget and seed) once the tuning is complete; null before. */
+export function mainRuns(plan: StudyPlan, tuned: Tuning[]): StudyRun[] | null {
+  const best = new Map(tuned.map((t) => [t.recipe, t.best]));
+  if ([...best.values()].some((b) => b === null)) return null;
+  const out: StudyRun[] = [];
+  for (const v of plan.variants)
+    for (const budget of plan.budgets)
+      for (const seed of plan.seeds) out.push(studyRun(plan, v, budget, seed, best.get(v.tuneFrom)!));
+  return out;
+}
+
+export async function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): Promise<StudyRunSummary> {
+  const log = options.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  saveStudyPlan(plan);
+  const summary: StudyRunSummary = { completed: [], skipped: [], interrupted: null };
+  const execute = async (runs: StudyRun[], phase: string): Promise<boolean> => {
+    const done = finishedRuns(plan);
+    for (const [i, run] of runs.entries()) {
+      if (done.has(run.name)) {
+        if (!summary.skipped.includes(run.name) && !summary.completed.includes(run.name))
+          summary.skipped.push(run.name);
+        continue;
+      }
+      if (options.signal?.aborted) {
+        summary.interrupted = run.name;
+        return false;
+      }
+      const runDir = runDirOf(parseTrainConfig(run.config));
+      if (!options.quiet) {
+        log(
+          `[${phase} ${i + 1}/${runs.length}] ${run.name}: ${run.steps} steps, ${run.D.toLocaleString("en-US")} tokens, ` +
+            `C=${run.C.toExponential(2)}${existsSync(runDir) ? " (resuming)" : ""}`,
+        );
+      }
+      const result = await train(run.config, {
+        resume: true,
+        sweepId: plan.studyId,
+        quiet: true,
+        log,
+        progressBar: false,
+        handleSignals: false,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      if (result.interrupted) {
+        summary.interrupted = run.name;
+        return false;
+      }
+      summary.completed.push(run.name);
+      if (!options.quiet) log(`    validation loss ${result.valLoss?.toFixed(4) ?? "-"}`);
+    }
+    return true;
+  };
+  const tuningPlan = plan.recipes.flatMap((r) => tuningRuns(plan, r));
+  if (!(await execute(tuningPlan, "lr sweep"))) return summary;
+  const tuned = tuning(plan);
+  for (const t of tuned) {
+    if (!options.quiet) {
+      const tried = t.losses.map((l) => `×${l.lrFactor}: ${l.loss.toFixed(4)}`).join(", ");
+      log(
+        `${t.recipe}: learning-rate factor ${t.best} (${tried})${t.atEdge ? " — at the edge of the sweep" : ""}`,
+      );
+    }
+  }
+  await execute(mainRuns(plan, tuned)!, "runs");
+  return summary;
+}
