@@ -160,7 +160,7 @@ async function main(): Promise<void> {
   let what: string;
   if (args.model) {
     server = await startServer({
-      modelPath: args.model,
+      modelSpec: args.model,
       port: 0,
       maxBatch,
       maxQueue: 64,

@@ -24,7 +24,7 @@ after(() => server.close());
 type Extra = { ignore_eos?: boolean };
 
 async function complete(
-  prompt: string,
+  prompt: string | string[],
   seed: number,
   maxTokens: number,
   extra: Partial<OpenAI.CompletionCreateParamsNonStreaming> = {},
@@ -171,19 +171,97 @@ describe("OpenAI-compatible API", () => {
     assert.deepEqual(usage, r.usage);
   });
 
+  test("max_tokens beyond the context: completions fill the context and end with 'length'", async () => {
+    // 3 prompt tokens + 125 generated = the 128-token context, streaming or not.
+    const r = await complete("And", 4, 200);
+    assert.equal(r.choices[0]!.finish_reason, "length");
+    assert.deepEqual(r.usage, { prompt_tokens: 3, completion_tokens: 125, total_tokens: 128 });
+
+    const params: OpenAI.CompletionCreateParamsStreaming & Extra = {
+      model: MODEL,
+      prompt: "And",
+      seed: 4,
+      max_tokens: 200,
+      temperature: 1,
+      ignore_eos: true,
+      stream: true,
+      stream_options: { include_usage: true },
+    };
+    let text = "";
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of await client.completions.create(params)) {
+      text += chunk.choices[0]?.text ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      usage = chunk.usage ?? usage;
+    }
+    assert.equal(text, r.choices[0]!.text);
+    assert.equal(finish, "length");
+    assert.deepEqual(usage, r.usage);
+
+    // Each prompt of a batch gets the rest of its own context; one a token short of it gets one token.
+    const many = await complete(["a", "abcd", "y".repeat(127)], 5, 1000);
+    assert.deepEqual(
+      many.choices.map((c) => c.finish_reason),
+      ["length", "length", "length"],
+    );
+    assert.deepEqual(many.usage, {
+      prompt_tokens: 1 + 4 + 127,
+      completion_tokens: 127 + 124 + 1,
+      total_tokens: 3 * 128,
+    });
+  });
+
+  test("max_tokens / max_completion_tokens beyond the context: chat fills the context with 'length'", async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "user", content: "Go on" }];
+    for (const limit of [{ max_tokens: 500 }, { max_completion_tokens: 500 }]) {
+      const base: OpenAI.ChatCompletionCreateParamsNonStreaming & Extra = {
+        model: MODEL,
+        messages,
+        seed: 8,
+        ignore_eos: true,
+        ...limit,
+      };
+      const r = await client.chat.completions.create(base);
+      assert.equal(r.choices[0]!.finish_reason, "length", JSON.stringify(limit));
+      const u = r.usage!;
+      assert.ok(u.prompt_tokens > 10 && u.prompt_tokens < 128);
+      assert.equal(u.completion_tokens, 128 - u.prompt_tokens);
+      assert.equal(u.total_tokens, 128);
+
+      const streaming: OpenAI.ChatCompletionCreateParamsStreaming & Extra = {
+        ...base,
+        stream: true,
+        stream_options: { include_usage: true },
+      };
+      let text = "";
+      let finish: string | null = null;
+      let usage: OpenAI.CompletionUsage | undefined | null;
+      for await (const chunk of await client.chat.completions.create(streaming)) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+        usage = chunk.usage ?? usage;
+      }
+      assert.equal(text, r.choices[0]!.message.content);
+      assert.equal(finish, "length");
+      assert.deepEqual(usage, u);
+    }
+  });
+
   test("validation errors are 400s in OpenAI's shape, naming the problem", async () => {
     const cases: [object, RegExp, string | null][] = [
-      [
-        { model: MODEL, prompt: "x", max_tokens: 1_000_000 },
-        /max_tokens is 1000000, more than .* context of 128/,
-        "max_tokens",
-      ],
       [{ model: MODEL, prompt: "x", temperature: "hot" }, /temperature.*expected number/, "temperature"],
       [
         { model: MODEL, prompt: "x".repeat(500) },
         /maximum context length is 128 tokens.*500 tokens/,
         "prompt",
       ],
+      [
+        { model: MODEL, prompt: "x".repeat(128), max_tokens: 1 },
+        /maximum context length is 128 tokens.*128 tokens, which leaves no room for a completion/,
+        "prompt",
+      ],
+      [{ model: MODEL, prompt: "x", max_tokens: 0 }, /'max_tokens'/, "max_tokens"],
       [{ model: MODEL, prompt: "x", n: 0 }, /'n'/, "n"],
       [{ model: MODEL, prompt: "x", logprobs: 2 }, /logprobs is not supported/, "logprobs"],
       [{ prompt: "x" }, /'model': is required/, "model"],

@@ -145,7 +145,7 @@ test("serves a run folder: its newest checkpoint, named after the folder, within
       checkpointInterval: 4,
     };
     await train(run, { quiet: true, handleSignals: false, log: () => {} });
-    const server = await startServer({ modelPath: join(root, "served"), port: 0 });
+    const server = await startServer({ modelSpec: join(root, "served"), port: 0 });
     try {
       const health = (await (await fetch(`${server.url}/health`)).json()) as Record<string, unknown>;
       assert.equal(health.model, "served");

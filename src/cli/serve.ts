@@ -1,13 +1,14 @@
-// `afterscale serve`: the OpenAI-compatible API and chat page over a trained model.
+// `afterscale serve`: the OpenAI-compatible API and chat page over a trained or imported model.
 import type { Command } from "commander";
 import { closeOnSignals, DEFAULT_PREFILL_CHUNK, startServer } from "../serve/index.js";
+import { MODEL_SPEC_HELP } from "../train/index.js";
 import { int } from "./options.js";
 
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
     .description("Serve a model over an OpenAI-compatible HTTP API (/v1/...) with a chat page at /")
-    .requiredOption("-m, --model <path>", "run folder (its newest good checkpoint) or checkpoint folder")
+    .requiredOption("-m, --model <spec>", MODEL_SPEC_HELP)
     .option(
       "--host <host>",
       "address to bind; anything but loopback exposes the server to the network",
@@ -15,7 +16,10 @@ export function registerServeCommand(program: Command): void {
     )
     .option("--port <n>", "port (0 picks a free one)", int(0, 65535), 8000)
     .option("--api-key <key>", "require 'Authorization: Bearer <key>' on /v1 (default: $AFTERSCALE_API_KEY)")
-    .option("--model-id <id>", "the model name clients pass (default: the folder's name)")
+    .option(
+      "--model-id <id>",
+      "the model name clients pass (default: the run's name, or the file or folder name)",
+    )
     .option("--max-batch <n>", "sequences decoded together in each step", int(1, 256), 8)
     .option(
       "--max-queue <n>",
@@ -31,10 +35,11 @@ export function registerServeCommand(program: Command): void {
     )
     .option("--threads <n>", "kernel threads of the native backend in the inference worker", int(1, 1024))
     .option("--body-limit <bytes>", "largest request body (413 beyond)", int(1024, 1 << 30), 1 << 20)
+    .option("--json", "when ready, print one JSON line (url, model, source, ...) on stdout", false)
     .action(async (o) => {
       const apiKey: string | undefined = o.apiKey ?? process.env.AFTERSCALE_API_KEY ?? undefined;
       const server = await startServer({
-        modelPath: o.model,
+        modelSpec: o.model,
         host: o.host,
         port: o.port,
         apiKey: apiKey || null,
@@ -46,13 +51,33 @@ export function registerServeCommand(program: Command): void {
         ...(o.modelId ? { modelId: o.modelId } : {}),
       });
       closeOnSignals(server);
-      const { config, step } = server.engine;
-      process.stderr.write(
-        `afterscale serve: ${server.modelId} (${config.family}, context ${config.context}${step === null ? "" : `, step ${step}`})\n` +
-          `  chat page   ${server.url}/\n` +
-          `  OpenAI API  ${server.url}/v1  (model "${server.modelId}"${apiKey ? ", bearer key required" : ""})\n` +
-          `  health      ${server.url}/health\n`,
-      );
+      const { config, loaded } = server.engine;
+      if (o.json) {
+        // One line, so a supervising process can read it with a line reader and know the server is up.
+        const ready = {
+          url: server.url,
+          port: server.port,
+          modelId: server.modelId,
+          name: loaded.name,
+          source: loaded.source,
+          family: config.family,
+          context: config.context,
+          step: loaded.step,
+          apiKeyRequired: Boolean(apiKey),
+          maxBatch: o.maxBatch,
+          maxQueue: o.maxQueue,
+          pid: process.pid,
+        };
+        process.stdout.write(`${JSON.stringify(ready)}\n`);
+      } else {
+        process.stderr.write(
+          `afterscale serve: ${server.modelId} (${config.family}, context ${config.context}${loaded.step === null ? "" : `, step ${loaded.step}`})\n` +
+            `  model       ${loaded.source}\n` +
+            `  chat page   ${server.url}/\n` +
+            `  OpenAI API  ${server.url}/v1  (model "${server.modelId}"${apiKey ? ", bearer key required" : ""})\n` +
+            `  health      ${server.url}/health\n`,
+        );
+      }
       if (!["127.0.0.1", "localhost", "::1"].includes(o.host) && !apiKey)
         process.stderr.write("afterscale serve: warning: listening beyond loopback without --api-key\n");
     });

@@ -7,6 +7,7 @@ import type { Model, ModelConfig } from "../nn/index.js";
 import {
   DEFAULT_PREFILL_CHUNK,
   type FromWorker,
+  type LoadedModelInfo,
   type ModelSource,
   type SequenceEvent,
   type SequenceRequest,
@@ -76,8 +77,10 @@ export class Engine {
     private readonly worker: Worker,
     readonly config: ModelConfig,
     readonly tokenizer: Tokenizer,
-    /** Training step of the loaded checkpoint (null for an in-memory model). */
-    readonly step: number | null,
+    /** What was loaded: its name, source and checkpoint step. */
+    readonly loaded: LoadedModelInfo,
+    /** The resolver's notes and warnings while loading, for the caller to show. */
+    readonly notes: readonly string[],
     readonly options: EngineOptions,
   ) {
     this.handlers = {
@@ -128,7 +131,7 @@ export class Engine {
         if (m.type !== "ready")
           return fail(m.type === "fatal" ? m.message : `unexpected worker message ${m.type}`);
         const tokenizer = tokenizerFromJson(JSON.parse(m.tokenizerJson), "the served tokenizer");
-        resolve(new Engine(worker, m.config, tokenizer, m.step, options));
+        resolve(new Engine(worker, m.config, tokenizer, m.model, m.notes, options));
       };
       const onError = (e: Error) => fail(`the inference worker failed to start: ${e.message}`);
       const onExit = (code: number) => fail(`the inference worker exited while loading (code ${code})`);
@@ -136,6 +139,11 @@ export class Engine {
       worker.on("error", onError);
       worker.on("exit", onExit);
     });
+  }
+
+  /** Training step of the loaded checkpoint (null for imported and in-memory models). */
+  get step(): number | null {
+    return this.loaded.step;
   }
 
   /** Room for `n` more sequences? */

@@ -33,9 +33,13 @@ export type SequenceEvent =
       message?: string;
     };
 
-/** Where the worker gets its model: a run or checkpoint folder, or weights copied from the caller. */
+/**
+ * Where the worker gets its model: a model spec for loadModel (run name, run or checkpoint folder, Hugging
+ * Face folder, GGUF file; run names are looked up in `root`, default $AFTERSCALE_HOME or ./runs), or weights
+ * copied from the caller.
+ */
 export type ModelSource =
-  | { kind: "path"; path: string }
+  | { kind: "spec"; spec: string; root?: string }
   | {
       kind: "weights";
       config: ModelConfig;
@@ -56,7 +60,24 @@ export interface WorkerInit {
 
 export type ToWorker = { type: "submit"; sequences: SequenceRequest[] } | { type: "cancel"; ids: number[] };
 
+/** What the worker loaded, as the resolver described it. */
+export interface LoadedModelInfo {
+  /** A short name: the run's name, the file or folder name, or "afterscale" for an in-memory model. */
+  name: string;
+  /** The checkpoint folder, "<format> <path>" for an import, or "in-memory model". */
+  source: string;
+  /** Training step of the loaded checkpoint (null for imported and in-memory models). */
+  step: number | null;
+}
+
 export type FromWorker =
-  | { type: "ready"; config: ModelConfig; tokenizerJson: string; step: number | null }
+  | {
+      type: "ready";
+      config: ModelConfig;
+      tokenizerJson: string;
+      model: LoadedModelInfo;
+      /** The resolver's notes and warnings (skipped checkpoints, importer assumptions), for the user. */
+      notes: string[];
+    }
   | { type: "events"; events: SequenceEvent[]; active: number; waiting: number }
   | { type: "fatal"; message: string };

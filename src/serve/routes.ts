@@ -87,9 +87,11 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const checkPrompt = (ids: Int32Array, param: string): Int32Array => {
     if (ids.length === 0)
       throw badRequest("the prompt is empty (and the tokenizer has no <|endoftext|>)", param);
-    if (ids.length > context)
+    // A prompt must leave room for at least one generated token.
+    if (ids.length >= context)
       throw badRequest(
-        `This model's maximum context length is ${context} tokens, but the prompt is ${ids.length} tokens.`,
+        `This model's maximum context length is ${context} tokens, but the prompt is ${ids.length} tokens` +
+          (ids.length === context ? ", which leaves no room for a completion." : "."),
         param,
         "context_length_exceeded",
       );
@@ -108,11 +110,6 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     extraStops: readonly string[],
   ): Job => {
     if (body.model !== modelId) throw modelNotFound(body.model, modelId);
-    if (maxTokens > context)
-      throw badRequest(
-        `max_tokens is ${maxTokens}, more than this model's context of ${context} tokens`,
-        "max_tokens",
-      );
     const n = body.n ?? 1;
     const total = prompts.length * n;
     const capacity = engine.options.maxBatch + engine.options.maxQueue;
@@ -157,7 +154,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       content: typeof m.content === "string" ? m.content : m.content.map((part) => part.text).join(""),
     }));
     const prompt = encode(renderChat(messages), "messages");
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, context - prompt.length);
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? context - prompt.length;
     const job = settings(body, [prompt], maxTokens, CHAT_STOPS);
     return run(ctx, job, chatShape, req, reply);
   });
@@ -206,8 +203,12 @@ function run(
   const base = job.seed ?? randomInt(0, 2 ** 32 - 1);
   const sequences: Omit<SequenceRequest, "id">[] = [];
   for (let p = 0; p < job.prompts.length; p++) {
+    const prompt = job.prompts[p]!;
+    // As vLLM and llama.cpp's server do, a max_tokens beyond the context is not an error: generation stops
+    // when prompt and completion fill the context, with finish_reason "length".
+    const maxTokens = Math.min(job.sampling.maxTokens, engine.config.context - prompt.length);
     for (let c = 0; c < job.n; c++) {
-      sequences.push({ ...job.sampling, prompt: job.prompts[p]!, seed: base + p * job.n + c });
+      sequences.push({ ...job.sampling, maxTokens, prompt, seed: base + p * job.n + c });
     }
   }
   const texts = sequences.map(() => "");

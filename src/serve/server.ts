@@ -4,23 +4,31 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import type { AddressInfo, Socket } from "node:net";
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import Fastify, { type FastifyError } from "fastify";
 import type { Tokenizer } from "../data/tokenizer.js";
 import type { Model } from "../nn/index.js";
 import { Engine, modelSource } from "./engine.js";
 import { ApiError, errorBody } from "./errors.js";
+import type { ModelSource } from "./protocol.js";
 import { registerRoutes } from "./routes.js";
 
 export interface ServeOptions {
-  /** A run folder (its newest good checkpoint) or a checkpoint folder. */
-  modelPath?: string;
+  /**
+   * What loadModel (src/train/resolve.ts) accepts, as every other command does: a run name, a run folder
+   * (its newest good checkpoint), a checkpoint folder, a Hugging Face folder or a GGUF file.
+   */
+  modelSpec?: string;
+  /** Where run names are looked up (default: $AFTERSCALE_HOME or ./runs). */
+  root?: string;
   /** Or an in-memory model and its tokenizer (copied to the worker). */
   model?: Model;
   tokenizer?: Tokenizer;
-  /** The id clients pass as `model`; default: the run folder's name, or "afterscale". */
+  /** The id clients pass as `model`; default: the loaded model's name (run, file or folder), or "afterscale". */
   modelId?: string;
+  /** Where the resolver's notes and warnings go (default: stderr). */
+  warn?: (message: string) => void;
   /** Default 127.0.0.1: only this machine can connect unless told otherwise. */
   host?: string;
   /** Default 8000; 0 picks a free port (see the returned url). */
@@ -41,6 +49,8 @@ export interface ServeOptions {
 
 export interface RunningServer {
   url: string;
+  /** The port bound (the one picked when asked for 0). */
+  port: number;
   modelId: string;
   engine: Engine;
   /** Stops accepting requests, lets in-flight ones finish, then stops the worker. */
@@ -67,11 +77,13 @@ function sameKey(a: string, b: string): boolean {
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  let source: ReturnType<typeof modelSource> | { kind: "path"; path: string };
-  if (opts.modelPath) source = { kind: "path", path: resolve(opts.modelPath) };
+  let source: ModelSource;
+  // The spec goes to the worker as given (relative paths resolve against this process's cwd, which the
+  // worker shares), so run names, folders and files are told apart by loadModel alone.
+  if (opts.modelSpec !== undefined)
+    source = { kind: "spec", spec: opts.modelSpec, ...(opts.root === undefined ? {} : { root: opts.root }) };
   else if (opts.model && opts.tokenizer) source = modelSource(opts.model, opts.tokenizer);
-  else throw new Error("startServer: give modelPath, or model and tokenizer");
-  const modelId = opts.modelId ?? (opts.modelPath ? basename(resolve(opts.modelPath)) : "afterscale");
+  else throw new Error("startServer: give modelSpec, or model and tokenizer");
   const apiKey = opts.apiKey || null;
 
   const engine = await Engine.start(source, {
@@ -80,6 +92,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     prefillChunk: opts.prefillChunk,
     threads: opts.threads ?? null,
   });
+  const warn = opts.warn ?? ((m: string) => process.stderr.write(`afterscale: ${m}\n`));
+  for (const note of engine.notes) warn(note);
+  const modelId = opts.modelId ?? engine.loaded.name;
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 1 << 20, logger: false, forceCloseConnections: "idle" });
   let closing = false;
 
@@ -193,6 +208,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let closed: Promise<void> | null = null;
   return {
     url: `http://${host}:${addr.port}`,
+    port: addr.port,
     modelId,
     engine,
     close() {

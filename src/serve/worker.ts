@@ -8,14 +8,35 @@ import type { Tokenizer } from "../data/tokenizer.js";
 import { tokenizerFromJson } from "../data/tokenizer-json.js";
 import { type Model, paramSpecs, parseModelConfig } from "../nn/index.js";
 import { parameter, type Tensor } from "../tensor/index.js";
-import { loadModelFrom } from "../train/checkpoint.js";
-import type { FromWorker, ModelSource, SequenceEvent, ToWorker, WorkerInit } from "./protocol.js";
+import { loadModel } from "../train/resolve.js";
+import type {
+  FromWorker,
+  LoadedModelInfo,
+  ModelSource,
+  SequenceEvent,
+  ToWorker,
+  WorkerInit,
+} from "./protocol.js";
 import { Scheduler } from "./scheduler.js";
 
-function load(source: ModelSource): { model: Model; tokenizer: Tokenizer; step: number | null } {
-  if (source.kind === "path") {
-    const loaded = loadModelFrom(source.path);
-    return { model: loaded.model, tokenizer: loaded.tokenizer, step: loaded.step };
+interface Loaded {
+  model: Model;
+  tokenizer: Tokenizer;
+  info: LoadedModelInfo;
+}
+
+/** Loads the model here, off the HTTP thread: through the one resolver every command uses, or from weights. */
+function load(source: ModelSource, notes: string[]): Loaded {
+  if (source.kind === "spec") {
+    const r = loadModel(source.spec, {
+      warn: (m) => notes.push(m),
+      ...(source.root === undefined ? {} : { root: source.root }),
+    });
+    return {
+      model: r.model,
+      tokenizer: r.tokenizer,
+      info: { name: r.name, source: r.source, step: r.step },
+    };
   }
   const config = parseModelConfig(source.config);
   const specs = paramSpecs(config);
@@ -29,7 +50,11 @@ function load(source: ModelSource): { model: Model; tokenizer: Tokenizer; step: 
     params.set(s.name, parameter(w.data, s.shape, s.name));
   }
   const tokenizer = tokenizerFromJson(JSON.parse(source.tokenizerJson), "the served tokenizer");
-  return { model: { config, specs, params }, tokenizer, step: null };
+  return {
+    model: { config, specs, params },
+    tokenizer,
+    info: { name: "afterscale", source: "in-memory model", step: null },
+  };
 }
 
 function main(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
@@ -37,9 +62,10 @@ function main(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
   // Load the addon before "ready", so the first request does not pay for it.
   const native = nativeBackend();
   if (init.threads !== null && native) setNativeThreads(init.threads);
-  let loaded: ReturnType<typeof load>;
+  const notes: string[] = [];
+  let loaded: Loaded;
   try {
-    loaded = load(init.source);
+    loaded = load(init.source, notes);
   } catch (e) {
     post({ type: "fatal", message: (e as Error).message });
     return;
@@ -89,7 +115,8 @@ function main(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
     type: "ready",
     config: loaded.model.config,
     tokenizerJson: loaded.tokenizer.toJsonText(),
-    step: loaded.step,
+    model: loaded.info,
+    notes,
   });
 }
 
