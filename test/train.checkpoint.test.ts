@@ -20,7 +20,8 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const quiet = { quiet: true, handleSignals: false, log: () => {} };
 
 test("a run writes metrics, keeps the last K checkpoints, records itself, and loads back", async () => {
-  const evals: number[] = [];
+  const evals: [number, boolean][] = [];
+  const messages: string[] = [];
   const r = await train(
     {
       ...tinyModel,
@@ -32,11 +33,26 @@ test("a run writes metrics, keeps the last K checkpoints, records itself, and lo
       checkpointInterval: 3,
       keepCheckpoints: 2,
     },
-    { ...quiet, onEval: (e) => evals.push(e.step) },
+    {
+      quiet: false,
+      handleSignals: false,
+      log: (m) => messages.push(m),
+      onEval: (e) => evals.push([e.step, e.estimate]),
+    },
   );
   assert.equal(r.step, 12);
   assert.equal(r.interrupted, false);
-  assert.deepEqual(evals, [4, 8, 12]);
+  assert.deepEqual(evals, [
+    [4, true],
+    [8, true],
+    [12, false],
+  ]);
+  assert.equal(r.valEstimate, false, "the final figure is the whole split");
+  // The estimates say so and on how many tokens (evalBatches 2 × batchSize 4 × context 16).
+  assert.ok(messages.some((m) => /^step 4: val loss estimate \d+\.\d{4} \(128 tokens\)/.test(m)));
+  assert.ok(
+    messages.some((m) => /^step 12: val loss \d+\.\d{4} \(whole validation split, [\d,]+ tokens\)/.test(m)),
+  );
   const dir = join(root, "keep");
   assert.deepEqual(
     readdirSync(dir)
@@ -58,8 +74,13 @@ test("a run writes metrics, keeps the last K checkpoints, records itself, and lo
     for (const k of ["loss", "lr", "gradNorm", "tokensPerSecond", "elapsed"])
       assert.equal(typeof l[k], "number", k);
   }
-  assert.equal(typeof lines[3].valLoss, "number");
-  assert.equal(lines[2].valLoss, undefined);
+  assert.equal(typeof lines[3].valLossEstimate, "number");
+  assert.equal(lines[3].valEstimateTokens, 128);
+  assert.equal(lines[3].valLoss, undefined, "an estimate is not labelled as the validation loss");
+  assert.equal(lines[2].valLossEstimate, undefined);
+  assert.equal(lines[11].valLoss, r.valLoss, "the last line holds the whole-split loss");
+  assert.equal(lines[11].valTokens, r.valTokens);
+  assert.equal(lines[11].valLossEstimate, undefined);
   assert.ok(lines[11].loss < lines[0].loss, "the loss went down");
 
   const loaded = loadModelFrom(dir);
@@ -74,7 +95,8 @@ test("a run writes metrics, keeps the last K checkpoints, records itself, and lo
   assert.equal(row.runDir, dir);
   assert.equal(row.config.steps, 12);
   assert.equal(row.metrics!.step, 12);
-  assert.ok(typeof row.metrics!.valLoss === "number");
+  assert.equal(row.metrics!.valLoss, r.valLoss);
+  assert.equal(row.metrics!.valEstimate, false);
   assert.equal(row.machine.node, process.version);
   assert.ok(row.machine.cores >= 1 && ["native", "reference"].includes(row.machine.backend));
   assert.equal(getRun(root, row.id)!.name, "keep");

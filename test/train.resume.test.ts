@@ -1,15 +1,17 @@
 // Exact resume across a SIGKILL, and a clean stop on SIGINT, with real child processes.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { getRun } from "../src/train/index.js";
+import { formatRunsTable, getRun, listRuns } from "../src/train/index.js";
 import { tinyDataset, tinyModel } from "./helpers/train-data.js";
 
 const child = fileURLToPath(new URL("./helpers/train-child.js", import.meta.url));
+const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const { root, data } = tinyDataset();
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -76,9 +78,13 @@ test("a run killed with SIGKILL and resumed ends with bit-identical weights", as
 
   // Kill right after the first checkpoint; each step then spins 30 ms so the kill lands mid-run.
   let killedAfter = -1;
+  let whileRunning: ReturnType<typeof getRun> = null;
+  let killedPid = -1;
   const killed = await start({ config: config("killed"), slowMs: 30 }, (line, proc) => {
     if (typeof line.checkpoint === "number" && killedAfter < 0) {
       killedAfter = line.checkpoint;
+      whileRunning = getRun(root, "killed");
+      killedPid = proc.pid!;
       proc.kill("SIGKILL");
     }
   }).done;
@@ -88,7 +94,31 @@ test("a run killed with SIGKILL and resumed ends with bit-identical weights", as
     ...killed.lines.filter((l) => typeof l.step === "number").map((l) => l.step as number),
   );
   assert.ok(lastStep < 30, "killed before the end");
-  assert.equal(getRun(root, "killed")!.status, "running", "a killed run could not record its end");
+  const live = whileRunning as ReturnType<typeof getRun>;
+  assert.equal(live?.status, "running", "a live run is running");
+  assert.equal(live?.host, hostname());
+  assert.equal(live?.pid, killedPid);
+  assert.ok(live!.heartbeatAt! > live!.createdAt, "the checkpoint refreshed the heartbeat");
+
+  // The killed run could not record its end, but its process is gone: it reads as interrupted.
+  const dead = getRun(root, "killed")!;
+  const resumeCommand = `npx afterscale train --resume ${join(root, "killed")}`;
+  assert.equal(dead.recordedStatus, "running");
+  assert.equal(dead.status, "interrupted");
+  assert.match(dead.staleReason ?? "", new RegExp(`^process ${killedPid} on .+ is gone$`));
+  assert.equal(dead.resumeCommand, resumeCommand);
+  assert.deepEqual(
+    listRuns(root, { status: "interrupted" }).map((r) => r.name),
+    ["killed"],
+  );
+  assert.ok(formatRunsTable(listRuns(root)).includes(`\n  ${resumeCommand}\n`));
+  const runsJson = spawnSync(process.execPath, [cli, "runs", "--root", root, "--json"], { encoding: "utf8" });
+  assert.equal(runsJson.status, 0, runsJson.stderr);
+  const shown = (
+    JSON.parse(runsJson.stdout) as { name: string; status: string; resumeCommand: string }[]
+  ).find((r) => r.name === "killed");
+  assert.equal(shown?.status, "interrupted");
+  assert.equal(shown?.resumeCommand, resumeCommand);
 
   const resumed = await start({ config: config("killed"), resume: true }).done;
   assert.equal(resumed.code, 0, resumed.stderr);
@@ -107,7 +137,9 @@ test("a run killed with SIGKILL and resumed ends with bit-identical weights", as
     readFileSync(join(root, run, "metrics.jsonl"), "utf8")
       .trim()
       .split("\n")
-      .map((l) => JSON.parse(l) as { step: number; loss: number; valLoss?: number });
+      .map(
+        (l) => JSON.parse(l) as { step: number; loss: number; valLoss?: number; valLossEstimate?: number },
+      );
   const a = metrics("straight");
   const b = metrics("killed");
   assert.deepEqual(
@@ -116,10 +148,12 @@ test("a run killed with SIGKILL and resumed ends with bit-identical weights", as
     "one metrics line per step, none repeated",
   );
   assert.deepEqual(
-    b.map((l) => [l.loss, l.valLoss]),
-    a.map((l) => [l.loss, l.valLoss]),
+    b.map((l) => [l.loss, l.valLossEstimate, l.valLoss]),
+    a.map((l) => [l.loss, l.valLossEstimate, l.valLoss]),
   );
-  assert.equal(getRun(root, "killed")!.status, "finished");
+  const finished = getRun(root, "killed")!;
+  assert.equal(finished.status, "finished");
+  assert.equal(finished.resumeCommand, null);
 });
 
 test("SIGINT saves a checkpoint and exits cleanly", async () => {

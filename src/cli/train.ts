@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { openShards } from "../data/index.js";
-import { evaluate, generate } from "../infer/index.js";
+import { DEFAULT_EVAL_BATCH_SIZE, evaluate, generate } from "../infer/index.js";
 import {
   defaultRoot,
   formatRunsJson,
@@ -17,6 +17,13 @@ import {
   trainConfigFields,
 } from "../train/index.js";
 import { givenTrainFields, int, num, output, trainFieldOption } from "./options.js";
+
+/** "(whole split, 201,600 tokens)" or "(estimate on 40,960 tokens)". */
+function valScope(tokens: number | null, estimate: boolean): string {
+  const n = tokens === null ? null : `${tokens.toLocaleString("en-US")} tokens`;
+  if (estimate) return n ? `(estimate on ${n})` : "(estimate)";
+  return n ? `(whole split, ${n})` : "(whole split)";
+}
 
 /** Prompts the main job samples from after training. */
 const SAMPLE_PROMPTS = ["The", "In the morning", "He said that"];
@@ -68,10 +75,15 @@ export function registerTrainCommands(program: Command): void {
       }
     }
     output(o.json, { ...result, samples }, () => {
+      const tps = result.tokensPerSecond === null ? "-" : result.tokensPerSecond.toFixed(0);
+      const val =
+        result.valLoss === null
+          ? "-"
+          : `${result.valLoss.toFixed(4)} ${valScope(result.valTokens, result.valEstimate)}`;
       const lines = [
-        `run ${result.runName} (${result.runDir})`,
-        `steps ${result.step}/${result.steps}, tokens ${result.tokens}, ${result.elapsedSeconds.toFixed(0)} s, ${result.tokensPerSecond.toFixed(0)} tokens/s`,
-        `train loss ${result.loss?.toFixed(4) ?? "-"}, validation loss ${result.valLoss?.toFixed(4) ?? "-"}`,
+        `run ${result.runName} (${result.runDir})${result.alreadyFinished ? ": already finished, nothing trained or changed" : ""}`,
+        `steps ${result.step}/${result.steps}, tokens ${result.tokens}, ${result.elapsedSeconds.toFixed(0)} s, ${tps} tokens/s`,
+        `train loss ${result.loss?.toFixed(4) ?? "-"}, validation loss ${val}`,
       ];
       for (const s of samples)
         lines.push("", `--- sample (prompt "${s.prompt}") ---`, `${s.prompt}${s.text}`);
@@ -113,7 +125,7 @@ export function registerTrainCommands(program: Command): void {
     .description("Validation loss, perplexity and bits per byte of a model on a prepared dataset")
     .requiredOption("--model <path>", MODEL_SPEC_HELP)
     .option("--data <dir>", "a prepared dataset folder (default: the one the model was trained on)")
-    .option("--batch-size <n>", "sequences per batch", int(1), 8)
+    .option("--batch-size <n>", "sequences per batch", int(1), DEFAULT_EVAL_BATCH_SIZE)
     .option("--max-batches <n>", "evaluate at most this many batches", int(1))
     .option("--json", "print the result as JSON", false)
     .action((o) => {

@@ -11,6 +11,9 @@ import type { Tokenizer } from "../data/tokenizer.js";
 import { forward, type Model } from "../nn/index.js";
 import { crossEntropy, noGrad, tidy } from "../tensor/index.js";
 
+/** Windows per forward pass of `afterscale eval`, and of the trainer's final evaluation (same figures). */
+export const DEFAULT_EVAL_BATCH_SIZE = 8;
+
 export interface EvaluateOptions {
   /** Windows per forward pass (integer ≥ 1). */
   batchSize: number;

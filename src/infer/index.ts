@@ -1,5 +1,11 @@
 // Public surface of generation and evaluation.
-export { type EvaluateOptions, type EvaluateResult, evaluate, tokenByteLengths } from "./evaluate.js";
+export {
+  DEFAULT_EVAL_BATCH_SIZE,
+  type EvaluateOptions,
+  type EvaluateResult,
+  evaluate,
+  tokenByteLengths,
+} from "./evaluate.js";
 export {
   type FinishReason,
   type GenerateOptions,

@@ -533,8 +533,15 @@ export function evalHistory(runDir: string): { step: number; valLoss: number; to
   for (const line of readFileSync(path, "utf8").split("\n")) {
     if (line.trim() === "") continue;
     try {
-      const m = JSON.parse(line) as { step: number; valLoss?: number; tokens: number };
-      if (typeof m.valLoss === "number") out.push({ step: m.step, valLoss: m.valLoss, tokens: m.tokens });
+      const m = JSON.parse(line) as {
+        step: number;
+        valLoss?: number;
+        valLossEstimate?: number;
+        tokens: number;
+      };
+      // valLossEstimate: the periodic estimates; valLoss: the whole split after the last step.
+      const valLoss = m.valLoss ?? m.valLossEstimate;
+      if (typeof valLoss === "number") out.push({ step: m.step, valLoss, tokens: m.tokens });
     } catch {
       // a line cut short by a crash: the trainer rewrites it on resume
     }
@@ -554,8 +561,8 @@ function isDone(rec: RegistryRun | undefined, run: PlannedRun): boolean {
 
 /** Adds the sweep fields (N, D, C, budget, per-eval losses) to a finished run's registry record. */
 function annotate(registry: Registry, plan: SweepPlan, run: PlannedRun, rec: RegistryRun): void {
-  // metrics.jsonl holds the periodic evaluations; the trainer's final one (after the last step) is only
-  // in the registry's final metrics.
+  // metrics.jsonl holds the periodic evaluations and the final whole-split one; runs from older versions
+  // have their final one only in the registry's final metrics.
   const evals = evalHistory(rec.runDir);
   const m = rec.metrics ?? {};
   const last = evals[evals.length - 1];

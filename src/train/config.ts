@@ -73,8 +73,12 @@ export const trainConfigSchema = z
     gradClip: z.number().min(0).default(1).describe("global gradient-norm clip (0: off)"),
 
     // ---- evaluation, checkpoints, logging
-    evalInterval: int(0).default(100).describe("evaluate every N steps and at the end (0: only at the end)"),
-    evalBatches: int(1).default(20).describe("validation batches per evaluation"),
+    evalInterval: int(0)
+      .default(100)
+      .describe(
+        "estimate the validation loss every N steps (0: never); the whole split is scored at the end",
+      ),
+    evalBatches: int(1).default(20).describe("validation batches per periodic estimate"),
     checkpointInterval: int(0)
       .default(200)
       .describe("checkpoint every N steps and at the end (0: only at the end)"),

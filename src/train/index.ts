@@ -60,6 +60,7 @@ export {
   type RunRecord,
   type RunStatus,
   runStatuses,
+  STALE_HEARTBEAT_SECONDS,
   withRegistry,
 } from "./registry.js";
 export { type LoadModelOptions, loadModel, MODEL_SPEC_HELP, type ResolvedModel } from "./resolve.js";
@@ -69,6 +70,7 @@ export {
   dropoutSeedFor,
   type EvalMetrics,
   evaluateLoss,
+  HEARTBEAT_SECONDS,
   METRICS_FILE,
   RESUMABLE_CHANGES,
   type StepMetrics,

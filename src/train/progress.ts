@@ -8,6 +8,8 @@ export interface ProgressFields {
   lr: number;
   tokensPerSecond: number;
   valLoss: number | null;
+  /** valLoss is the periodic estimate (shown as ≈), not the whole validation split. */
+  valEstimate: boolean;
 }
 
 export interface ProgressOptions {
@@ -75,7 +77,7 @@ export class Progress {
     if (this.bar) {
       this.bar.update(f.step, {
         loss: f.loss.toFixed(4),
-        val: f.valLoss === null ? "-" : f.valLoss.toFixed(4),
+        val: f.valLoss === null ? "-" : `${f.valEstimate ? "≈" : ""}${f.valLoss.toFixed(4)}`,
         lr: f.lr.toExponential(2),
         tps: Math.round(f.tokensPerSecond),
       });

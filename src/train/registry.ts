@@ -1,8 +1,14 @@
 // The run registry: every training run recorded in SQLite at <root>/registry.sqlite (config, git revision,
 // machine, status, final metrics), so `afterscale runs` can list them and the scaling lab can group sweeps.
+//
+// A run killed with SIGKILL (or a machine that lost power) never records its end, so its row stays
+// `running`. Each row therefore carries the training process's PID and host and a heartbeat the trainer
+// refreshes every few seconds; reading the registry reports such a row as `interrupted` when that PID is
+// gone on this host, or when a run on another host has not beaten for STALE_HEARTBEAT_SECONDS. The stored
+// status is left alone (recordedStatus): resuming the run sets it again.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
-import { cpus, platform, release } from "node:os";
+import { cpus, hostname, platform, release } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
@@ -12,6 +18,9 @@ import { nativeIsa } from "../backend/native.js";
 export const REGISTRY_FILE = "registry.sqlite";
 export const runStatuses = ["running", "finished", "interrupted", "failed"] as const;
 export type RunStatus = (typeof runStatuses)[number];
+
+/** A `running` row from another host whose heartbeat is older than this is shown as interrupted. */
+export const STALE_HEARTBEAT_SECONDS = 600;
 
 export interface MachineInfo {
   os: string;
@@ -28,7 +37,14 @@ export interface RunRecord {
   name: string;
   createdAt: string;
   finishedAt: string | null;
+  /** The run's status as it is now: a `running` row whose process is gone reads `interrupted`. */
   status: RunStatus;
+  /** The status stored in the registry (differs from status only for a dead `running` row). */
+  recordedStatus: RunStatus;
+  /** Why a `running` row is shown as interrupted; null otherwise. */
+  staleReason: string | null;
+  /** The command that continues an interrupted run; null for other statuses. */
+  resumeCommand: string | null;
   config: Record<string, unknown>;
   gitRevision: string | null;
   machine: MachineInfo;
@@ -36,6 +52,11 @@ export interface RunRecord {
   metrics: Record<string, unknown> | null;
   runDir: string;
   sweepId: string | null;
+  /** The training process (the latest start or resume) and its host; null in rows from older versions. */
+  pid: number | null;
+  host: string | null;
+  /** When the training process last reported (ISO time); null in rows from older versions. */
+  heartbeatAt: string | null;
 }
 
 const SCHEMA = `
@@ -50,11 +71,17 @@ CREATE TABLE IF NOT EXISTS runs (
   machine TEXT NOT NULL,
   metrics TEXT,
   run_dir TEXT NOT NULL UNIQUE,
-  sweep_id TEXT
+  sweep_id TEXT,
+  pid INTEGER,
+  host TEXT,
+  heartbeat_at TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_name ON runs (name);
 CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id);
 `;
+
+/** Columns added after the first release: a registry.sqlite without them gets them on open. */
+const ADDED_COLUMNS: Record<string, string> = { pid: "INTEGER", host: "TEXT", heartbeat_at: "TEXT" };
 
 interface Row {
   id: number;
@@ -68,21 +95,62 @@ interface Row {
   metrics: string | null;
   run_dir: string;
   sweep_id: string | null;
+  pid: number | null;
+  host: string | null;
+  heartbeat_at: string | null;
 }
 
-function fromRow(r: Row): RunRecord {
+/** Whether a process with this PID exists on this machine (EPERM: it exists but belongs to someone else). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Why a row stored as `running` is in fact dead, or null when it may still be running. */
+function staleReasonOf(r: Row, now: number): string | null {
+  if (r.status !== "running") return null;
+  if (r.host !== null && r.host === hostname()) {
+    if (r.pid !== null && !processAlive(r.pid)) return `process ${r.pid} on ${r.host} is gone`;
+    return null;
+  }
+  if (r.heartbeat_at === null) return null; // a row from before heartbeats: nothing to judge by
+  const age = (now - Date.parse(r.heartbeat_at)) / 1000;
+  if (age > STALE_HEARTBEAT_SECONDS) {
+    return `no heartbeat from ${r.host ?? "its host"} for ${Math.round(age)} s (process ${r.pid ?? "?"})`;
+  }
+  return null;
+}
+
+/** A path as one shell word. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+function fromRow(r: Row, now = Date.now()): RunRecord {
+  const staleReason = staleReasonOf(r, now);
+  const status: RunStatus = staleReason === null ? r.status : "interrupted";
   return {
     id: r.id,
     name: r.name,
     createdAt: r.created_at,
     finishedAt: r.finished_at,
-    status: r.status,
+    status,
+    recordedStatus: r.status,
+    staleReason,
+    resumeCommand: status === "interrupted" ? `npx afterscale train --resume ${shellWord(r.run_dir)}` : null,
     config: JSON.parse(r.config) as Record<string, unknown>,
     gitRevision: r.git_revision,
     machine: JSON.parse(r.machine) as MachineInfo,
     metrics: r.metrics === null ? null : (JSON.parse(r.metrics) as Record<string, unknown>),
     runDir: r.run_dir,
     sweepId: r.sweep_id,
+    pid: r.pid ?? null,
+    host: r.host ?? null,
+    heartbeatAt: r.heartbeat_at ?? null,
   };
 }
 
@@ -140,12 +208,22 @@ export class Registry {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    this.migrate();
+  }
+
+  /** Adds the columns a registry written by an older version lacks (their values stay null). */
+  private migrate(): void {
+    const have = new Set((this.db.pragma("table_info(runs)") as { name: string }[]).map((c) => c.name));
+    for (const [column, type] of Object.entries(ADDED_COLUMNS)) {
+      if (!have.has(column)) this.db.exec(`ALTER TABLE runs ADD COLUMN ${column} ${type}`);
+    }
   }
 
   /**
    * Records that a run started. A run folder already registered keeps its row and id: a resumed run
    * (`resumed`) is set running again; a fresh run in the same folder also gets a new created_at and no
-   * metrics. Returns the run id.
+   * metrics. The calling process is recorded as the one training it (pid, host, heartbeat). Returns the
+   * run id.
    */
   recordStart(run: {
     resumed?: boolean;
@@ -158,6 +236,7 @@ export class Registry {
   }): number {
     const machine = JSON.stringify(run.machine ?? machineInfo());
     const rev = run.gitRevision === undefined ? gitRevision() : run.gitRevision;
+    const now = new Date().toISOString();
     const existing = this.db.prepare("SELECT id FROM runs WHERE run_dir = ?").get(run.runDir) as
       | { id: number }
       | undefined;
@@ -165,28 +244,33 @@ export class Registry {
       if (!run.resumed) {
         this.db
           .prepare("UPDATE runs SET created_at = ?, metrics = NULL, name = ?, sweep_id = ? WHERE id = ?")
-          .run(new Date().toISOString(), run.name, run.sweepId ?? null, existing.id);
+          .run(now, run.name, run.sweepId ?? null, existing.id);
       }
       this.db
         .prepare(
-          "UPDATE runs SET status = 'running', finished_at = NULL, config = ?, machine = ?, git_revision = ? WHERE id = ?",
+          `UPDATE runs SET status = 'running', finished_at = NULL, config = ?, machine = ?, git_revision = ?,
+           pid = ?, host = ?, heartbeat_at = ? WHERE id = ?`,
         )
-        .run(JSON.stringify(run.config), machine, rev, existing.id);
+        .run(JSON.stringify(run.config), machine, rev, process.pid, hostname(), now, existing.id);
       return existing.id;
     }
     const info = this.db
       .prepare(
-        `INSERT INTO runs (name, created_at, status, config, git_revision, machine, run_dir, sweep_id)
-         VALUES (?, ?, 'running', ?, ?, ?, ?, ?)`,
+        `INSERT INTO runs (name, created_at, status, config, git_revision, machine, run_dir, sweep_id,
+           pid, host, heartbeat_at)
+         VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         run.name,
-        new Date().toISOString(),
+        now,
         JSON.stringify(run.config),
         rev,
         machine,
         run.runDir,
         run.sweepId ?? null,
+        process.pid,
+        hostname(),
+        now,
       );
     return Number(info.lastInsertRowid);
   }
@@ -194,6 +278,13 @@ export class Registry {
   /** Updates the latest metrics of a running run. */
   update(id: number, metrics: Record<string, unknown>): void {
     this.db.prepare("UPDATE runs SET metrics = ? WHERE id = ?").run(JSON.stringify(metrics), id);
+  }
+
+  /** The training process is alive: refreshes the heartbeat and, when given, the latest metrics. */
+  heartbeat(id: number, metrics?: Record<string, unknown>): void {
+    this.db
+      .prepare("UPDATE runs SET heartbeat_at = ?, metrics = COALESCE(?, metrics) WHERE id = ?")
+      .run(new Date().toISOString(), metrics === undefined ? null : JSON.stringify(metrics), id);
   }
 
   /** Records the end of a run: finished, interrupted or failed, with its final metrics. */
@@ -207,20 +298,19 @@ export class Registry {
       .run(status, new Date().toISOString(), metrics === null ? null : JSON.stringify(metrics), id);
   }
 
-  /** Every run, oldest first; optionally only one sweep's. */
+  /** Every run, oldest first; optionally only one sweep's, or those with one (current) status. */
   listRuns(filter: { sweepId?: string; status?: RunStatus } = {}): RunRecord[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (filter.sweepId !== undefined) {
-      where.push("sweep_id = ?");
-      args.push(filter.sweepId);
-    }
-    if (filter.status !== undefined) {
-      where.push("status = ?");
-      args.push(filter.status);
-    }
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id`;
-    return (this.db.prepare(sql).all(...args) as Row[]).map(fromRow);
+    const sql = `SELECT * FROM runs ${filter.sweepId !== undefined ? "WHERE sweep_id = ?" : ""} ORDER BY id`;
+    const args = filter.sweepId !== undefined ? [filter.sweepId] : [];
+    const now = Date.now();
+    const runs = (this.db.prepare(sql).all(...args) as Row[]).map((r) => fromRow(r, now));
+    return filter.status === undefined ? runs : runs.filter((r) => r.status === filter.status);
+  }
+
+  /** The run recorded for this run folder, or null. */
+  getRunByDir(runDir: string): RunRecord | null {
+    const r = this.db.prepare("SELECT * FROM runs WHERE run_dir = ?").get(runDir) as Row | undefined;
+    return r ? fromRow(r) : null;
   }
 
   /** A run by numeric id or by name (the newest run of that name); null when there is none. */
@@ -275,7 +365,7 @@ function duration(seconds: unknown): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-/** The `afterscale runs` table: one line per run, columns aligned. */
+/** The `afterscale runs` table: one line per run, columns aligned, then how to resume interrupted runs. */
 export function formatRunsTable(runs: RunRecord[]): string {
   if (runs.length === 0) return "no runs recorded yet\n";
   const header = ["id", "name", "status", "model", "steps", "loss", "val loss", "tok/s", "time", "created"];
@@ -301,7 +391,13 @@ export function formatRunsTable(runs: RunRecord[]): string {
       .map((c, i) => (i === 0 || (i >= 4 && i <= 8) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join("  ")
       .trimEnd();
-  return `${[line(header), ...rows.map(line)].join("\n")}\n`;
+  const resumable = runs
+    .filter((r) => r.resumeCommand !== null)
+    .map(
+      (r) =>
+        `run ${r.id} (${r.name}) ${r.staleReason ? `was killed: ${r.staleReason}` : "was interrupted"}; resume it with\n  ${r.resumeCommand}`,
+    );
+  return `${[line(header), ...rows.map(line)].join("\n")}\n${resumable.length ? `\n${resumable.join("\n")}\n` : ""}`;
 }
 
 /** The `afterscale runs --json` output: the records as a JSON array. */

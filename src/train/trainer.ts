@@ -4,6 +4,10 @@
 // Everything random is a pure function of (seed, step): the batches (batchAt with batch index
 // step·gradAccum + micro) and the dropout masks. With the weights and optimizer moments restored bit for
 // bit from a checkpoint, a resumed run therefore computes exactly what an uninterrupted run computes.
+//
+// Validation: every evalInterval steps an estimate on the first evalBatches batches of the validation
+// split; after the last step the whole split, scored by infer's evaluate() exactly as `afterscale eval`
+// scores it, so the two agree on the final checkpoint.
 import {
   appendFileSync,
   copyFileSync,
@@ -15,6 +19,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { type Batch, batchAt, evalBatches, type OpenDataset } from "../data/index.js";
+import { DEFAULT_EVAL_BATCH_SIZE, evaluate } from "../infer/evaluate.js";
 import { writeFileAtomic } from "../io/safetensors.js";
 import {
   createModel,
@@ -45,11 +50,13 @@ import {
 } from "./config.js";
 import { openTrainingData } from "./data.js";
 import { formatSeconds, Progress } from "./progress.js";
-import { Registry } from "./registry.js";
+import { REGISTRY_FILE, Registry, withRegistry } from "./registry.js";
 import { lrAt } from "./schedule.js";
 
 export const METRICS_FILE = "metrics.jsonl";
 export const CONFIG_FILE = "config.json";
+/** The registry's heartbeat of a running run is refreshed at most this often (and at every checkpoint). */
+export const HEARTBEAT_SECONDS = 10;
 
 /** Fields a resumed run may change; anything else would make it a different run. */
 export const RESUMABLE_CHANGES = [
@@ -78,6 +85,10 @@ export interface EvalMetrics {
   step: number;
   valLoss: number;
   valPerplexity: number;
+  /** Validation tokens scored. */
+  tokens: number;
+  /** True for the periodic estimate (evalBatches batches); false for the whole split after the last step. */
+  estimate: boolean;
 }
 
 export interface TrainOptions {
@@ -118,11 +129,22 @@ export interface TrainResult {
   interrupted: boolean;
   /** The step training resumed from (0 for a fresh run). */
   resumedFrom: number;
+  /**
+   * True when a resumed run had no steps left to train: nothing was trained or written (the figures are
+   * the run's own, from its last checkpoint and the registry).
+   */
+  alreadyFinished: boolean;
   loss: number | null;
+  /** The whole validation split's loss for a finished run, else the latest estimate (see valEstimate). */
   valLoss: number | null;
+  /** Validation tokens valLoss was computed on (null when unknown: runs from older versions). */
+  valTokens: number | null;
+  /** True when valLoss is a periodic estimate on evalBatches batches, not the whole split. */
+  valEstimate: boolean;
   tokens: number;
   elapsedSeconds: number;
-  tokensPerSecond: number;
+  /** Training throughput of this session (of the last session for an already finished run); null if none. */
+  tokensPerSecond: number | null;
   checkpoint: string;
   config: TrainConfig;
   modelConfig: ModelConfig;
@@ -240,6 +262,100 @@ function truncateMetrics(path: string, step: number): void {
   writeFileAtomic(path, kept.length ? `${kept.join("\n")}\n` : "");
 }
 
+/** The latest validation figure in metrics.jsonl at or before `step`: its loss, tokens and kind. */
+function valRecordAt(
+  metricsPath: string,
+  step: number,
+): { valLoss: number; tokens: number | null; estimate: boolean } | null {
+  if (!existsSync(metricsPath)) return null;
+  let found: { valLoss: number; tokens: number | null; estimate: boolean } | null = null;
+  for (const text of readFileSync(metricsPath, "utf8").split("\n")) {
+    let m: Record<string, unknown>;
+    try {
+      m = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      continue; // blank, or cut short by a crash
+    }
+    if (typeof m.step !== "number" || m.step > step) continue;
+    if (typeof m.valLoss === "number") {
+      // Before whole-split final evaluations (no valTokens), valLoss was always the estimate.
+      const tokens = typeof m.valTokens === "number" ? m.valTokens : null;
+      found = { valLoss: m.valLoss, tokens, estimate: tokens === null };
+    } else if (typeof m.valLossEstimate === "number") {
+      const tokens = typeof m.valEstimateTokens === "number" ? m.valEstimateTokens : null;
+      found = { valLoss: m.valLossEstimate, tokens, estimate: true };
+    }
+  }
+  return found;
+}
+
+/** What a checkpoint's valLoss was computed on, read back from the run's metrics.jsonl. */
+function valLabelOf(runDir: string, ckpt: LoadedCheckpoint): { tokens: number | null; estimate: boolean } {
+  const found = valRecordAt(join(runDir, METRICS_FILE), ckpt.state.step);
+  return found && found.valLoss === ckpt.state.valLoss ? found : { tokens: null, estimate: true };
+}
+
+/** "val loss 4.2909 (whole validation split, 201,600 tokens)" or "val loss estimate 4.3769 (40,960 tokens)". */
+function describeVal(valLoss: number | null, tokens: number | null, estimate: boolean): string {
+  if (valLoss === null) return "val loss -";
+  const on = tokens === null ? "" : `${tokens.toLocaleString("en-US")} tokens`;
+  return estimate
+    ? `val loss estimate ${valLoss.toFixed(4)}${on ? ` (${on})` : ""}`
+    : `val loss ${valLoss.toFixed(4)} (whole validation split${on ? `, ${on}` : ""})`;
+}
+
+/**
+ * A resumed run with no steps left: reports the run as its last checkpoint and the registry have it and
+ * writes nothing (a row left `running` by a process killed after its final checkpoint is marked finished).
+ */
+function alreadyFinished(plan: RunPlan, ckpt: LoadedCheckpoint, options: TrainOptions): TrainResult {
+  const { config: c, runDir } = plan;
+  const s = ckpt.state;
+  const complete = s.step >= s.trainConfig.steps;
+  let runId: number | null = null;
+  let tokensPerSecond: number | null = null;
+  if (options.registry !== false && existsSync(join(c.root, REGISTRY_FILE))) {
+    withRegistry(c.root, (r) => {
+      const rec = r.getRunByDir(runDir);
+      if (!rec) return;
+      runId = rec.id;
+      const tps = rec.metrics?.tokensPerSecond;
+      tokensPerSecond = typeof tps === "number" ? tps : null;
+      if (complete && rec.recordedStatus !== "finished") r.recordFinish(rec.id, "finished", null);
+    });
+  }
+  const val = valLabelOf(runDir, ckpt);
+  if (!options.quiet) {
+    (options.log ?? stderrLine)(
+      `${runDir} ${complete ? "is already finished" : `is already past the ${c.steps} steps asked`}: ` +
+        `step ${s.step}/${s.trainConfig.steps}; loss ${s.loss?.toFixed(4) ?? "-"}, ` +
+        `${describeVal(s.valLoss, val.tokens, val.estimate)}; nothing to train, nothing changed ` +
+        `(resume with a larger --steps to train further)`,
+    );
+  }
+  return {
+    runDir,
+    runName: c.runName,
+    runId,
+    step: s.step,
+    steps: c.steps,
+    interrupted: false,
+    resumedFrom: s.step,
+    alreadyFinished: true,
+    loss: s.loss,
+    valLoss: s.valLoss,
+    valTokens: val.tokens,
+    valEstimate: val.estimate,
+    tokens: s.tokensSeen,
+    elapsedSeconds: s.elapsedSeconds,
+    tokensPerSecond,
+    checkpoint: ckpt.dir,
+    config: c,
+    modelConfig: s.modelConfig,
+    parameters: parameterCounts(s.modelConfig),
+  };
+}
+
 /** Mean loss over fixed validation batches (each token predicted once), without gradients. */
 export function evaluateLoss(model: Model, batches: Batch[]): number {
   let total = 0;
@@ -266,6 +382,7 @@ export async function train(
   const plan = planRun(input, options, warn);
   const { config: c, runDir } = plan;
   const ckpt = plan.checkpoint;
+  if (ckpt && ckpt.state.step >= c.steps) return alreadyFinished(plan, ckpt, options);
   const progress = new Progress({
     quiet: options.quiet ?? false,
     logInterval: c.logInterval,
@@ -297,6 +414,7 @@ export async function train(
   if (evalSet.length === 0) {
     warn(`afterscale: warning: the validation split is too short for context ${c.context}; no evaluation`);
   }
+  const estimateTokens = evalSet.reduce((n, b) => n + b.rows * b.context, 0);
   const counts = parameterCounts(modelConfig);
   const perStep = tokensPerStep(c);
 
@@ -324,6 +442,8 @@ export async function train(
       config: { ...c, modelConfig, parameters: counts, flopsPerToken: trainingFlopsPerToken(modelConfig) },
       sweepId: options.sweepId ?? null,
     }) ?? null;
+  // Kept when this session trains no step, so the registry does not lose the run's throughput.
+  const previousTps = ckpt ? registry?.getRun(runId!)?.metrics?.tokensPerSecond : undefined;
 
   // ---- signals: finish the current step, checkpoint, stop
   let stopReason: string | null = null;
@@ -346,6 +466,9 @@ export async function train(
   let step = startStep;
   let loss: number | null = ckpt?.state.loss ?? null;
   let valLoss: number | null = ckpt?.state.valLoss ?? null;
+  let { tokens: valTokens, estimate: valEstimate } = ckpt
+    ? valLabelOf(runDir, ckpt)
+    : { tokens: null as number | null, estimate: true };
   const elapsedBefore = ckpt?.state.elapsedSeconds ?? 0;
   let trainSeconds = 0; // time in steps this session (not evaluation or checkpoints)
   const sessionStart = performance.now();
@@ -360,17 +483,56 @@ export async function train(
     steps: c.steps,
     loss,
     valLoss,
+    valTokens,
+    valEstimate,
     tokens: step * perStep,
     elapsedSeconds: elapsed(),
-    tokensPerSecond: trainSeconds > 0 ? ((step - startStep) * perStep) / trainSeconds : null,
+    tokensPerSecond:
+      trainSeconds > 0
+        ? ((step - startStep) * perStep) / trainSeconds
+        : typeof previousTps === "number"
+          ? previousTps
+          : null,
   });
+
+  let lastBeat = performance.now();
+  /** Tells the registry this process is alive, at most every HEARTBEAT_SECONDS unless forced. */
+  const heartbeat = (force = false) => {
+    if (registry === null || runId === null) return;
+    const now = performance.now();
+    if (!force && now - lastBeat < HEARTBEAT_SECONDS * 1000) return;
+    lastBeat = now;
+    registry.heartbeat(runId, metricsOf());
+  };
 
   const runEval = () => {
     if (evalSet.length === 0) return;
     valLoss = evaluateLoss(model, evalSet);
+    valTokens = estimateTokens;
+    valEstimate = true;
     evaluatedStep = step;
-    options.onEval?.({ step, valLoss, valPerplexity: Math.exp(valLoss) });
-    say(`step ${step}: val loss ${valLoss.toFixed(4)} (perplexity ${Math.exp(valLoss).toFixed(2)})`);
+    options.onEval?.({ step, valLoss, valPerplexity: Math.exp(valLoss), tokens: valTokens, estimate: true });
+    say(`step ${step}: ${describeVal(valLoss, valTokens, true)}, perplexity ${Math.exp(valLoss).toFixed(2)}`);
+  };
+
+  /** The whole validation split, scored as `afterscale eval` scores it (same function, same batches). */
+  const runFinalEval = () => {
+    if (evalSet.length === 0) return;
+    const t0 = performance.now();
+    const r = evaluate(model, data.val, data.tokenizer, {
+      batchSize: DEFAULT_EVAL_BATCH_SIZE,
+      context: modelConfig.context,
+      onBatch: () => heartbeat(),
+    });
+    valLoss = r.loss;
+    valTokens = r.tokens;
+    valEstimate = false;
+    evaluatedStep = step;
+    options.onEval?.({ step, valLoss, valPerplexity: r.perplexity, tokens: r.tokens, estimate: false });
+    say(
+      `step ${step}: ${describeVal(valLoss, valTokens, false)}, perplexity ${r.perplexity.toFixed(2)}, ` +
+        `${r.bitsPerByte.toFixed(4)} bits/byte (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
   };
 
   const checkpoint = () => {
@@ -395,7 +557,7 @@ export async function train(
       c.keepCheckpoints,
     );
     savedStep = step;
-    registry?.update(runId!, metricsOf());
+    heartbeat(true);
     options.onCheckpoint?.({ step, dir: lastCheckpoint });
   };
 
@@ -442,9 +604,18 @@ export async function train(
         elapsed: elapsed(),
         tokens: step * perStep,
       };
-      if (c.evalInterval > 0 && step % c.evalInterval === 0) {
+      if (step === c.steps) {
+        runFinalEval();
+        if (evaluatedStep === step) {
+          line.valLoss = valLoss!;
+          line.valTokens = valTokens!;
+        }
+      } else if (c.evalInterval > 0 && step % c.evalInterval === 0) {
         runEval();
-        if (evaluatedStep === step) line.valLoss = valLoss!;
+        if (evaluatedStep === step) {
+          line.valLossEstimate = valLoss!;
+          line.valEstimateTokens = valTokens!;
+        }
       }
       appendFileSync(metricsPath, `${JSON.stringify(line)}\n`);
       options.onStep?.({
@@ -457,13 +628,13 @@ export async function train(
         elapsed: line.elapsed!,
         tokens: line.tokens!,
       });
-      progress.update({ step, loss, lr, tokensPerSecond: smoothTps, valLoss });
+      progress.update({ step, loss, lr, tokensPerSecond: smoothTps, valLoss, valEstimate });
+      heartbeat();
       if (c.checkpointInterval > 0 && step % c.checkpointInterval === 0 && step < c.steps) checkpoint();
       // Let signal handlers run between steps.
       await new Promise<void>((r) => setImmediate(r));
     }
     const interrupted = step < c.steps;
-    if (!interrupted && evaluatedStep !== step && step > startStep) runEval();
     if (savedStep !== step) checkpoint();
     progress.stop();
     const final = metricsOf();
@@ -471,7 +642,7 @@ export async function train(
     if (!options.quiet) {
       say(
         `${interrupted ? `stopped (${stopReason}) at step ${step}/${c.steps}` : `finished ${c.steps} steps`} in ` +
-          `${formatSeconds(final.elapsedSeconds)}; loss ${loss?.toFixed(4) ?? "-"}, val loss ${valLoss?.toFixed(4) ?? "-"}; ` +
+          `${formatSeconds(final.elapsedSeconds)}; loss ${loss?.toFixed(4) ?? "-"}, ${describeVal(valLoss, valTokens, valEstimate)}; ` +
           `checkpoint ${lastCheckpoint}`,
       );
     }
@@ -483,11 +654,14 @@ export async function train(
       steps: c.steps,
       interrupted,
       resumedFrom: startStep,
+      alreadyFinished: false,
       loss,
       valLoss,
+      valTokens,
+      valEstimate,
       tokens: step * perStep,
       elapsedSeconds: final.elapsedSeconds,
-      tokensPerSecond: final.tokensPerSecond ?? 0,
+      tokensPerSecond: final.tokensPerSecond,
       checkpoint: lastCheckpoint,
       config: c,
       modelConfig,
