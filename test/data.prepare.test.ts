@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -8,6 +16,8 @@ import { prepare } from "../src/data/prepare.js";
 import { batchAt, batchRng, evalBatches, sampleBatch } from "../src/data/sampler.js";
 import { readShard, SHARD_HEADER_BYTES, writeShard } from "../src/data/shards.js";
 import { firstInvalidUtf8 } from "../src/data/text-files.js";
+import { byteTokenizer } from "../src/data/tokenizer.js";
+import { tokenizerFromJson } from "../src/data/tokenizer-json.js";
 
 const root = mkdtempSync(join(tmpdir(), "afterscale-prepare-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -257,3 +267,61 @@ test("an existing tokenizer.json is reused as is", () => {
     /either vocabSize .* or tokenizer/,
   );
 });
+
+test("corpus text spelling <|endoftext|> stays text: separators come only from document ends", () => {
+  const d = fresh();
+  const docs = ["A post about the <|endoftext|> token.", "Second<|endoftext|>document.", "Third one."];
+  writeFileSync(join(d, "docs.jsonl"), docs.map((text) => JSON.stringify({ text })).join("\n"));
+  for (const vocabSize of [undefined, 300]) {
+    const out = join(d, `out-${vocabSize}`);
+    const meta = prepare({ inputs: [join(d, "docs.jsonl")], outDir: out, valDocuments: 0, vocabSize });
+    const ds = openShards(out);
+    const ids = [...ds.train[0]];
+    assert.equal(ids.filter((id) => id === meta.eotId).length, 3, "one separator per document");
+    assert.deepEqual(ids, [
+      ...docs.flatMap((text) => [...ds.tokenizer.encode(text, { allowSpecial: false }), meta.eotId]),
+    ]);
+    assert.equal(ds.tokenizer.decode(ids), `${docs.join("<|endoftext|>")}<|endoftext|>`);
+  }
+});
+
+test("a new folder is built privately and published whole; the log names the final folder", () => {
+  const d = fresh();
+  writeFileSync(join(d, "a.txt"), STORY);
+  const out = join(d, "nested", "out");
+  const logs: string[] = [];
+  prepare({ inputs: [join(d, "a.txt")], outDir: out, log: (m) => logs.push(m) });
+  assert.match(logs[logs.length - 1]!, /validation tokens to .*nested\/out$/);
+  assert.ok(!logs.some((m) => m.includes(".tmp")), logs.join("\n"));
+  assert.deepEqual(readdirSync(join(d, "nested")), ["out"]);
+  assert.deepEqual(readdirSync(out).sort(), [
+    "dataset.json",
+    "tokenizer.json",
+    "train-00000.bin",
+    "val-00000.bin",
+  ]);
+
+  // An empty existing folder is published into; a failure leaves neither it filled nor a private folder.
+  mkdirSync(join(d, "empty"));
+  prepare({ inputs: [join(d, "a.txt")], outDir: join(d, "empty") });
+  assert.ok(readdirSync(join(d, "empty")).includes("dataset.json"));
+  const noSpace = tokenizerFromJson(withoutByte(byteTokenizer().toJSON(), 0x20), "no-space.json");
+  assert.throws(
+    () => prepare({ inputs: [join(d, "a.txt")], outDir: join(d, "failed"), tokenizer: noSpace }),
+    /no-space\.json: cannot encode " " \(U\+0020\): the vocabulary has no token for byte 0x20/,
+  );
+  assert.deepEqual(readdirSync(d).sort(), ["a.txt", "empty", "nested"]);
+});
+
+/** A tokenizer.json without the token of one byte (ids renumbered to stay dense). */
+function withoutByte(json: object, byte: number): object {
+  const j = json as { added_tokens: { id: number }[]; model: { vocab: Record<string, number> } };
+  const entries = Object.entries(j.model.vocab)
+    .filter(([, id]) => id !== byte)
+    .map(([t, id]): [string, number] => [t, id > byte ? id - 1 : id]);
+  return {
+    ...j,
+    added_tokens: j.added_tokens.map((t) => ({ ...t, id: t.id - 1 })),
+    model: { ...j.model, vocab: Object.fromEntries(entries) },
+  };
+}

@@ -69,8 +69,8 @@ test("byte tokenizer: id = byte, round trips, specials after 256", () => {
   assert.equal(tok.eotId, 256);
   assert.deepEqual(tok.encode("Hi é"), [72, 105, 32, 0xc3, 0xa9]);
   for (const s of SAMPLES) assert.equal(tok.decode(tok.encode(s)), s);
-  assert.deepEqual(tok.encode(`a${END_OF_TEXT}b`, { allowSpecial: true }), [97, 256, 98]);
-  assert.equal(tok.encode(`a${END_OF_TEXT}b`).length, 2 + END_OF_TEXT.length, "specials are text by default");
+  assert.deepEqual(tok.encode(`a${END_OF_TEXT}b`), [97, 256, 98], "special text is the special id");
+  assert.equal(tok.encode(`a${END_OF_TEXT}b`, { allowSpecial: false }).length, 2 + END_OF_TEXT.length);
   assert.equal(tok.decode([97, 256, 98]), `a${END_OF_TEXT}b`);
 });
 
@@ -130,7 +130,7 @@ test("@huggingface/tokenizers loads our tokenizer.json and encodes to the same i
       assert.equal(theirs.decode(ids, { clean_up_tokenization_spaces: false }), s);
     }
     const withSpecial = `first document${END_OF_TEXT}second one`;
-    assert.deepEqual(theirs.encode(withSpecial).ids, tok.encode(withSpecial, { allowSpecial: true }));
+    assert.deepEqual(theirs.encode(withSpecial).ids, tok.encode(withSpecial));
     assert.equal(theirs.token_to_id(END_OF_TEXT), tok.eotId);
   }
 });

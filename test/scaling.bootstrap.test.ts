@@ -4,14 +4,14 @@ import { bootstrapFit, derivedInterval, pairedInterval } from "../src/scaling/bo
 import { computeMultiplier, computeOptimal } from "../src/scaling/derived.js";
 import { type LawParams, predictLoss, type StartGrid } from "../src/scaling/fit.js";
 import type { ScalingPoint } from "../src/scaling/points.js";
-import { createRng } from "../src/scaling/random.js";
+import { randomStream } from "../src/tensor/random.js";
 
 const TRUTH: LawParams = { A: 400, B: 1800, E: 1.7, alpha: 0.33, beta: 0.3 };
 // A small start grid keeps each trial's full fit cheap; it brackets the truth loosely.
 const SMALL_GRID: StartGrid = { a: [0, 5, 10], b: [5, 10], e: [0, 0.5], alpha: [0.5], beta: [0.5] };
 
 function sweep(seed: number, sigma: number): ScalingPoint[] {
-  const rng = createRng(seed);
+  const rng = randomStream(seed);
   const pts: ScalingPoint[] = [];
   for (let i = 0; i < 7; i++) {
     for (let j = 0; j < 7; j++) {

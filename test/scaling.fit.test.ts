@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fitChinchilla, huberObjective, type LawParams, predictLoss, toLogData } from "../src/scaling/fit.js";
 import type { ScalingPoint } from "../src/scaling/points.js";
-import { createRng } from "../src/scaling/random.js";
+import { randomStream } from "../src/tensor/random.js";
 
 const TRUTH: LawParams = { A: 400, B: 1800, E: 1.7, alpha: 0.33, beta: 0.3 };
 
 /** Runs on a grid of N and D (like a sweep), loss = L(N, D)·exp(ε), ε ~ N(0, sigma²). */
 function synthetic(law: LawParams, seed: number, sigma: number): ScalingPoint[] {
-  const rng = createRng(seed);
+  const rng = randomStream(seed);
   const points: ScalingPoint[] = [];
   for (let i = 0; i < 8; i++) {
     for (let j = 0; j < 8; j++) {

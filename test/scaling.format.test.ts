@@ -12,13 +12,13 @@ import {
 } from "../src/scaling/format.js";
 import { groupByBudget, isoflopBootstrap } from "../src/scaling/isoflop.js";
 import type { ScalingPoint } from "../src/scaling/points.js";
-import { createRng } from "../src/scaling/random.js";
+import { randomStream } from "../src/tensor/random.js";
 
 const LAW: LawParams = { A: 400, B: 1800, E: 1.7, alpha: 0.33, beta: 0.3 };
 const GRID: StartGrid = { a: [0, 5, 10], b: [5, 10], e: [0, 0.5], alpha: [0.5], beta: [0.5] };
 
 function isoflopSweep(law: LawParams, seed: number): ScalingPoint[] {
-  const rng = createRng(seed);
+  const rng = randomStream(seed);
   const pts: ScalingPoint[] = [];
   for (const budget of [1e17, 1e18, 1e19, 1e20]) {
     for (let k = 0; k < 7; k++) {

@@ -4,7 +4,7 @@ import { computeOptimal } from "../src/scaling/derived.js";
 import { type LawParams, predictLoss } from "../src/scaling/fit.js";
 import { groupByBudget, isoflopBootstrap, isoflopFits } from "../src/scaling/isoflop.js";
 import type { ScalingPoint } from "../src/scaling/points.js";
-import { createRng } from "../src/scaling/random.js";
+import { randomStream } from "../src/tensor/random.js";
 
 const LAW: LawParams = { A: 400, B: 1800, E: 1.7, alpha: 0.33, beta: 0.3 };
 // For this law N_opt ∝ C^(β/(α+β)) and D_opt ∝ C^(α/(α+β)).
@@ -13,7 +13,7 @@ const TRUE_B = LAW.alpha / (LAW.alpha + LAW.beta);
 
 /** An IsoFLOP sweep: per budget, 9 sizes spanning ±1 decade around the optimum, C jittered ±5%. */
 function sweep(seed: number, sigma: number, withBudget: boolean): ScalingPoint[] {
-  const rng = createRng(seed);
+  const rng = randomStream(seed);
   const pts: ScalingPoint[] = [];
   for (const budget of [1e18, 3e18, 1e19, 3e19, 1e20, 3e20]) {
     const nStar = computeOptimal(LAW, budget).N;

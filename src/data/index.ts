@@ -1,5 +1,6 @@
 // Public surface of the data layer: tokenizers, the built-in corpus, prepare, shards and batches.
 
+export type { AddedToken } from "./added-tokens.js";
 export { countWords, type TrainBpeOptions, trainBpe, trainBpeFromCounts } from "./bpe-train.js";
 export { type BrownDocument, brownCorpus, brownDocuments } from "./brown.js";
 export { GPT2_SPLIT_PATTERN, preTokenize } from "./byte-level.js";

@@ -6,7 +6,7 @@
 // document followed by <|endoftext|>; write shards, tokenizer.json and dataset.json.
 
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Rng } from "../tensor/random.js";
 import { trainBpe } from "./bpe-train.js";
 import { brownCorpus } from "./brown.js";
@@ -82,6 +82,17 @@ function previousDatasetFiles(outDir: string, overwrite: boolean): string[] {
   return ours;
 }
 
+/** Rename the finished private folder to outDir, which must still be absent or an empty folder. */
+function publish(workDir: string, outDir: string): void {
+  try {
+    renameSync(workDir, outDir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
+    throw new Error(`${outDir}: was created by someone else while preparing; it was left as it is`);
+  }
+}
+
 /** Indices of validation documents: a seeded Fisher–Yates shuffle, first `count`, sorted. */
 export function chooseValidation(n: number, count: number, seed: number): Set<number> {
   const order = Array.from({ length: n }, (_, i) => i);
@@ -140,7 +151,7 @@ function writeSplit(
   const buf = new TokenBuffer();
   let bytes = 0;
   for (const d of docs) {
-    const ids = tokenizer.encode(d.text);
+    const ids = tokenizer.encode(d.text, { allowSpecial: false }); // separators come from document ends only
     ids.push(eot);
     buf.push(ids);
     bytes += Buffer.byteLength(d.text, "utf8");
@@ -266,33 +277,46 @@ export function prepare(options: PrepareOptions): DatasetMeta {
   }
   const eotId = tokenizer.eotId; // throws with a clear message if the tokenizer lacks <|endoftext|>
 
-  // 4. Encode and write.
-  for (const f of previous) rmSync(join(options.outDir, f));
-  mkdirSync(options.outDir, { recursive: true });
-  log("encoding and writing shards");
-  const trainMeta = writeSplit("train", train, tokenizer, options.outDir, shardTokens);
-  const valMeta = writeSplit("val", val, tokenizer, options.outDir, shardTokens);
-  saveTokenizer(tokenizer, join(options.outDir, TOKENIZER_FILE));
-  const meta: DatasetMeta = {
-    format: "afterscale-dataset",
-    version: 1,
-    tokenizerHash: tokenizer.hash,
-    vocabSize: tokenizer.vocabSize,
-    dtype: dtypeForVocab(tokenizer.vocabSize),
-    eotId,
-    tokenizerKind,
-    train: trainMeta,
-    val: valMeta,
-    sources,
-    seed,
-    valFraction,
-    valDocuments: val.length,
-    splitSingleDocument,
-    emptyRecords,
-  };
-  const metaPath = join(options.outDir, DATASET_FILE);
-  writeFileSync(`${metaPath}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
-  renameSync(`${metaPath}.tmp`, metaPath);
-  log(`wrote ${trainMeta.tokens} training and ${valMeta.tokens} validation tokens to ${options.outDir}`);
+  // 4. Encode and write. A new folder is built under a private name and renamed when complete, so an
+  // interrupted prepare never leaves a half dataset; an existing folder is written in place (files that
+  // prepare does not write stay).
+  const outDir = resolve(options.outDir);
+  const fresh = !existsSync(outDir) || readdirSync(outDir).length === 0;
+  const workDir = fresh ? `${outDir}.tmp-${process.pid}` : outDir;
+  let meta: DatasetMeta;
+  try {
+    if (fresh) rmSync(workDir, { recursive: true, force: true });
+    for (const f of previous) rmSync(join(outDir, f));
+    mkdirSync(workDir, { recursive: true });
+    log("encoding and writing shards");
+    const trainMeta = writeSplit("train", train, tokenizer, workDir, shardTokens);
+    const valMeta = writeSplit("val", val, tokenizer, workDir, shardTokens);
+    saveTokenizer(tokenizer, join(workDir, TOKENIZER_FILE));
+    meta = {
+      format: "afterscale-dataset",
+      version: 1,
+      tokenizerHash: tokenizer.hash,
+      vocabSize: tokenizer.vocabSize,
+      dtype: dtypeForVocab(tokenizer.vocabSize),
+      eotId,
+      tokenizerKind,
+      train: trainMeta,
+      val: valMeta,
+      sources,
+      seed,
+      valFraction,
+      valDocuments: val.length,
+      splitSingleDocument,
+      emptyRecords,
+    };
+    const metaPath = join(workDir, DATASET_FILE);
+    writeFileSync(`${metaPath}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
+    renameSync(`${metaPath}.tmp`, metaPath);
+    if (fresh) publish(workDir, outDir);
+  } catch (e) {
+    if (fresh) rmSync(workDir, { recursive: true, force: true });
+    throw e;
+  }
+  log(`wrote ${meta.train.tokens} training and ${meta.val.tokens} validation tokens to ${options.outDir}`);
   return meta;
 }

@@ -15,7 +15,7 @@
 // (tokens / bytes) is comparable with H_byte.
 // The chain is started from π, so the stream is stationary from its first word.
 
-import { createRng, type Rng } from "../scaling/random.js";
+import { type RandomStream, randomStream } from "../tensor/random.js";
 
 export interface SyntheticOptions {
   /** Seed of the language itself (vocabulary and transition structure). */
@@ -51,7 +51,7 @@ export class SyntheticLanguage {
     if (!(Number.isInteger(k) && k >= 1))
       throw new Error(`synthetic: neighbours must be an integer ≥ 1, got ${k}`);
     this.seed = seed;
-    const rng = createRng(seed);
+    const rng = randomStream(seed);
     this.words = makeWords(V, rng);
 
     // Symmetric weights. Node strength s_i = 1/(i+1)^0.8 makes frequent words frequent (Zipf-like):
@@ -136,7 +136,7 @@ export class SyntheticLanguage {
 
   /** An unlimited stream of word ids; `seed` picks the sample (the language is fixed by the constructor). */
   *wordIds(seed = 0): Generator<number, never, undefined> {
-    const rng = createRng(seed ^ 0x5bd1e995);
+    const rng = randomStream(seed ^ 0x5bd1e995);
     let w = pick(this.cumulativeStationary, rng.next());
     for (;;) {
       yield w;
@@ -183,7 +183,7 @@ const CONSONANTS = "bdfgklmnprstvz";
 const VOWELS = "aeiou";
 
 /** V distinct pronounceable words; frequent (low-index) words are shorter, as in natural language. */
-function makeWords(V: number, rng: Rng): string[] {
+function makeWords(V: number, rng: RandomStream): string[] {
   const seen = new Set<string>();
   const words: string[] = [];
   for (let i = 0; i < V; i++) {

@@ -39,7 +39,25 @@ export function tokenizerFromJson(json: unknown, where = "tokenizer.json"): Toke
     if (!isObject(t) || typeof t.content !== "string" || !Number.isInteger(t.id)) {
       return fail("every added_tokens entry needs a string content and an integer id");
     }
-    specials.push({ content: t.content, id: t.id as number });
+    const flag = (key: string): boolean | undefined => {
+      const v = t[key];
+      if (v !== undefined && typeof v !== "boolean")
+        fail(
+          `added token ${JSON.stringify(t.content)}: ${key} must be true or false, got ${JSON.stringify(v)}`,
+        );
+      return v as boolean | undefined;
+    };
+    // Absent flags take Hugging Face's defaults: not special, normalized unless special.
+    const special = flag("special") ?? false;
+    specials.push({
+      content: t.content,
+      id: t.id as number,
+      special,
+      singleWord: flag("single_word") ?? false,
+      lstrip: flag("lstrip") ?? false,
+      rstrip: flag("rstrip") ?? false,
+      normalized: flag("normalized") ?? !special,
+    });
     specialIds.add(t.id as number);
   }
 
@@ -83,7 +101,7 @@ export function tokenizerFromJson(json: unknown, where = "tokenizer.json"): Toke
     return [a, b];
   });
   try {
-    return new Tokenizer({ tokenBytes, merges, specialTokens: specials });
+    return new Tokenizer({ tokenBytes, merges, specialTokens: specials, name: where });
   } catch (e) {
     return fail((e as Error).message);
   }

@@ -3,13 +3,29 @@
 // Serialises to a Hugging Face tokenizer.json (see toJSON) so other tools load it and get the same ids.
 
 import { createHash } from "node:crypto";
+import { type AddedToken, AddedTokenSplitter } from "./added-tokens.js";
 import { bytesToTokenString, preTokenize } from "./byte-level.js";
 
 export const END_OF_TEXT = "<|endoftext|>";
 
+/**
+ * An added token (tokenizer.json `added_tokens`): its text in the input is cut out before BPE and becomes
+ * its id, as in Hugging Face. Flags are Hugging Face's (see added-tokens.ts); all but `special` default to
+ * false, and `normalized` to `!special`.
+ */
 export interface SpecialToken {
   content: string;
   id: number;
+  /** Default true. encode({ allowSpecial: false }) keeps special ones as text; decode can skip them. */
+  special?: boolean;
+  /** Matched only where no letter, digit or underscore touches it. */
+  singleWord?: boolean;
+  /** Absorbs the whitespace before it. */
+  lstrip?: boolean;
+  /** Absorbs the whitespace after it. */
+  rstrip?: boolean;
+  /** Matched in Hugging Face's second (after-normalizer) pass rather than the first. */
+  normalized?: boolean;
 }
 
 /** Everything that defines a byte-level BPE tokenizer. */
@@ -19,6 +35,8 @@ export interface TokenizerSpec {
   /** Merges in rank order as pairs of token ids; merge i yields the token whose bytes are the two joined. */
   merges: [number, number][];
   specialTokens: SpecialToken[];
+  /** Where the tokenizer came from (a file path), for error messages. */
+  name?: string;
 }
 
 /** Pair keys pack two ids into one number; ids must stay below 2^21. */
@@ -31,16 +49,19 @@ const utf8 = new TextEncoder();
 
 export class Tokenizer {
   readonly vocabSize: number;
-  readonly specialTokens: readonly SpecialToken[];
+  /** Every added token (special or not), with all flags filled in. */
+  readonly specialTokens: readonly AddedToken[];
+  readonly name: string;
   readonly merges: readonly (readonly [number, number])[];
   private readonly tokenBytes: (Uint8Array | null)[];
   private readonly byteToId = new Int32Array(256).fill(-1);
-  private readonly specialById = new Map<number, string>();
+  private readonly addedById = new Map<number, AddedToken>();
   private readonly specialByContent = new Map<string, number>();
   private readonly mergeRank = new Map<number, number>(); // pairKey → rank
   private readonly mergeResult: Int32Array; // rank → id of the merged token
   private readonly cache = new Map<string, number[]>();
-  private specialSplitter: RegExp | null = null;
+  private readonly splitter: AddedTokenSplitter | null;
+  private readonly onlySpecialAdded: boolean;
   private cachedJson: string | null = null;
 
   constructor(spec: TokenizerSpec) {
@@ -48,22 +69,23 @@ export class Tokenizer {
     if (n > MAX_VOCAB) throw new Error(`vocabulary of ${n} tokens is larger than the maximum ${MAX_VOCAB}`);
     this.vocabSize = n;
     this.tokenBytes = spec.tokenBytes;
-    this.specialTokens = spec.specialTokens.map((s) => ({ ...s }));
-    for (const s of spec.specialTokens) {
+    this.name = spec.name ?? "tokenizer";
+    const added = spec.specialTokens.map(withDefaults);
+    this.specialTokens = added;
+    for (const s of added) {
       if (!Number.isInteger(s.id) || s.id < 0 || s.id >= n || spec.tokenBytes[s.id] !== null) {
         throw new Error(`special token ${JSON.stringify(s.content)} has an invalid id ${s.id}`);
       }
       if (s.content.length === 0) throw new Error("a special token cannot be the empty string");
       if (this.specialByContent.has(s.content)) throw new Error(`special token ${s.content} is listed twice`);
-      this.specialById.set(s.id, s.content);
+      this.addedById.set(s.id, s);
       this.specialByContent.set(s.content, s.id);
     }
     const idOfString = new Map<string, number>();
     for (let id = 0; id < n; id++) {
       const bytes = spec.tokenBytes[id];
       if (bytes === null) {
-        if (!this.specialById.has(id))
-          throw new Error(`token id ${id} has neither bytes nor a special token`);
+        if (!this.addedById.has(id)) throw new Error(`token id ${id} has neither bytes nor a special token`);
         continue;
       }
       if (bytes.length === 0) throw new Error(`token id ${id} has no bytes`);
@@ -73,9 +95,10 @@ export class Tokenizer {
       idOfString.set(s, id);
       if (bytes.length === 1) this.byteToId[bytes[0]] = id;
     }
-    for (let b = 0; b < 256; b++) {
-      if (this.byteToId[b] < 0) throw new Error(`the vocabulary has no token for byte ${b}`);
-    }
+    // A vocabulary may lack some bytes (Hugging Face loads such files too): text that needs one fails in
+    // encode, naming the character, rather than every use of the tokenizer failing here.
+    this.splitter = added.length > 0 ? new AddedTokenSplitter(added) : null;
+    this.onlySpecialAdded = added.every((t) => t.special);
     this.merges = spec.merges.map(([a, b]) => [a, b] as const);
     this.mergeResult = new Int32Array(spec.merges.length);
     spec.merges.forEach(([a, b], rank) => {
@@ -114,44 +137,34 @@ export class Tokenizer {
   /** Human-readable token: the GPT-2 printable string, or the special token's content. */
   tokenString(id: number): string {
     const b = this.bytesOf(id);
-    return b === null ? this.specialById.get(id)! : bytesToTokenString(b);
+    return b === null ? this.addedById.get(id)!.content : bytesToTokenString(b);
   }
 
   /**
-   * Text → ids. By default special-token text such as "<|endoftext|>" inside `text` is encoded as ordinary
-   * text (safe for untrusted data); with allowSpecial it becomes the special id, as Hugging Face does.
+   * Text → ids, as Hugging Face encodes: added tokens such as "<|endoftext|>" in `text` become their ids
+   * (see added-tokens.ts). With allowSpecial false, special tokens are encoded as ordinary text instead
+   * (Hugging Face's encode_special_tokens), for text that must not contain separators; non-special added
+   * tokens are still matched.
    */
   encode(text: string, options: { allowSpecial?: boolean } = {}): number[] {
     const out: number[] = [];
-    if (options.allowSpecial && this.specialTokens.length > 0) {
-      for (const piece of text.split(this.splitter())) {
-        if (piece.length === 0) continue;
-        const id = this.specialByContent.get(piece);
-        if (id !== undefined) out.push(id);
-        else this.encodeOrdinary(piece, out);
-      }
-    } else {
+    const keepSpecialAsText = !(options.allowSpecial ?? true);
+    if (this.splitter === null || (keepSpecialAsText && this.onlySpecialAdded)) {
       this.encodeOrdinary(text, out);
+      return out;
+    }
+    for (const piece of this.splitter.split(text, keepSpecialAsText)) {
+      if (typeof piece === "number") out.push(piece);
+      else this.encodeOrdinary(piece, out);
     }
     return out;
-  }
-
-  private splitter(): RegExp {
-    if (this.specialSplitter === null) {
-      // Longest first so that a special token that is a prefix of another does not win.
-      const escaped = [...this.specialByContent.keys()]
-        .sort((a, b) => b.length - a.length)
-        .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-      this.specialSplitter = new RegExp(`(${escaped.join("|")})`, "u");
-    }
-    return this.specialSplitter;
   }
 
   private encodeOrdinary(text: string, out: number[]): void {
     for (const word of preTokenize(text)) {
       let ids = this.cache.get(word);
       if (ids === undefined) {
-        ids = this.bpe(utf8.encode(word));
+        ids = this.bpe(utf8.encode(word), word);
         if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
         this.cache.set(word, ids);
       }
@@ -160,8 +173,9 @@ export class Tokenizer {
   }
 
   /** Apply merges to one pre-token: repeatedly merge every occurrence of the lowest-ranked pair. */
-  private bpe(bytes: Uint8Array): number[] {
+  private bpe(bytes: Uint8Array, word: string): number[] {
     let syms: number[] = Array.from(bytes, (b) => this.byteToId[b]);
+    if (syms.includes(-1)) this.throwMissingByte(word);
     while (syms.length > 1) {
       let best = Infinity;
       for (let i = 0; i + 1 < syms.length; i++) {
@@ -185,12 +199,34 @@ export class Tokenizer {
     return syms;
   }
 
-  /** Ids → bytes; special tokens contribute the UTF-8 of their content. */
-  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+  private throwMissingByte(word: string): never {
+    for (const ch of word) {
+      const missing = [...utf8.encode(ch)].find((b) => this.byteToId[b] < 0);
+      if (missing === undefined) continue;
+      const code = `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+      const hex = `0x${missing.toString(16).padStart(2, "0")}`;
+      throw new Error(
+        `${this.name}: cannot encode ${JSON.stringify(ch)} (${code}): the vocabulary has no token for byte ${hex}`,
+      );
+    }
+    throw new Error(`${this.name}: cannot encode ${JSON.stringify(word)}: a byte has no token`);
+  }
+
+  /**
+   * Ids → bytes; added tokens contribute the UTF-8 of their content, or nothing for special ones when
+   * skipSpecial is set (Hugging Face's skip_special_tokens).
+   */
+  decodeBytes(ids: ArrayLike<number>, options: { skipSpecial?: boolean } = {}): Uint8Array {
+    const skip = options.skipSpecial ?? false;
     const parts: Uint8Array[] = [];
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
-      const b = this.bytesOf(ids[i]) ?? utf8.encode(this.specialById.get(ids[i])!);
+      let b = this.bytesOf(ids[i]);
+      if (b === null) {
+        const token = this.addedById.get(ids[i])!;
+        if (skip && token.special) continue;
+        b = utf8.encode(token.content);
+      }
       parts.push(b);
       total += b.length;
     }
@@ -203,9 +239,13 @@ export class Tokenizer {
     return out;
   }
 
-  /** Ids → text. Invalid UTF-8 (e.g. a sequence cut mid-character) decodes to U+FFFD, as in Hugging Face. */
-  decode(ids: ArrayLike<number>): string {
-    return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(ids));
+  /**
+   * Ids → text. Invalid UTF-8 (e.g. a sequence cut mid-character) decodes to U+FFFD, as in Hugging Face.
+   * Special tokens appear as their text unless skipSpecial is set; that default is the one of
+   * `@huggingface/tokenizers` and of transformers' decode (the Python `tokenizers` default is to skip).
+   */
+  decode(ids: ArrayLike<number>, options: { skipSpecial?: boolean } = {}): string {
+    return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(ids, options));
   }
 
   /** The Hugging Face tokenizer.json object; key order and contents are canonical for a given tokenizer. */
@@ -223,11 +263,11 @@ export class Tokenizer {
         .map((s) => ({
           id: s.id,
           content: s.content,
-          single_word: false,
-          lstrip: false,
-          rstrip: false,
-          normalized: false,
-          special: true,
+          single_word: s.singleWord,
+          lstrip: s.lstrip,
+          rstrip: s.rstrip,
+          normalized: s.normalized,
+          special: s.special,
         })),
       normalizer: null,
       pre_tokenizer: byteLevel,
@@ -258,6 +298,19 @@ export class Tokenizer {
   get hash(): string {
     return createHash("sha256").update(this.toJsonText()).digest("hex");
   }
+}
+
+function withDefaults(t: SpecialToken): AddedToken {
+  const special = t.special ?? true;
+  return {
+    content: t.content,
+    id: t.id,
+    special,
+    singleWord: t.singleWord ?? false,
+    lstrip: t.lstrip ?? false,
+    rstrip: t.rstrip ?? false,
+    normalized: t.normalized ?? !special,
+  };
 }
 
 /**

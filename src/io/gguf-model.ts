@@ -151,9 +151,9 @@ export function tokenizerFromGguf(file: GgufFile, where = "gguf"): Tokenizer | n
   const special = (id: number) => types !== undefined && (types.value as number[])[id] === 3;
   // Rebuild it through the tokenizer.json reader, which validates every token and merge.
   const vocab: Record<string, number> = Object.create(null);
-  const added: { id: number; content: string }[] = [];
+  const added: { id: number; content: string; special: true }[] = []; // control tokens are special
   (tokens.value as string[]).forEach((t, id) => {
-    if (special(id)) added.push({ id, content: t });
+    if (special(id)) added.push({ id, content: t, special: true });
     else vocab[t] = id;
   });
   const json = {

@@ -1,10 +1,10 @@
 // Bootstrap over runs: resample the points with replacement, refit, and read standard errors and
 // 95% percentile intervals off the replicates — for the parameters and for anything derived from them.
 
+import { randomStream } from "../tensor/random.js";
 import type { ChinchillaFit, FitOptions, LawParams, LogData, Theta } from "./fit.js";
 import { fitChinchilla, fitLogData, toLogData } from "./fit.js";
 import type { ScalingPoint } from "./points.js";
-import { createRng } from "./random.js";
 import { type Interval, summarize } from "./stats.js";
 
 export interface BootstrapOptions {
@@ -85,7 +85,7 @@ export function bootstrapFit(points: readonly ScalingPoint[], options: Bootstrap
   const fit = options.fullFit ?? fitChinchilla(points, options.fit);
   const data = toLogData(points);
   const starts = options.replicateStarts === "optimum" ? [fit.theta] : replicateStarts(fit.theta, data);
-  const rng = createRng(seed);
+  const rng = randomStream(seed);
   const replicates: LawParams[] = [];
   let failed = 0;
   for (let r = 0; r < count; r++) {

@@ -3,8 +3,8 @@
 // D_opt ∝ C^b by least squares in log space. (Approach 1, the envelope of training curves, needs
 // per-step losses; with one final loss per run the IsoFLOP minima are the same per-budget estimate.)
 
+import { randomStream } from "../tensor/random.js";
 import type { ScalingPoint } from "./points.js";
-import { createRng } from "./random.js";
 import { type Interval, linearFit, quadraticFit, summarize } from "./stats.js";
 
 export interface IsoflopGroup {
@@ -140,7 +140,7 @@ export function isoflopBootstrap(
   const count = options.count ?? 200;
   const seed = options.seed ?? 0;
   const fit = isoflopFits(groups);
-  const rng = createRng(seed);
+  const rng = randomStream(seed);
   const as: number[] = [];
   const bs: number[] = [];
   let failed = 0;

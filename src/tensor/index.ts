@@ -1,7 +1,7 @@
 // The tensor layer's public surface.
 export * from "./ops.js";
 export { type DType, pool } from "./pool.js";
-export { Rng, type RngState } from "./random.js";
+export { type RandomStream, Rng, type RngState, randomStream } from "./random.js";
 export {
   backward,
   empty,

@@ -1,5 +1,7 @@
-// A small seeded PRNG (xoshiro128**) whose whole state is four 32-bit words, so a checkpoint can
-// store it and a resumed run draws exactly the numbers the uninterrupted run would have drawn.
+// The one seeded PRNG (xoshiro128** seeded through splitmix32) for every layer: training, sampling, data
+// and the scaling lab. Its whole state is four 32-bit words, so a checkpoint can store it and a resumed run
+// draws exactly the numbers the uninterrupted run would have drawn. `randomStream` wraps it as closures
+// for code that passes a draw function around (bootstraps, synthetic data).
 
 export type RngState = [number, number, number, number];
 
@@ -65,6 +67,44 @@ export class Rng {
     const v = this.uniform();
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
+}
+
+/** A seeded stream of plain functions: `next` may be passed around unbound (e.g. `resample(n, rng.next)`). */
+export interface RandomStream {
+  /** Uniform in [0, 1) with 53 random bits (the same numbers as `new Rng(seed).uniform()`). */
+  next(): number;
+  /** Uniform integer in [0, n). */
+  int(n: number): number;
+  /** Standard normal by Box–Muller using both outputs: the second is kept for the next call. */
+  normal(): number;
+}
+
+/** A RandomStream over `new Rng(seed)`; the seed must be finite (it is truncated to 32 bits). */
+export function randomStream(seed: number): RandomStream {
+  if (!Number.isFinite(seed)) throw new Error(`randomStream: seed must be a finite number, got ${seed}`);
+  const rng = new Rng(Math.trunc(seed));
+  const next = (): number => rng.uniform();
+  let spare: number | null = null;
+  return {
+    next,
+    int(n: number): number {
+      if (!(Number.isInteger(n) && n > 0)) throw new Error(`int: n must be a positive integer, got ${n}`);
+      return Math.floor(next() * n);
+    },
+    normal(): number {
+      if (spare !== null) {
+        const v = spare;
+        spare = null;
+        return v;
+      }
+      let u = 0;
+      while (u === 0) u = next();
+      const r = Math.sqrt(-2 * Math.log(u));
+      const theta = 2 * Math.PI * next();
+      spare = r * Math.sin(theta);
+      return r * Math.cos(theta);
+    },
+  };
 }
 
 function rotl(x: number, k: number): number {

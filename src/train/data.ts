@@ -1,6 +1,6 @@
 // The training data of a config: a prepared dataset folder, or a built-in corpus that is prepared once
 // into <root>/data/<corpus>-bpe<vocab> and reused by every later run.
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BUILTIN_CORPORA, type BuiltinCorpus, type OpenDataset, openShards, prepare } from "../data/index.js";
 import type { TrainConfig } from "./config.js";
@@ -19,14 +19,11 @@ export function resolveDataDir(
     const dir = builtinCacheDir(c.root, c.data, c.vocab);
     if (!existsSync(join(dir, "dataset.json"))) {
       log(`preparing the built-in corpus ${c.data} with a ${c.vocab}-token BPE into ${dir} (once)`);
-      // Prepare into a private folder and rename, so an interrupted prepare never leaves a half dataset.
-      const tmp = `${dir}.tmp-${process.pid}`;
-      rmSync(tmp, { recursive: true, force: true });
-      prepare({ corpus: c.data as BuiltinCorpus, outDir: tmp, vocabSize: c.vocab, log });
+      // prepare builds a new folder under a private name and renames it when complete, so an interrupted
+      // prepare never leaves a half dataset; losing a race to another process is fine.
       try {
-        renameSync(tmp, dir);
+        prepare({ corpus: c.data as BuiltinCorpus, outDir: dir, vocabSize: c.vocab, log });
       } catch (e) {
-        rmSync(tmp, { recursive: true, force: true });
         if (!existsSync(join(dir, "dataset.json"))) throw e; // else another process prepared it first
       }
     }
