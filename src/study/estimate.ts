@@ -14,7 +14,7 @@
 // unbounded. Three budgets pin the curve exactly, so its extrapolation is only as good as the functional
 // form; a fixed-size curve flattens towards E, so extrapolation tends to overstate C_B when the recipe is
 // much better, and the budget-to-budget spread in the interval is the honest warning sign.
-import { createRng } from "../scaling/random.js";
+import { randomStream } from "../tensor/index.js";
 import type { StudyPlan, Variant } from "./plan.js";
 import { finishedRuns, mainRuns, type Tuning, tuning } from "./run.js";
 
@@ -187,7 +187,7 @@ export function estimateStudy(
   // Bootstrap replicates: the multiplier's geometric mean over resampled budgets, per variant.
   const samples: number[][] = plan.variants.map(() => []);
   if (all && bootstrap > 0) {
-    const rng = createRng(options.seed ?? 1);
+    const rng = randomStream(options.seed ?? 1);
     const B = plan.budgets.length;
     for (let k = 0; k < bootstrap; k++) {
       const seedIdx = Array.from({ length: S }, () => rng.int(S));
