@@ -13,7 +13,7 @@ import { floatToHalf, halfToFloat } from "../src/io/half.js";
 import { hfTensors } from "../src/io/hf.js";
 import { exportModel, importModel, quantizationReport } from "../src/io/index.js";
 import { encodeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
-import { forward, type Model, mlpHidden } from "../src/nn/index.js";
+import { forward, type Model, type ModelConfig, mlpHidden, recipe } from "../src/nn/index.js";
 import { noGrad, tidy } from "../src/tensor/index.js";
 import { ioModel, ioTokenizer } from "./helpers/io-models.js";
 
@@ -26,12 +26,14 @@ function logits(model: Model): Float32Array {
   return noGrad(() => tidy(() => Float32Array.from(forward(model, ids, 1, ids.length).data)));
 }
 
+/** A config as the model it describes: every part resolved, the MLP width exact (mlpRatio is not stored). */
+function resolved(c: ModelConfig): Record<string, unknown> {
+  const { mlpRatio: _, ...rest } = c;
+  return { ...rest, ...recipe(c), mlpHidden: mlpHidden(c) };
+}
+
 function assertSameModel(a: Model, b: Model, what: string): void {
-  // mlpRatio is not stored, only the hidden width it gives (8/3 of 64 rounds up to 192 = 3 · 64).
-  const { mlpRatio: _a, ...ca } = a.config;
-  const { mlpRatio: _b, ...cb } = b.config;
-  assert.deepEqual(cb, ca, `${what}: config`);
-  assert.equal(mlpHidden(b.config), mlpHidden(a.config), `${what}: MLP width`);
+  assert.deepEqual(resolved(b.config), resolved(a.config), `${what}: config`);
   assert.deepEqual([...b.params.keys()], [...a.params.keys()], `${what}: parameter names`);
   for (const [name, t] of a.params) assert.deepEqual(b.params.get(name)!.data, t.data, `${what}: ${name}`);
   assert.deepEqual(logits(b), logits(a), `${what}: logits`);
