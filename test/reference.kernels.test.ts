@@ -319,7 +319,8 @@ describe("activations", () => {
       [
         "softcap",
         (x: Float64Array, o: Float64Array, k: number) => R.softcap(x, o, k, 1.5),
-        (x: Float64Array, go: Float64Array, gx: Float64Array, k: number) => R.softcapBackward(x, go, gx, k, 1.5),
+        (x: Float64Array, go: Float64Array, gx: Float64Array, k: number) =>
+          R.softcapBackward(x, go, gx, k, 1.5),
       ],
     ] as const;
     for (const [name, fwd, bwd] of cases) {

@@ -19,8 +19,6 @@ export function exportArchitecture(c: ModelConfig, what: "hf export" | "gguf exp
     if (r.positions !== "rope") refuse(`positions ${r.positions}`, `${which} uses rotary positions`);
     if (r.mlp !== "swiglu") refuse(`mlp ${r.mlp}`, `${which}'s MLP is SwiGLU`);
     if (r.bias && r.qkNorm) refuse("bias with qkNorm", "Qwen3's MLP has no biases");
-    if (r.bias && what === "gguf export")
-      refuse("bias", "afterscale writes llama.cpp's llama graph without biases");
     return r.qkNorm ? "qwen3" : "llama";
   }
   if (r.norm !== "layernorm") refuse(`norm ${r.norm}`, "GPT-2 uses LayerNorm");

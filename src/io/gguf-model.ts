@@ -82,6 +82,13 @@ function ggufName(family: ModelConfig["family"], name: string): string {
           [/^model\.layers\.(\d+)\.self_attn\.k_proj\.weight$/, "blk.$1.attn_k.weight"],
           [/^model\.layers\.(\d+)\.self_attn\.v_proj\.weight$/, "blk.$1.attn_v.weight"],
           [/^model\.layers\.(\d+)\.self_attn\.q_norm\.weight$/, "blk.$1.attn_q_norm.weight"],
+          [/^model\.layers\.(\d+)\.self_attn\.q_proj\.bias$/, "blk.$1.attn_q.bias"],
+          [/^model\.layers\.(\d+)\.self_attn\.k_proj\.bias$/, "blk.$1.attn_k.bias"],
+          [/^model\.layers\.(\d+)\.self_attn\.v_proj\.bias$/, "blk.$1.attn_v.bias"],
+          [/^model\.layers\.(\d+)\.self_attn\.o_proj\.bias$/, "blk.$1.attn_output.bias"],
+          [/^model\.layers\.(\d+)\.mlp\.gate_proj\.bias$/, "blk.$1.ffn_gate.bias"],
+          [/^model\.layers\.(\d+)\.mlp\.up_proj\.bias$/, "blk.$1.ffn_up.bias"],
+          [/^model\.layers\.(\d+)\.mlp\.down_proj\.bias$/, "blk.$1.ffn_down.bias"],
           [/^model\.layers\.(\d+)\.self_attn\.k_norm\.weight$/, "blk.$1.attn_k_norm.weight"],
           [/^model\.layers\.(\d+)\.self_attn\.o_proj\.weight$/, "blk.$1.attn_output.weight"],
           [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, "blk.$1.ffn_norm.weight"],
@@ -103,6 +110,13 @@ function ggufName(family: ModelConfig["family"], name: string): string {
         ];
   for (const [re, to] of rules) if (re.test(name)) return name.replace(re, to);
   throw new Error(`gguf: no GGUF name for parameter ${name}`);
+}
+
+/** Heads of a q or k projection (weight or bias), whose rows llama.cpp's llama graph rotates interleaved; else 0. */
+function rotaryHeads(c: ModelConfig, name: string): number {
+  if (/q_proj\.(weight|bias)$/.test(name)) return c.heads;
+  if (/k_proj\.(weight|bias)$/.test(name)) return c.kvHeads;
+  return 0;
 }
 
 const u32 = (value: number): GgufValue => ({ type: "u32", value });
@@ -248,9 +262,9 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
   if (arch !== "gpt2") {
     for (const s of paramSpecs(c)) {
       let v = p(s.name).data as Float32Array;
-      if (arch === "llama" && s.name.endsWith("q_proj.weight")) v = permuteRotary(v, c.heads, hd, c.dModel);
-      else if (arch === "llama" && s.name.endsWith("k_proj.weight"))
-        v = permuteRotary(v, c.kvHeads, hd, c.dModel);
+      const rotated = arch === "llama" ? rotaryHeads(c, s.name) : 0;
+      // A bias is a one-column matrix: its rows move with the weight's.
+      if (rotated) v = permuteRotary(v, rotated, hd, s.shape[1] ?? 1);
       add(s.name, s.shape, Float32Array.from(v));
     }
   } else {
@@ -310,6 +324,7 @@ export function ggufToModel(
     dropout: 0,
     tie: !byName.has("output.weight"),
     ...(arch === "qwen3" ? { qkNorm: true } : {}),
+    ...(arch === "llama" && byName.has("blk.0.attn_q.bias") ? { bias: true } : {}),
   };
   // Cheap consistency checks before the config sizes any loop or allocation (a hostile file could claim
   // a billion layers or a context no cache could hold).
@@ -358,10 +373,8 @@ export function ggufToModel(
       v = fused.slice(i * n, (i + 1) * n);
     } else {
       v = load(ggufName(config.family, s.name), s.shape);
-      if (arch === "llama" && s.name.endsWith("q_proj.weight"))
-        v = permuteRotary(v, config.heads, hd, dModel, true);
-      else if (arch === "llama" && s.name.endsWith("k_proj.weight"))
-        v = permuteRotary(v, config.kvHeads, hd, dModel, true);
+      const rotated = arch === "llama" ? rotaryHeads(config, s.name) : 0;
+      if (rotated) v = permuteRotary(v, rotated, hd, s.shape[1] ?? 1, true);
     }
     params.set(s.name, parameter(v, s.shape, s.name));
   }

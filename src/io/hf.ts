@@ -213,6 +213,7 @@ export function exportHf(
     throw new Error(
       `hf export: tokenizer has ${tokenizer.vocabSize} tokens, the model's vocabulary is ${c.vocab}`,
     );
+  exportArchitecture(c, "hf export"); // refuses an inexpressible lever before anything is written
   mkdirSync(dir, { recursive: true });
   const json = (o: unknown) => `${JSON.stringify(o, null, 2)}\n`;
   const written: string[] = [];
