@@ -153,6 +153,9 @@ test("agreement: norms, activations, softmax", () => {
     agree(act, { y: n }, (k, o) => k[act](x, o.y!, n));
     agree(`${act}Backward`, { gx: n }, (k, o) => k[`${act}Backward`](x, g, o.gx!, n));
   }
+  // x spans ±4 around a cap of 1.5: tanh's flat tails and its steep middle both get exercised.
+  agree("softcap", { y: n }, (k, o) => k.softcap(x, o.y!, n, 1.5));
+  agree("softcapBackward", { gx: n }, (k, o) => k.softcapBackward(x, g, o.gx!, n, 1.5));
   const up = rand(n);
   agree("swiglu", { y: n }, (k, o) => k.swiglu(x, up, o.y!, n));
   agree("swigluBackward", { gg: n, gu: n }, (k, o) => k.swigluBackward(x, up, g, o.gg!, o.gu!, n));

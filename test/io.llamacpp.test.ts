@@ -104,12 +104,22 @@ const tokens = [tokenizer.eotId, ...tokenizer.encode(IO_TEXTS[0]!), ...tokenizer
 const PROMPT = 12;
 const GENERATE = 32;
 
-for (const tie of [false, true]) {
-  test(`llama.cpp agrees with afterscale on an F32 GGUF export (${tie ? "tied" : "untied"} head)`, {
-    skip,
-  }, () => {
-    const model = ioModel("llama", tokenizer.vocabSize, tie, tie ? 11 : 5);
-    const path = join(dir, `f32-${tie}.gguf`);
+const f32Cases = [
+  { tie: false, qkNorm: false },
+  { tie: true, qkNorm: false },
+  // QK-norm: llama.cpp's qwen3 architecture (attn_q_norm / attn_k_norm, half-split rotary).
+  { tie: false, qkNorm: true },
+  { tie: true, qkNorm: true },
+  { tie: false, qkNorm: false, bias: true },
+];
+for (const { tie, qkNorm, bias } of f32Cases) {
+  const what = `${qkNorm ? "qwen3, " : ""}${bias ? "biases, " : ""}${tie ? "tied" : "untied"}`;
+  test(`llama.cpp agrees with afterscale on an F32 GGUF export (${what} head)`, { skip }, () => {
+    const model = ioModel("llama", tokenizer.vocabSize, tie, tie ? 11 : 5, {
+      qkNorm,
+      ...(bias ? { bias } : {}),
+    });
+    const path = join(dir, `f32-${what}.gguf`);
     writeFileSync(path, modelToGguf(model, tokenizer, { dtype: "f32" }));
     const cpp = runLlamaCpp(path, tokens, PROMPT, GENERATE);
     const ours = ourLogits(model, tokens);
@@ -127,7 +137,7 @@ for (const tie of [false, true]) {
       for (let i = 0; i < p.length; i++) if (p[i]! > 0) entropy -= p[i]! * Math.log(p[i]!);
     }
     console.log(
-      `llama.cpp F32 (${tie ? "tied" : "untied"}): max |Δp| = ${worst.toExponential(2)} over ${tokens.length} positions; mean entropy ${(entropy / tokens.length).toFixed(2)} nats`,
+      `llama.cpp F32 (${what}): max |Δp| = ${worst.toExponential(2)} over ${tokens.length} positions; mean entropy ${(entropy / tokens.length).toFixed(2)} nats`,
     );
     assert.ok(worst <= 1e-4, `max abs probability difference ${worst} exceeds 1e-4`);
     const greedy = ourGreedy(model, tokens.slice(0, PROMPT), GENERATE);

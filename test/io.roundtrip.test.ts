@@ -13,7 +13,7 @@ import { floatToHalf, halfToFloat } from "../src/io/half.js";
 import { hfTensors } from "../src/io/hf.js";
 import { exportModel, importModel, quantizationReport } from "../src/io/index.js";
 import { encodeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
-import { forward, type Model, mlpHidden } from "../src/nn/index.js";
+import { blockParts, forward, type Model, type ModelConfig, mlpHidden } from "../src/nn/index.js";
 import { noGrad, tidy } from "../src/tensor/index.js";
 import { ioModel, ioTokenizer } from "./helpers/io-models.js";
 
@@ -26,12 +26,18 @@ function logits(model: Model): Float32Array {
   return noGrad(() => tidy(() => Float32Array.from(forward(model, ids, 1, ids.length).data)));
 }
 
+/**
+ * A config as the model it describes: every part resolved, the MLP width exact (mlpRatio is not stored),
+ * and without zeroInit, which only says how training started.
+ */
+function resolved(c: ModelConfig): Record<string, unknown> {
+  const { mlpRatio: _, zeroInit: _z, ...rest } = c;
+  const { zeroInit: _i, ...parts } = blockParts(c);
+  return { ...rest, ...parts, mlpHidden: mlpHidden(c) };
+}
+
 function assertSameModel(a: Model, b: Model, what: string): void {
-  // mlpRatio is not stored, only the hidden width it gives (8/3 of 64 rounds up to 192 = 3 · 64).
-  const { mlpRatio: _a, ...ca } = a.config;
-  const { mlpRatio: _b, ...cb } = b.config;
-  assert.deepEqual(cb, ca, `${what}: config`);
-  assert.equal(mlpHidden(b.config), mlpHidden(a.config), `${what}: MLP width`);
+  assert.deepEqual(resolved(b.config), resolved(a.config), `${what}: config`);
   assert.deepEqual([...b.params.keys()], [...a.params.keys()], `${what}: parameter names`);
   for (const [name, t] of a.params) assert.deepEqual(b.params.get(name)!.data, t.data, `${what}: ${name}`);
   assert.deepEqual(logits(b), logits(a), `${what}: logits`);
@@ -42,17 +48,24 @@ function assertSameTokenizer(a: Tokenizer | null, b: Tokenizer, what: string): v
   assert.equal(a.hash, b.hash, `${what}: tokenizer differs`);
 }
 
-const cases = [
+const cases: { family: "llama" | "gpt2"; tie: boolean; levers?: Partial<ModelConfig> }[] = [
   { family: "llama", tie: false },
   { family: "llama", tie: true },
   { family: "gpt2", tie: true },
   { family: "gpt2", tie: false },
-] as const;
+  // Qwen3 (QK-norm), Llama with biases, and an MLP width that is no multiple of 32, with zero-init.
+  { family: "llama", tie: false, levers: { qkNorm: true } },
+  { family: "llama", tie: true, levers: { qkNorm: true, mlpHidden: 100 } },
+  { family: "llama", tie: false, levers: { bias: true, mlpHidden: 100, zeroInit: true } },
+  { family: "gpt2", tie: true, levers: { mlpHidden: 100 } },
+];
 
-for (const { family, tie } of cases) {
-  test(`GGUF F32 round trip: ${family}, ${tie ? "tied" : "untied"}`, () => {
-    const model = ioModel(family, tokenizer.vocabSize, tie);
-    const out = join(dir, `${family}-${tie}.gguf`);
+for (const { family, tie, levers = {} } of cases) {
+  const label = `${family}${Object.keys(levers).length ? ` ${JSON.stringify(levers)}` : ""}, ${tie ? "tied" : "untied"}`;
+  const slug = `${family}-${tie}-${Object.keys(levers).join("-")}`;
+  test(`GGUF F32 round trip: ${label}`, () => {
+    const model = ioModel(family, tokenizer.vocabSize, tie, 5, levers);
+    const out = join(dir, `${slug}.gguf`);
     exportModel(model, tokenizer, { format: "gguf", dtype: "f32", out });
     const back = importModel(out);
     assert.equal(back.format, "gguf");
@@ -60,9 +73,9 @@ for (const { family, tie } of cases) {
     assertSameTokenizer(back.tokenizer, tokenizer, "gguf");
   });
 
-  test(`Hugging Face round trip: ${family}, ${tie ? "tied" : "untied"}`, () => {
-    const model = ioModel(family, tokenizer.vocabSize, tie);
-    const out = join(dir, `hf-${family}-${tie}`);
+  test(`Hugging Face round trip: ${label}`, () => {
+    const model = ioModel(family, tokenizer.vocabSize, tie, 5, levers);
+    const out = join(dir, `hf-${slug}`);
     const res = exportModel(model, tokenizer, { format: "hf", out });
     assert.ok(res.files.some((f) => f.endsWith("generation_config.json")));
     const back = importModel(out);
@@ -76,8 +89,50 @@ for (const { family, tie } of cases) {
     assert.equal(names.includes("lm_head.weight"), !tie, "lm_head is written only when untied");
     if (family === "gpt2") assert.ok(names.includes("transformer.h.0.attn.c_attn.weight"));
     else assert.ok(names.includes("model.layers.1.self_attn.k_proj.weight"));
+    assert.equal(
+      cfg.architectures[0],
+      levers.qkNorm ? "Qwen3ForCausalLM" : family === "gpt2" ? "GPT2LMHeadModel" : "LlamaForCausalLM",
+    );
+    assert.equal(names.includes("model.layers.1.self_attn.q_norm.weight"), levers.qkNorm === true);
+    assert.equal(cfg.intermediate_size ?? cfg.n_inner, mlpHidden(model.config), "the MLP width, exactly");
   });
 }
+
+test("an imported model reports its true MLP width, not a rounded ratio", () => {
+  const model = ioModel("llama", tokenizer.vocabSize, false, 5, { mlpHidden: 100 });
+  const out = join(dir, "hf-width");
+  exportModel(model, tokenizer, { format: "hf", out });
+  for (const path of [out, join(dir, "width.gguf")]) {
+    if (path.endsWith(".gguf")) exportModel(model, tokenizer, { format: "gguf", out: path });
+    const back = importModel(path).model.config;
+    assert.equal(back.mlpHidden, 100);
+    assert.equal(back.mlpRatio, 100 / 64);
+  }
+});
+
+test("export refuses, naming the lever, what no target architecture expresses; nothing is written", () => {
+  const refusals: [string, "llama" | "gpt2", Partial<ModelConfig>, RegExp][] = [
+    ["softcap", "llama", { softcap: 30 }, /lever softcap 30/],
+    ["softcap", "gpt2", { softcap: 30 }, /lever softcap 30/],
+    ["relu2 MLP", "llama", { mlp: "relu2" }, /lever mlp relu2.*SwiGLU/],
+    ["gelu MLP in llama", "llama", { mlp: "gelu" }, /lever mlp gelu/],
+    ["swiglu MLP in gpt2", "gpt2", { mlp: "swiglu" }, /lever mlp swiglu.*GELU/],
+    ["layernorm in llama", "llama", { norm: "layernorm" }, /lever norm layernorm/],
+    ["learned positions in llama", "llama", { positions: "learned" }, /lever positions learned/],
+    ["rope in gpt2", "gpt2", { positions: "rope" }, /lever positions rope/],
+    ["qkNorm in gpt2", "gpt2", { qkNorm: true }, /lever qkNorm/],
+    ["no biases in gpt2", "gpt2", { bias: false }, /lever bias false/],
+    ["biases with qkNorm", "llama", { bias: true, qkNorm: true }, /lever bias with qkNorm/],
+  ];
+  for (const [what, family, levers, re] of refusals) {
+    const model = ioModel(family, tokenizer.vocabSize, false, 5, levers);
+    for (const format of ["hf", "gguf"] as const) {
+      const out = join(dir, `refused-${format}-${what.replace(/ /g, "-")}`);
+      assert.throws(() => exportModel(model, tokenizer, { format, out }), re, `${what} (${format})`);
+      assert.throws(() => readFileSync(out), /ENOENT/, `${what} (${format}): nothing written`);
+    }
+  }
+});
 
 test("GGUF F16 and Q8_0: weights within the format's rounding, logits close", () => {
   const model = ioModel("llama", tokenizer.vocabSize, false);

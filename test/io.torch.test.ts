@@ -1,6 +1,7 @@
 // PyTorch agreement for the Hugging Face export: tools/torch_hf_logits.py ran float64 references written
-// after transformers' modeling_llama.py (rotate_half rotary, repeat_kv) and modeling_gpt2.py (Conv1D
-// weights stored [in, out], fused c_attn) on the committed checkpoints test/fixtures/io/hf-{llama,gpt2},
+// after transformers' modeling_llama.py (rotate_half rotary, repeat_kv), modeling_qwen3.py (q_norm, k_norm)
+// and modeling_gpt2.py (Conv1D weights stored [in, out], fused c_attn) on the committed checkpoints
+// test/fixtures/io/hf-{llama,gpt2,qwen3},
 // which tools/export_io_fixture.ts exported from afterscale. Importing each checkpoint and running
 // afterscale must give the same logits, and exporting it again the same bytes.
 import assert from "node:assert/strict";
@@ -9,24 +10,28 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { hfConfig, hfSafetensors, importModel } from "../src/io/index.js";
-import { forward } from "../src/nn/index.js";
+import { blockParts, forward, mlpHidden } from "../src/nn/index.js";
 import { noGrad, tidy } from "../src/tensor/index.js";
 import { assertClose } from "./helpers/close.js";
 
 const fixtures = fileURLToPath(new URL("../../test/fixtures/io/", import.meta.url));
 
-for (const family of ["llama", "gpt2"] as const) {
-  const ckpt = join(fixtures, `hf-${family}`);
-  const ref = JSON.parse(readFileSync(join(fixtures, `hf-${family}-logits.json`), "utf8")) as {
+// qwen3 is the llama family with QK-norm (and this fixture's MLP width, 40, is no multiple of 32).
+for (const arch of ["llama", "gpt2", "qwen3"] as const) {
+  const family = arch === "gpt2" ? "gpt2" : "llama";
+  const ckpt = join(fixtures, `hf-${arch}`);
+  const ref = JSON.parse(readFileSync(join(fixtures, `hf-${arch}-logits.json`), "utf8")) as {
     tokens: number[];
     shape: [number, number];
     logits: number[];
   };
 
-  test(`afterscale reproduces PyTorch's logits for its exported Hugging Face ${family} checkpoint`, () => {
+  test(`afterscale reproduces PyTorch's logits for its exported Hugging Face ${arch} checkpoint`, () => {
     const { model, tokenizer, notes } = importModel(ckpt);
     assert.equal(model.config.family, family);
-    if (family === "llama") {
+    assert.equal(blockParts(model.config).qkNorm, arch === "qwen3");
+    if (arch === "qwen3") assert.equal(mlpHidden(model.config), 40);
+    if (arch === "llama") {
       assert.deepEqual(notes, []);
       assert.ok(tokenizer);
       assert.equal(
@@ -42,10 +47,10 @@ for (const family of ["llama", "gpt2"] as const) {
     let scale = 0;
     for (const x of ref.logits) scale = Math.max(scale, Math.abs(x));
     assert.ok(scale > 5, "the reference logits are far from uniform");
-    assertClose(ours, ref.logits, 1e-4, 1e-4, `${family} logits vs PyTorch`);
+    assertClose(ours, ref.logits, 1e-4, 1e-4, `${arch} logits vs PyTorch`);
   });
 
-  test(`re-exporting the imported ${family} checkpoint reproduces its config and safetensors bytes`, () => {
+  test(`re-exporting the imported ${arch} checkpoint reproduces its config and safetensors bytes`, () => {
     const { model, tokenizer } = importModel(ckpt);
     assert.deepEqual(
       hfConfig(model.config, tokenizer),

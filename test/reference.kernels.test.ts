@@ -305,7 +305,7 @@ describe("activations", () => {
     );
   });
 
-  test("gelu, silu, relu2 backward are gradients", () => {
+  test("gelu, silu, relu2, softcap backward are gradients", () => {
     const rnd = new TestRandom(5);
     const n = 24;
     const x = rnd.normals(n, 2);
@@ -316,6 +316,12 @@ describe("activations", () => {
       ["gelu", R.gelu, R.geluBackward],
       ["silu", R.silu, R.siluBackward],
       ["relu2", R.relu2, R.relu2Backward],
+      [
+        "softcap",
+        (x: Float64Array, o: Float64Array, k: number) => R.softcap(x, o, k, 1.5),
+        (x: Float64Array, go: Float64Array, gx: Float64Array, k: number) =>
+          R.softcapBackward(x, go, gx, k, 1.5),
+      ],
     ] as const;
     for (const [name, fwd, bwd] of cases) {
       bwd(x, g, gx, n);

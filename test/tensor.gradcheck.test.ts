@@ -82,6 +82,7 @@ test("gradcheck activations, softmax, norms", () => {
   gradcheck("gelu", { x: [2, 5] }, (x) => T.gelu(x.x!));
   gradcheck("silu", { x: [2, 5] }, (x) => T.silu(x.x!));
   gradcheck("relu2", { x: [2, 5] }, (x) => T.relu2(x.x!));
+  gradcheck("softcap", { x: [2, 5] }, (x) => T.softcap(T.scale(x.x!, 3), 1.5));
   gradcheck("swiglu", { g: [2, 5], u: [2, 5] }, (x) => T.swiglu(x.g!, x.u!));
   gradcheck("softmax", { x: [3, 4] }, (x) => T.softmax(x.x!));
   gradcheck("softmax dim 1", { x: [3, 1] }, (x) => T.softmax(x.x!));

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { nativeBackend, setBackend } from "../src/backend/index.js";
 import type { ModelConfig } from "../src/nn/config.js";
-import { llamaBlock } from "../src/nn/llama.js";
+import { decoderBlock } from "../src/nn/decoder.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
 import * as T from "../src/tensor/index.js";
 import { assertClose } from "./helpers/close.js";
@@ -82,7 +82,9 @@ function run(fx: Fixture, x: Record<string, T.Tensor>, ints: Record<string, Int3
       return T.sum(x.x!);
     case "mean":
       return T.mean(x.x!);
-    case "llamaBlock": {
+    case "llamaBlock":
+    case "qwen3Block": {
+      // A Llama block (Qwen3's adds RMSNorm gains on each head's q and k).
       const cfg: ModelConfig = {
         family: "llama",
         vocab: 2,
@@ -91,15 +93,31 @@ function run(fx: Fixture, x: Record<string, T.Tensor>, ints: Record<string, Int3
         heads: a.heads as number,
         kvHeads: a.kvHeads as number,
         context: 64,
-        mlpRatio: (a.hidden as number) / (a.dModel as number),
+        mlpRatio: 1,
+        mlpHidden: a.hidden as number,
         normEps: a.normEps as number,
         ropeTheta: a.ropeTheta as number,
         dropout: 0,
         tie: true,
+        qkNorm: fx.op === "qwen3Block",
       };
-      const { x: input, ...w } = x;
-      return llamaBlock(input!, w as unknown as Parameters<typeof llamaBlock>[1], cfg);
+      const w = {
+        attnNorm: { weight: x.attnNorm! },
+        q: { weight: x.wq! },
+        k: { weight: x.wk! },
+        v: { weight: x.wv! },
+        qNorm: x.qNorm,
+        kNorm: x.kNorm,
+        o: { weight: x.wo! },
+        mlpNorm: { weight: x.mlpNorm! },
+        gate: { weight: x.wGate! },
+        up: { weight: x.wUp! },
+        down: { weight: x.wDown! },
+      };
+      return decoderBlock(x.x!, w, cfg, { dropoutSeed: null });
     }
+    case "softcap":
+      return T.softcap(x.x!, a.cap as number);
     default:
       throw new Error(`no runner for fixture op ${fx.op}`);
   }

@@ -1,5 +1,6 @@
 // Writes the small Hugging Face Llama checkpoint that tools/torch_hf_logits.py runs in PyTorch:
-// test/fixtures/io/hf-llama/{config.json, model.safetensors, tokenizer.json, ...} and test/fixtures/io/hf-gpt2. Seeded, so rerunning it
+// test/fixtures/io/hf-llama/{config.json, model.safetensors, tokenizer.json, ...}, test/fixtures/io/hf-gpt2 and
+// test/fixtures/io/hf-qwen3 (QK-norm, an untied head, an MLP width that is no multiple of 32). Seeded, so rerunning it
 // gives the same files. Weights are scaled up from the training initialisation so that attention, rotary
 // positions and norm weights all shape the logits (a near-uniform model would agree with anything).
 //   npm run build && node dist/tools/export_io_fixture.js && python3 tools/torch_hf_logits.py
@@ -65,3 +66,14 @@ for (const spec of gpt2.specs) {
 }
 const gpt2Out = join(root, "test", "fixtures", "io", "hf-gpt2");
 console.log(`wrote ${exportHf(gpt2, null, gpt2Out).join(", ")} to ${gpt2Out}`);
+
+// A tiny Qwen3 (llama recipe + QK-norm), no tokenizer: per-head q/k RMSNorm gains before rotary, an untied
+// head, and an MLP width of 40 that only an exact mlpHidden expresses.
+const qwen3 = createModel(parseModelConfig({ ...config, tie: false, qkNorm: true, mlpHidden: 40 }), 45);
+for (const spec of qwen3.specs) {
+  const d = qwen3.params.get(spec.name)!.data;
+  if (spec.init === "ones") for (let i = 0; i < d.length; i++) d[i] = 1 + 0.3 * rng.normal();
+  else for (let i = 0; i < d.length; i++) d[i] = d[i]! * (/embed_tokens|lm_head/.test(spec.name) ? 25 : 10);
+}
+const qwen3Out = join(root, "test", "fixtures", "io", "hf-qwen3");
+console.log(`wrote ${exportHf(qwen3, null, qwen3Out).join(", ")} to ${qwen3Out}`);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden fixtures from PyTorch for every afterscale op and one whole Llama block.
+"""Golden fixtures from PyTorch for every afterscale op and whole Llama and Qwen3 (QK-norm) blocks.
 
 Writes test/fixtures/torch/<name>.json: inputs (float32-representable values), the forward output and
 the gradients of loss = sum(output * upstream) with respect to every input, computed in float64.
@@ -247,6 +247,28 @@ def main():
         {"heads": h, "kvHeads": kv},
         {"counts": torch.tensor(counts, dtype=torch.int32), "lengths": torch.tensor(lengths, dtype=torch.int32)},
         grads=False,
+    )
+
+    # Levers (after everything else, so the fixtures above keep their values): the logit soft-cap, and a
+    # Qwen3 block, a Llama block with RMSNorm gains on each head's q and k before rotary.
+    write("softcap", "softcap", {"x": randn(3, 7, scale=20)}, lambda x: 15.0 * torch.tanh(x / 15.0), {"cap": 15.0})
+    qwen_inputs = dict(block_inputs, x=randn(2, 6, d), qNorm=1 + randn(hd, scale=0.2), kNorm=1 + randn(hd, scale=0.2))
+
+    def qwen3_block(x, attnNorm, wq, wk, wv, wo, mlpNorm, wGate, wUp, wDown, qNorm, kNorm):
+        n = rms_norm(x, attnNorm, eps)
+        b_, t_ = x.shape[0], x.shape[1]
+        q = rms_norm(F.linear(n, wq).view(b_, t_, h, hd), qNorm, eps).reshape(b_, t_, h * hd)
+        k = rms_norm(F.linear(n, wk).view(b_, t_, kv, hd), kNorm, eps).reshape(b_, t_, kv * hd)
+        x = x + F.linear(attention(q, k, F.linear(n, wv), h, kv, True, theta), wo)
+        m = rms_norm(x, mlpNorm, eps)
+        return x + F.linear(F.silu(F.linear(m, wGate)) * F.linear(m, wUp), wDown)
+
+    write(
+        "qwen3_block",
+        "qwen3Block",
+        qwen_inputs,
+        qwen3_block,
+        {"dModel": d, "heads": h, "kvHeads": kv, "hidden": hidden, "normEps": eps, "ropeTheta": theta},
     )
     print(f"torch {torch.__version__}")
 

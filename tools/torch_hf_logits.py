@@ -6,7 +6,8 @@ needed), runs a minimal LlamaForCausalLM written after transformers' modeling_ll
 rotary embeddings, repeat_kv grouped-query attention, SwiGLU) in float64, and writes the logits for a fixed
 token sequence to test/fixtures/io/hf-{llama,gpt2}-logits.json. test/io.torch.test.ts compares afterscale's logits
 for the same checkpoint.   python3 tools/torch_hf_logits.py [checkpoint_dir out.json]
-A GPT2LMHeadModel checkpoint (model_type gpt2) is run by a minimal modeling_gpt2.py reference instead.
+A GPT2LMHeadModel checkpoint (model_type gpt2) is run by a minimal modeling_gpt2.py reference instead, and a
+Qwen3ForCausalLM (model_type qwen3) by the Llama reference plus modeling_qwen3.py's q_norm / k_norm.
 """
 import json
 import math
@@ -18,7 +19,9 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "test", "fixtures", "io")
-DEFAULT_JOBS = [(os.path.join(FIXTURES, f"hf-{m}"), os.path.join(FIXTURES, f"hf-{m}-logits.json")) for m in ("llama", "gpt2")]
+DEFAULT_JOBS = [
+    (os.path.join(FIXTURES, f"hf-{m}"), os.path.join(FIXTURES, f"hf-{m}-logits.json")) for m in ("llama", "gpt2", "qwen3")
+]
 TOKENS = [256, 84, 104, 101, 32, 113, 117, 105, 99, 107, 32, 98, 114, 111, 119, 110]
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
 
@@ -65,6 +68,9 @@ def llama_logits(cfg, w, ids):
         q = (n @ w[p + "self_attn.q_proj.weight"].T).view(t, heads, hd)
         k = (n @ w[p + "self_attn.k_proj.weight"].T).view(t, kv_heads, hd)
         v = (n @ w[p + "self_attn.v_proj.weight"].T).view(t, kv_heads, hd)
+        if cfg["model_type"] == "qwen3":  # modeling_qwen3.py: RMSNorm over each head's q and k, before rotary
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         rep = heads // kv_heads  # repeat_kv: query head h reads key/value head h // rep
@@ -120,7 +126,7 @@ def run(ckpt, out):
         cfg = json.load(f)
     w = read_safetensors(os.path.join(ckpt, "model.safetensors"))
     tokens = TOKENS
-    if cfg["model_type"] == "llama":
+    if cfg["model_type"] in ("llama", "qwen3"):
         logits = llama_logits(cfg, w, tokens)
     elif cfg["model_type"] == "gpt2":
         tokens = TOKENS[: min(len(TOKENS), 8)]  # the gpt2 fixture is tiny: 8 positions

@@ -208,6 +208,20 @@ Napi::Value ActivationBackward(const Info& info) {
   return undefined(info);
 }
 
+// softcap(x, out, n, cap) and softcapBackward(x, gOut, gx, n, cap)
+Napi::Value Softcap(const Info& info) {
+  int64_t n = int_(info, 2, "n");
+  kernels().softcap(f32(info, 0, n, "x"), f32(info, 1, n, "out"), n, f32num(info, 3, "cap"));
+  return undefined(info);
+}
+
+Napi::Value SoftcapBackward(const Info& info) {
+  int64_t n = int_(info, 3, "n");
+  kernels().softcap_backward(f32(info, 0, n, "x"), f32(info, 1, n, "gOut"), f32(info, 2, n, "gx"), n,
+                             f32num(info, 4, "cap"));
+  return undefined(info);
+}
+
 // swiglu(gate, up, out, n)
 Napi::Value Swiglu(const Info& info) {
   int64_t n = int_(info, 3, "n");
@@ -480,6 +494,8 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   set("siluBackward", ActivationBackward<1>);
   set("relu2", Activation<2>);
   set("relu2Backward", ActivationBackward<2>);
+  set("softcap", Softcap);
+  set("softcapBackward", SoftcapBackward);
   set("swiglu", Swiglu);
   set("swigluBackward", SwigluBackward);
   set("softmax", Softmax);

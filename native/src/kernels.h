@@ -62,6 +62,8 @@ struct AdamWArgs {
   void silu_backward(const float* x, const float* gOut, float* gx, int64_t n);                                \
   void relu2(const float* x, float* out, int64_t n);                                                          \
   void relu2_backward(const float* x, const float* gOut, float* gx, int64_t n);                               \
+  void softcap(const float* x, float* out, int64_t n, float cap);                                             \
+  void softcap_backward(const float* x, const float* gOut, float* gx, int64_t n, float cap);                  \
   void swiglu(const float* gate, const float* up, float* out, int64_t n);                                     \
   void swiglu_backward(const float* gate, const float* up, const float* gOut, float* gGate, float* gUp,       \
                        int64_t n);                                                                            \
@@ -110,6 +112,8 @@ struct KernelTable {
   decltype(&generic::silu_backward) silu_backward;
   decltype(&generic::relu2) relu2;
   decltype(&generic::relu2_backward) relu2_backward;
+  decltype(&generic::softcap) softcap;
+  decltype(&generic::softcap_backward) softcap_backward;
   decltype(&generic::swiglu) swiglu;
   decltype(&generic::swiglu_backward) swiglu_backward;
   decltype(&generic::softmax) softmax;

@@ -90,6 +90,20 @@ void relu2_backward_range(const float* __restrict x, const float* __restrict g, 
   }
 }
 
+void softcap_range(const float* __restrict x, float* __restrict out, int64_t n, float cap) {
+  const float inv = 1.0f / cap;
+  for (int64_t i = 0; i < n; i++) out[i] = cap * std::tanh(x[i] * inv);
+}
+
+void softcap_backward_range(const float* __restrict x, const float* __restrict g, float* __restrict gx, int64_t n,
+                            float cap) {
+  const float inv = 1.0f / cap;
+  for (int64_t i = 0; i < n; i++) {
+    float t = std::tanh(x[i] * inv);
+    gx[i] = g[i] * (1.0f - t * t);
+  }
+}
+
 void swiglu_range(const float* __restrict gate, const float* __restrict up, float* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
 }
@@ -256,6 +270,13 @@ void relu2(const float* x, float* out, int64_t n) {
 void relu2_backward(const float* x, const float* gOut, float* gx, int64_t n) {
   parallel_for(n, kElemGrain,
                [&](int64_t b, int64_t e) { relu2_backward_range(x + b, gOut + b, gx + b, e - b); });
+}
+void softcap(const float* x, float* out, int64_t n, float cap) {
+  parallel_for(n, kElemGrain / 4, [&](int64_t b, int64_t e) { softcap_range(x + b, out + b, e - b, cap); });
+}
+void softcap_backward(const float* x, const float* gOut, float* gx, int64_t n, float cap) {
+  parallel_for(n, kElemGrain / 4,
+               [&](int64_t b, int64_t e) { softcap_backward_range(x + b, gOut + b, gx + b, e - b, cap); });
 }
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
   parallel_for(n, kElemGrain / 4, [&](int64_t b, int64_t e) { swiglu_range(gate + b, up + b, out + b, e - b); });

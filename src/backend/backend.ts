@@ -152,6 +152,9 @@ export interface Backend {
   /** ReLU²: max(x, 0)². */
   relu2(x: FloatArray, out: FloatArray, n: number): void;
   relu2Backward(x: FloatArray, gOut: FloatArray, gx: FloatArray, n: number): void;
+  /** Soft-cap: cap·tanh(x/cap) (cap > 0). */
+  softcap(x: FloatArray, out: FloatArray, n: number, cap: number): void;
+  softcapBackward(x: FloatArray, gOut: FloatArray, gx: FloatArray, n: number, cap: number): void;
   /** SwiGLU: silu(gate)·up. */
   swiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void;
   swigluBackward(

@@ -71,6 +71,8 @@ export interface NativeAddon {
   siluBackward(x: F32, gOut: F32, gx: F32, n: number): void;
   relu2(x: F32, out: F32, n: number): void;
   relu2Backward(x: F32, gOut: F32, gx: F32, n: number): void;
+  softcap(x: F32, out: F32, n: number, cap: number): void;
+  softcapBackward(x: F32, gOut: F32, gx: F32, n: number, cap: number): void;
   swiglu(gate: F32, up: F32, out: F32, n: number): void;
   swigluBackward(gate: F32, up: F32, gOut: F32, gGate: F32, gUp: F32, n: number): void;
   softmax(x: F32, out: F32, rows: number, dim: number): void;
@@ -318,6 +320,15 @@ function makeBackend(a: NativeAddon): Backend {
         f32(gOut, "relu2Backward gOut"),
         f32(gx, "relu2Backward gx"),
         n,
+      ),
+    softcap: (x, out, n, cap) => a.softcap(f32(x, "softcap x"), f32(out, "softcap out"), n, cap),
+    softcapBackward: (x, gOut, gx, n, cap) =>
+      a.softcapBackward(
+        f32(x, "softcapBackward x"),
+        f32(gOut, "softcapBackward gOut"),
+        f32(gx, "softcapBackward gx"),
+        n,
+        cap,
       ),
     swiglu: (gate, up, out, n) =>
       a.swiglu(f32(gate, "swiglu gate"), f32(up, "swiglu up"), f32(out, "swiglu out"), n),

@@ -10,7 +10,7 @@ export function registerIoCommands(program: Command): void {
   program
     .command("export")
     .description(
-      "Export a model as a Hugging Face folder (llama: LlamaForCausalLM) or a GGUF file for llama.cpp",
+      "Export a model as a Hugging Face folder (llama: LlamaForCausalLM, with QK-norm Qwen3ForCausalLM; gpt2: GPT2LMHeadModel) or a GGUF file for llama.cpp",
     )
     .requiredOption("--model <path>", MODEL_SPEC_HELP)
     .requiredOption("-o, --out <path>", "output folder (hf) or file (gguf)")

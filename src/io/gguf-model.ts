@@ -8,6 +8,9 @@
 // w.reshape(n_head, 2, hd/2, d).swapaxes(1, 2)), to q with the query heads and to k with the key/value
 // heads; the reader applies the inverse. The llama.cpp agreement test is the proof that this is right.
 //
+// Qwen3 (a llama-family model with QK-norm) is llama.cpp's `qwen3` architecture, whose graph rotates
+// half-split pairs (rope "NEOX" mode) like afterscale: its q and k are written unpermuted.
+//
 // Shapes. GGUF's ne[0] is the innermost dimension: our row-major [out, in] weights are written unchanged
 // and appear to ggml as ne = [in, out], which is what llama.cpp's loader expects.
 import { type Tokenizer, tokenizerFromJson } from "../data/index.js";
@@ -20,6 +23,7 @@ import {
   parseModelConfig,
 } from "../nn/index.js";
 import { parameter } from "../tensor/index.js";
+import { type Architecture, exportArchitecture } from "./architecture.js";
 import {
   decodeGguf,
   decodeTensorData,
@@ -77,6 +81,15 @@ function ggufName(family: ModelConfig["family"], name: string): string {
           [/^model\.layers\.(\d+)\.self_attn\.q_proj\.weight$/, "blk.$1.attn_q.weight"],
           [/^model\.layers\.(\d+)\.self_attn\.k_proj\.weight$/, "blk.$1.attn_k.weight"],
           [/^model\.layers\.(\d+)\.self_attn\.v_proj\.weight$/, "blk.$1.attn_v.weight"],
+          [/^model\.layers\.(\d+)\.self_attn\.q_norm\.weight$/, "blk.$1.attn_q_norm.weight"],
+          [/^model\.layers\.(\d+)\.self_attn\.q_proj\.bias$/, "blk.$1.attn_q.bias"],
+          [/^model\.layers\.(\d+)\.self_attn\.k_proj\.bias$/, "blk.$1.attn_k.bias"],
+          [/^model\.layers\.(\d+)\.self_attn\.v_proj\.bias$/, "blk.$1.attn_v.bias"],
+          [/^model\.layers\.(\d+)\.self_attn\.o_proj\.bias$/, "blk.$1.attn_output.bias"],
+          [/^model\.layers\.(\d+)\.mlp\.gate_proj\.bias$/, "blk.$1.ffn_gate.bias"],
+          [/^model\.layers\.(\d+)\.mlp\.up_proj\.bias$/, "blk.$1.ffn_up.bias"],
+          [/^model\.layers\.(\d+)\.mlp\.down_proj\.bias$/, "blk.$1.ffn_down.bias"],
+          [/^model\.layers\.(\d+)\.self_attn\.k_norm\.weight$/, "blk.$1.attn_k_norm.weight"],
           [/^model\.layers\.(\d+)\.self_attn\.o_proj\.weight$/, "blk.$1.attn_output.weight"],
           [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, "blk.$1.ffn_norm.weight"],
           [/^model\.layers\.(\d+)\.mlp\.gate_proj\.weight$/, "blk.$1.ffn_gate.weight"],
@@ -97,6 +110,13 @@ function ggufName(family: ModelConfig["family"], name: string): string {
         ];
   for (const [re, to] of rules) if (re.test(name)) return name.replace(re, to);
   throw new Error(`gguf: no GGUF name for parameter ${name}`);
+}
+
+/** Heads of a q or k projection (weight or bias), whose rows llama.cpp's llama graph rotates interleaved; else 0. */
+function rotaryHeads(c: ModelConfig, name: string): number {
+  if (/q_proj\.(weight|bias)$/.test(name)) return c.heads;
+  if (/k_proj\.(weight|bias)$/.test(name)) return c.kvHeads;
+  return 0;
 }
 
 const u32 = (value: number): GgufValue => ({ type: "u32", value });
@@ -184,7 +204,7 @@ function tensorType(shape: readonly number[], dtype: GgufExportOptions["dtype"])
 /** Encodes a model (and its tokenizer) as a GGUF file llama.cpp can load. */
 export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: GgufExportOptions): Uint8Array {
   const c = model.config;
-  const arch = c.family;
+  const arch: Architecture = exportArchitecture(c, "gguf export");
   const hd = headDim(c);
   const meta: [string, GgufValue][] = [
     ["general.architecture", str(arch)],
@@ -206,6 +226,14 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
       ["llama.attention.layer_norm_rms_epsilon", f32(c.normEps)],
       ["llama.vocab_size", u32(c.vocab)],
     );
+  } else if (arch === "qwen3") {
+    meta.push(
+      ["qwen3.attention.head_count_kv", u32(c.kvHeads)],
+      ["qwen3.attention.key_length", u32(hd)],
+      ["qwen3.attention.value_length", u32(hd)],
+      ["qwen3.rope.freq_base", f32(c.ropeTheta)],
+      ["qwen3.attention.layer_norm_rms_epsilon", f32(c.normEps)],
+    );
   } else {
     meta.push(["gpt2.attention.layer_norm_epsilon", f32(c.normEps)]);
   }
@@ -220,7 +248,7 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
   const add = (name: string, shape: number[], values: Float32Array) => {
     const type = tensorType(shape, opts.dtype);
     tensors.push({
-      name: ggufName(arch, name),
+      name: ggufName(c.family, name),
       shape,
       type,
       bytes: encodeTensorData(values, shape[shape.length - 1]!, type),
@@ -231,11 +259,12 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
     if (!t) throw new Error(`gguf export: the model has no parameter ${n}`);
     return t;
   };
-  if (arch === "llama") {
+  if (arch !== "gpt2") {
     for (const s of paramSpecs(c)) {
       let v = p(s.name).data as Float32Array;
-      if (s.name.endsWith("q_proj.weight")) v = permuteRotary(v, c.heads, hd, c.dModel);
-      else if (s.name.endsWith("k_proj.weight")) v = permuteRotary(v, c.kvHeads, hd, c.dModel);
+      const rotated = arch === "llama" ? rotaryHeads(c, s.name) : 0;
+      // A bias is a one-column matrix: its rows move with the weight's.
+      if (rotated) v = permuteRotary(v, rotated, hd, s.shape[1] ?? 1);
       add(s.name, s.shape, Float32Array.from(v));
     }
   } else {
@@ -259,15 +288,16 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
 /** Longest context an imported model may claim (2^21 positions); larger is treated as a corrupt file. */
 export const MAX_CONTEXT = 1 << 21;
 
-/** Reads a GGUF file (llama or gpt2 architecture, F32/F16/Q8_0 tensors) into an afterscale model. */
+/** Reads a GGUF file (llama, qwen3 or gpt2 architecture, F32/F16/Q8_0 tensors) into an afterscale model. */
 export function ggufToModel(
   buf: Uint8Array,
   where = "gguf",
 ): { model: Model; tokenizer: Tokenizer | null; notes: string[] } {
   const file = decodeGguf(buf, where);
   const arch = metaString(file, "general.architecture", where);
-  if (arch !== "llama" && arch !== "gpt2")
-    throw new Error(`${where}: architecture ${arch} is not supported (llama or gpt2)`);
+  if (arch !== "llama" && arch !== "qwen3" && arch !== "gpt2")
+    throw new Error(`${where}: architecture ${arch} is not supported (llama, qwen3 or gpt2)`);
+  const rms = arch !== "gpt2"; // llama and qwen3: RMSNorm, rotary, SwiGLU, grouped-query attention
   const num = (k: string) => metaNumber(file, `${arch}.${k}`, where);
   const byName = new Map(file.tensors.map((t) => [t.name, t]));
   const embd = byName.get("token_embd.weight");
@@ -277,25 +307,24 @@ export function ggufToModel(
   const ffn = num("feed_forward_length");
   const notes: string[] = [];
   const cfgInput = {
-    family: arch,
+    family: rms ? "llama" : "gpt2",
     vocab: embd.shape[0],
     dModel,
     layers: num("block_count"),
     heads,
     kvHeads:
-      arch === "llama" && file.metadata.has("llama.attention.head_count_kv")
-        ? num("attention.head_count_kv")
-        : heads,
+      rms && file.metadata.has(`${arch}.attention.head_count_kv`) ? num("attention.head_count_kv") : heads,
     context: num("context_length"),
     mlpRatio: ffn / dModel,
-    normEps: shortestF32(
-      arch === "llama" ? num("attention.layer_norm_rms_epsilon") : num("attention.layer_norm_epsilon"),
-    ),
+    mlpHidden: ffn,
+    normEps: shortestF32(rms ? num("attention.layer_norm_rms_epsilon") : num("attention.layer_norm_epsilon")),
     ropeTheta: shortestF32(
-      arch === "llama" && file.metadata.has("llama.rope.freq_base") ? num("rope.freq_base") : 10000,
+      rms && file.metadata.has(`${arch}.rope.freq_base`) ? num("rope.freq_base") : 10000,
     ),
     dropout: 0,
     tie: !byName.has("output.weight"),
+    ...(arch === "qwen3" ? { qkNorm: true } : {}),
+    ...(arch === "llama" && byName.has("blk.0.attn_q.bias") ? { bias: true } : {}),
   };
   // Cheap consistency checks before the config sizes any loop or allocation (a hostile file could claim
   // a billion layers or a context no cache could hold).
@@ -313,19 +342,16 @@ export function ggufToModel(
   } catch (e) {
     throw new Error(`${where}: ${(e as Error).message}`);
   }
-  if (mlpHidden(config) !== ffn)
-    throw new Error(
-      `${where}: feed_forward_length ${ffn} cannot be expressed (afterscale rounds llama MLPs to multiples of 32)`,
-    );
   const hd = headDim(config);
-  if (
-    arch === "llama" &&
-    file.metadata.has("llama.rope.dimension_count") &&
-    num("rope.dimension_count") !== hd
-  )
+  if (rms && file.metadata.has(`${arch}.rope.dimension_count`) && num("rope.dimension_count") !== hd)
     throw new Error(
       `${where}: partial rotary (rope.dimension_count ${num("rope.dimension_count")} ≠ head dim ${hd}) is not supported`,
     );
+  for (const key of ["key_length", "value_length"])
+    if (file.metadata.has(`${arch}.attention.${key}`) && num(`attention.${key}`) !== hd)
+      throw new Error(
+        `${where}: attention.${key} ${num(`attention.${key}`)} ≠ embedding_length / head_count ${hd} is not supported`,
+      );
   const params = new Map<string, ReturnType<typeof parameter>>();
   const used = new Set<string>();
   const load = (gname: string, shape: number[]): Float32Array => {
@@ -346,9 +372,9 @@ export function ggufToModel(
       const i = "qkv".indexOf(qkv[2]!);
       v = fused.slice(i * n, (i + 1) * n);
     } else {
-      v = load(ggufName(arch, s.name), s.shape);
-      if (s.name.endsWith("q_proj.weight")) v = permuteRotary(v, config.heads, hd, dModel, true);
-      else if (s.name.endsWith("k_proj.weight")) v = permuteRotary(v, config.kvHeads, hd, dModel, true);
+      v = load(ggufName(config.family, s.name), s.shape);
+      const rotated = arch === "llama" ? rotaryHeads(config, s.name) : 0;
+      if (rotated) v = permuteRotary(v, rotated, hd, s.shape[1] ?? 1, true);
     }
     params.set(s.name, parameter(v, s.shape, s.name));
   }

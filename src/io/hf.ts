@@ -4,12 +4,16 @@
 // (x[i], x[i + hd/2]) exactly as HF's rotate_half does, so q_proj and k_proj are written unchanged: no
 // head permutation is needed for HF (only GGUF, whose llama graph rotates interleaved pairs; see gguf-model.ts).
 //
+// qwen3: a llama-family model with QK-norm is a Qwen3ForCausalLM: Llama's tensors plus each layer's
+// self_attn.q_norm / k_norm gains (afterscale's names already), applied before rotary as afterscale does.
+//
 // gpt2: GPT2LMHeadModel keeps q, k and v in one Conv1D `c_attn` whose weight is stored [in, out], the
 // transpose of a Linear's; every Conv1D weight (c_attn, c_proj, c_fc) is transposed on the way out and in.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadTokenizer, type Tokenizer } from "../data/index.js";
 import {
+  blockParts,
   headDim,
   type Model,
   type ModelConfig,
@@ -18,6 +22,7 @@ import {
   parseModelConfig,
 } from "../nn/index.js";
 import { parameter, type Tensor } from "../tensor/index.js";
+import { exportArchitecture } from "./architecture.js";
 import { MAX_CONTEXT } from "./gguf-model.js";
 import {
   decodeSafetensors,
@@ -51,11 +56,42 @@ function specialIds(tokenizer: Tokenizer | null): {
   return { bos: eot?.id ?? null, eos: eot?.id ?? null, eot: eot?.content ?? null };
 }
 
-/** config.json for the model, in the family's HF class. */
+/** config.json for the model, in the HF class that expresses its recipe (or an error naming the lever). */
 export function hfConfig(c: ModelConfig, tokenizer: Tokenizer | null, dtype: "f32" | "f16" = "f32"): Json {
   const { bos, eos } = specialIds(tokenizer);
   const torchDtype = dtype === "f32" ? "float32" : "float16";
-  if (c.family === "llama") {
+  const arch = exportArchitecture(c, "hf export");
+  const bias = blockParts(c).bias;
+  if (arch === "qwen3") {
+    return {
+      architectures: ["Qwen3ForCausalLM"],
+      model_type: "qwen3",
+      vocab_size: c.vocab,
+      hidden_size: c.dModel,
+      intermediate_size: mlpHidden(c),
+      num_hidden_layers: c.layers,
+      num_attention_heads: c.heads,
+      num_key_value_heads: c.kvHeads,
+      head_dim: headDim(c),
+      max_position_embeddings: c.context,
+      rope_theta: c.ropeTheta,
+      rope_scaling: null,
+      rms_norm_eps: c.normEps,
+      hidden_act: "silu",
+      attention_bias: false,
+      attention_dropout: 0,
+      use_sliding_window: false,
+      sliding_window: null,
+      max_window_layers: c.layers,
+      tie_word_embeddings: c.tie,
+      initializer_range: 0.02,
+      use_cache: true,
+      bos_token_id: bos,
+      eos_token_id: eos,
+      torch_dtype: torchDtype,
+    };
+  }
+  if (arch === "llama") {
     return {
       architectures: ["LlamaForCausalLM"],
       model_type: "llama",
@@ -71,9 +107,9 @@ export function hfConfig(c: ModelConfig, tokenizer: Tokenizer | null, dtype: "f3
       rope_scaling: null,
       rms_norm_eps: c.normEps,
       hidden_act: "silu",
-      attention_bias: false,
+      attention_bias: bias,
       attention_dropout: 0,
-      mlp_bias: false,
+      mlp_bias: bias,
       tie_word_embeddings: c.tie,
       initializer_range: 0.02,
       pretraining_tp: 1,
@@ -114,7 +150,7 @@ export function hfTensors(model: Model): Map<string, { shape: number[]; values: 
     if (!t) throw new Error(`hf export: the model has no parameter ${n}`);
     return t;
   };
-  if (c.family === "llama") {
+  if (exportArchitecture(c, "hf export") !== "gpt2") {
     for (const s of paramSpecs(c))
       out.set(s.name, { shape: s.shape, values: Float32Array.from(get(s.name).data) });
     return out;
@@ -177,6 +213,7 @@ export function exportHf(
     throw new Error(
       `hf export: tokenizer has ${tokenizer.vocabSize} tokens, the model's vocabulary is ${c.vocab}`,
     );
+  exportArchitecture(c, "hf export"); // refuses an inexpressible lever before anything is written
   mkdirSync(dir, { recursive: true });
   const json = (o: unknown) => `${JSON.stringify(o, null, 2)}\n`;
   const written: string[] = [];
@@ -245,14 +282,14 @@ function num(cfg: Json, key: string, where: string, fallback?: number): number {
   return v;
 }
 
-/** Reads a HF LlamaForCausalLM or GPT2LMHeadModel checkpoint directory into an afterscale model. */
+/** Reads a HF LlamaForCausalLM, Qwen3ForCausalLM or GPT2LMHeadModel checkpoint directory into an afterscale model. */
 export function importHf(dir: string): { model: Model; tokenizer: Tokenizer | null; notes: string[] } {
   const where = join(dir, "config.json");
   const cfg = readJson(where);
   const notes: string[] = [];
   const type = cfg.model_type;
-  if (type !== "llama" && type !== "gpt2")
-    throw new Error(`${where}: model_type ${JSON.stringify(type)} is not supported (llama or gpt2)`);
+  if (type !== "llama" && type !== "qwen3" && type !== "gpt2")
+    throw new Error(`${where}: model_type ${JSON.stringify(type)} is not supported (llama, qwen3 or gpt2)`);
   const tensors = readCheckpointTensors(dir);
   let config: ModelConfig;
   const build = (input: Record<string, unknown>) => {
@@ -262,12 +299,18 @@ export function importHf(dir: string): { model: Model; tokenizer: Tokenizer | nu
       throw new Error(`${where}: ${(e as Error).message}`);
     }
   };
-  if (type === "llama") {
+  if (type === "llama" || type === "qwen3") {
     if ((cfg.hidden_act ?? "silu") !== "silu")
       throw new Error(`${where}: hidden_act ${cfg.hidden_act} is not supported (silu)`);
     if (cfg.rope_scaling != null) throw new Error(`${where}: rope_scaling is not supported`);
-    if (cfg.attention_bias === true || cfg.mlp_bias === true)
-      throw new Error(`${where}: attention or MLP biases are not supported`);
+    const attnBias = cfg.attention_bias === true;
+    const mlpBias = type === "llama" && cfg.mlp_bias === true;
+    if (attnBias !== mlpBias)
+      throw new Error(
+        `${where}: attention_bias ${attnBias} with ${type === "qwen3" ? "Qwen3's bias-free MLP" : `mlp_bias ${mlpBias}`} is not supported (afterscale biases all linears or none)`,
+      );
+    if (type === "qwen3" && cfg.use_sliding_window === true)
+      throw new Error(`${where}: use_sliding_window is not supported`);
     const d = num(cfg, "hidden_size", where);
     const heads = num(cfg, "num_attention_heads", where);
     if (cfg.head_dim != null && cfg.head_dim !== d / heads)
@@ -276,6 +319,7 @@ export function importHf(dir: string): { model: Model; tokenizer: Tokenizer | nu
       cfg.tie_word_embeddings === undefined
         ? !tensors.has("lm_head.weight")
         : cfg.tie_word_embeddings === true;
+    const hidden = num(cfg, "intermediate_size", where);
     config = build({
       family: "llama",
       vocab: num(cfg, "vocab_size", where),
@@ -284,16 +328,15 @@ export function importHf(dir: string): { model: Model; tokenizer: Tokenizer | nu
       heads,
       kvHeads: num(cfg, "num_key_value_heads", where, heads),
       context: num(cfg, "max_position_embeddings", where),
-      mlpRatio: num(cfg, "intermediate_size", where) / d,
+      mlpRatio: hidden / d,
+      mlpHidden: hidden,
       normEps: num(cfg, "rms_norm_eps", where),
       ropeTheta: num(cfg, "rope_theta", where, 10000),
       dropout: 0,
       tie,
+      ...(attnBias ? { bias: true } : {}),
+      ...(type === "qwen3" ? { qkNorm: true } : {}),
     });
-    if (mlpHidden(config) !== cfg.intermediate_size)
-      throw new Error(
-        `${where}: intermediate_size ${cfg.intermediate_size} is not a multiple of 32, which afterscale's llama needs`,
-      );
   } else {
     const act = cfg.activation_function ?? "gelu_new";
     if (act !== "gelu_new" && act !== "gelu_pytorch_tanh")
@@ -311,12 +354,12 @@ export function importHf(dir: string): { model: Model; tokenizer: Tokenizer | nu
       kvHeads: num(cfg, "n_head", where),
       context: num(cfg, "n_positions", where),
       mlpRatio: inner / d,
+      mlpHidden: inner,
       normEps: num(cfg, "layer_norm_epsilon", where, 1e-5),
       ropeTheta: 10000,
       dropout: 0,
       tie: cfg.tie_word_embeddings !== false,
     });
-    if (mlpHidden(config) !== inner) throw new Error(`${where}: n_inner ${inner} cannot be represented`);
   }
 
   if (config.layers > tensors.size)

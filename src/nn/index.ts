@@ -1,13 +1,25 @@
 export {
+  type BlockParts,
+  blockParts,
+  type Family,
+  familyNames,
+  familyParts,
   headDim,
+  isGated,
+  type MlpKind,
   type ModelConfig,
   mlpHidden,
+  mlpKinds,
   modelConfigSchema,
+  normKinds,
   type PresetName,
   parseModelConfig,
+  positionKinds,
   preset,
   presetNames,
 } from "./config.js";
+export { type BlockWeights, blockWeights, decoderBlock, partNames } from "./decoder.js";
+export { type ForwardHook, HOOK_POINTS, type HookPoint, hookName } from "./hooks.js";
 export { KVCache } from "./kv-cache.js";
 export {
   createModel,

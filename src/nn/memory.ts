@@ -1,7 +1,7 @@
 // Peak memory of one training step, as a function of the config — what the buffer pool will hold at
 // the top of the backward pass. Derived from what each op keeps alive until the step's tidy() ends
 // (its output) plus what it saves for backward; checked against the pool in test/nn.memory.test.ts.
-import { headDim, type ModelConfig, mlpHidden } from "./config.js";
+import { blockParts, headDim, isGated, type ModelConfig, mlpHidden } from "./config.js";
 import { parameterCounts } from "./model.js";
 
 export interface StepMemory {
@@ -24,20 +24,26 @@ export function trainingStepMemory(c: ModelConfig, batch: number, context = c.co
   const f = mlpHidden(c);
   const H = c.heads;
   const kv = c.kvHeads * headDim(c);
-  let perLayer: number;
-  let outside: number;
-  if (c.family === "llama") {
-    // x, norm, q, rotated q, attention out, o_proj, residual, norm, down_proj (d each); k, v, rotated k
-    // (kv each); gate, up, swiglu (f each); two rstd rows and the lse of H heads.
-    perLayer = N * (9 * d + 3 * kv + 3 * f + 2 + H);
-    // embedding output is layer 0's x; the last residual, final norm (+rstd), logits, the loss's lse.
-    outside = N * (d + d + 1 + c.vocab + 1);
-  } else {
-    // Biased linears keep both the product and the sum: q, k, v, c_proj, mlp c_proj (2·d each), c_fc (2·f);
-    // x, ln_1, attention out, residual, ln_2 (d each); gelu (f); mean+rstd of two LayerNorms; lse.
-    perLayer = N * (15 * d + 3 * f + 4 + H);
-    outside = N * (2 * d + d + d + 2 + c.vocab + 1);
-  }
+  const r = blockParts(c);
+  const ln = r.norm === "layernorm";
+  const b = r.bias ? 2 : 1; // a biased linear keeps both the product and the sum
+  const stats = ln ? 2 : 1; // LayerNorm keeps mean and rstd per row, RMSNorm rstd
+  const rope = r.positions === "rope";
+  // d each: x, attention norm, attention out, residual, MLP norm; q, o_proj, down_proj (×b); with rope the
+  // rotated q, with QK-norm the normed q.
+  const dTerms = 5 * d + 3 * b * d + (rope ? d : 0) + (r.qkNorm ? d : 0);
+  // kv each: k, v (×b); rotated k; normed k.
+  const kvTerms = 2 * b * kv + (rope ? kv : 0) + (r.qkNorm ? kv : 0);
+  // f each: gate and up (×b) and swiglu, or up (×b) and the activation.
+  const fTerms = isGated(r.mlp) ? 2 * b * f + f : b * f + f;
+  // two norms' statistics, the attention's lse per head, QK-norm's rstd per query and key head.
+  const rowTerms = 2 * stats + H + (r.qkNorm ? H + c.kvHeads : 0);
+  const perLayer = N * (dTerms + kvTerms + fTerms + rowTerms);
+  // the token embedding is layer 0's x (with learned positions: the two lookups, and their sum is layer
+  // 0's x); the last residual, the final norm and its statistics, the logits (and the soft-capped logits),
+  // the loss's lse.
+  const outside =
+    N * ((r.positions === "learned" ? 2 * d : 0) + 2 * d + stats + c.vocab * (r.softcap > 0 ? 2 : 1) + 1);
   const activationBytes = 4 * (c.layers * perLayer + outside);
   const P = parameterCounts(c).total;
   const logitGradBytes = 4 * N * c.vocab;

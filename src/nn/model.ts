@@ -2,9 +2,9 @@
 // its size and cost.
 import { Rng, type Tensor } from "../tensor/index.js";
 import { headDim, type ModelConfig, parseModelConfig } from "./config.js";
-import { gpt2Forward, gpt2Params } from "./gpt2.js";
+import { decoderForward, decoderParams, partNames } from "./decoder.js";
+import type { ForwardHook } from "./hooks.js";
 import { type CachedStep, cachedStep, KVCache } from "./kv-cache.js";
-import { llamaForward, llamaParams } from "./llama.js";
 import { countParams, initParams, type ParamSpec } from "./params.js";
 
 export interface Model {
@@ -14,7 +14,7 @@ export interface Model {
 }
 
 export function paramSpecs(c: ModelConfig): ParamSpec[] {
-  return c.family === "llama" ? llamaParams(c) : gpt2Params(c);
+  return decoderParams(c);
 }
 
 /** A freshly initialised model; the seed fixes every weight. */
@@ -31,6 +31,8 @@ export interface ForwardOptions {
   cache?: KVCache | null;
   /** Incremental decoding of a batch of independent sequences: one cache per batch row. */
   caches?: readonly KVCache[] | null;
+  /** Reads or replaces the named activations (nn/hooks.ts); none by default. */
+  hook?: ForwardHook | null;
 }
 
 /** Logits [batch, time, vocab] for token ids laid out [batch·time]. */
@@ -48,7 +50,7 @@ export function forward(
   if (!caches && time > context)
     throw new Error(`${family}: ${time} positions exceed the context of ${context}`);
   const step = caches ? cachedStep(family, model.config, caches, Array(batch).fill(time)) : null;
-  return run(model, ids, batch, time, opts.dropoutSeed ?? null, step);
+  return run(model, ids, batch, time, opts.dropoutSeed ?? null, step, opts.hook ?? null);
 }
 
 /**
@@ -62,11 +64,12 @@ export function forwardStep(
   ids: Int32Array,
   counts: readonly number[],
   caches: readonly KVCache[],
+  hook: ForwardHook | null = null,
 ): Tensor {
   const step = cachedStep(model.config.family, model.config, caches, counts, true);
   if (ids.length !== step.positions.length)
     throw new Error(`forwardStep: ${ids.length} ids for counts adding up to ${step.positions.length}`);
-  return run(model, ids, 1, ids.length, null, step);
+  return run(model, ids, 1, ids.length, null, step, hook);
 }
 
 function run(
@@ -76,9 +79,9 @@ function run(
   time: number,
   dropoutSeed: number | null,
   step: CachedStep | null,
+  hook: ForwardHook | null,
 ): Tensor {
-  const f = model.config.family === "llama" ? llamaForward : gpt2Forward;
-  const logits = f(model.params, model.config, ids, batch, time, dropoutSeed, step);
+  const logits = decoderForward(model.params, model.config, ids, batch, time, { dropoutSeed, step, hook });
   // Every layer has stored this step's keys and values.
   for (let s = 0; s < (step?.caches.length ?? 0); s++) step!.caches[s]!.advance(step!.counts[s]!);
   return logits;
@@ -89,8 +92,14 @@ export function newKVCache(model: Model, capacity = model.config.context): KVCac
   return new KVCache(c.layers, capacity, c.kvHeads * headDim(c));
 }
 
-const embeddingNames = new Set(["model.embed_tokens.weight", "wte.weight", "wpe.weight"]);
-const vocabularyNames = new Set([...embeddingNames, "lm_head.weight"]);
+// Token and position tables: lookups, not matrices a token is multiplied through.
+const embeddingNames = new Set(
+  Object.values(partNames).flatMap((n) => [`${n.embed}.weight`, `${n.pos}.weight`]),
+);
+const vocabularyNames = new Set([
+  ...embeddingNames,
+  ...Object.values(partNames).map((n) => `${n.head}.weight`),
+]);
 
 /** Parameter counts; "non-embedding" excludes the vocabulary and position matrices (Kaplan et al.), tied or not. */
 export function parameterCounts(c: ModelConfig): { total: number; nonEmbedding: number } {
@@ -101,7 +110,9 @@ export function parameterCounts(c: ModelConfig): { total: number; nonEmbedding: 
 /**
  * Training FLOPs per token: 6 per multiply-accumulate weight (forward 2, backward 4) over every matrix a
  * token passes through, including the output head, plus attention's score and value products over the
- * full context, 6·layers·context·dModel (Kaplan et al. 2020, eq. 2.2 with the backward pass).
+ * full context, 6·layers·context·dModel (Kaplan et al. 2020, eq. 2.2 with the backward pass). Elementwise
+ * work (norms, QK-norm, biases, activations, the soft-cap) is left out, as in Kaplan et al.; the MLP kind
+ * and width enter through its matrices.
  */
 export function trainingFlopsPerToken(c: ModelConfig): number {
   const specs = paramSpecs(c);

@@ -320,6 +320,26 @@ export const silu = (x: Tensor) => unary("silu", x);
 /** max(x, 0)². */
 export const relu2 = (x: Tensor) => unary("relu2", x);
 
+/** cap·tanh(x/cap): squashes logits smoothly into (−cap, cap) (Gemma 2's logit soft-cap). */
+export function softcap(x: Tensor, cap: number): Tensor {
+  if (!(cap > 0) || !Number.isFinite(cap))
+    throw new Error(`softcap: cap must be a positive number, got ${cap}`);
+  const out = empty(x.shape, x.dtype);
+  x.kernels.softcap(x.data, out.data, x.size, cap);
+  if (needsGrad(x)) {
+    record(out, {
+      op: "softcap",
+      inputs: [x],
+      backward: (g) => {
+        const gx = empty(x.shape, x.dtype);
+        g.kernels.softcapBackward(x.data, g.data, gx.data, x.size, cap);
+        accumulateGrad(x, gx, true);
+      },
+    });
+  }
+  return out;
+}
+
 /** silu(gate) ⊙ up, the Llama MLP's gate. */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   if (gate.size !== up.size || gate.shape.some((d, i) => d !== up.shape[i])) {

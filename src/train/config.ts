@@ -2,11 +2,20 @@
 // with zod so a bad field is named with what is allowed. CLI flags and JSON config files both map onto it.
 import { resolve } from "node:path";
 import { z } from "zod";
-import { type ModelConfig, parseModelConfig, preset, presetNames } from "../nn/index.js";
+import {
+  familyNames,
+  type ModelConfig,
+  mlpKinds,
+  normKinds,
+  parseModelConfig,
+  positionKinds,
+  preset,
+  presetNames,
+} from "../nn/index.js";
 import { applyRecipe } from "./recipes.js";
 
 export const scheduleNames = ["cosine", "wsd"] as const;
-export const familyNames = ["gpt2", "llama"] as const;
+export { familyNames };
 
 const int = (min: number) => z.number().int().min(min);
 
@@ -30,7 +39,39 @@ export const trainConfigSchema = z
     mlpRatio: z.number().positive().optional().describe("MLP width / dModel (overrides the preset)"),
     normEps: z.number().positive().optional().describe("norm epsilon (overrides the preset)"),
     ropeTheta: z.number().positive().optional().describe("rotary base (overrides the preset)"),
-    tie: z.boolean().optional().describe("tie the output head to the embedding (overrides the preset)"),
+    tie: z
+      .boolean()
+      .optional()
+      .describe(
+        "tie the output head to the embedding (overrides the preset; untied adds vocab·dModel parameters)",
+      ),
+    // ---- the block's parts (levers); unset means the family's recipe
+    norm: z
+      .enum(normKinds)
+      .optional()
+      .describe("norm (default: the family's; layernorm adds a bias per norm)"),
+    positions: z
+      .enum(positionKinds)
+      .optional()
+      .describe("position encoding (default: the family's; learned adds context·dModel parameters)"),
+    bias: z
+      .boolean()
+      .optional()
+      .describe("biases on attention and MLP linears (default: the family's; adds parameters, not FLOPs)"),
+    mlp: z
+      .enum(mlpKinds)
+      .optional()
+      .describe("MLP (default: the family's; the width keeps the family's parameter count unless mlpHidden)"),
+    mlpHidden: int(1).optional().describe("MLP hidden width exactly (overrides mlpRatio)"),
+    qkNorm: z
+      .boolean()
+      .optional()
+      .describe("RMSNorm on each head's q and k before rotary, Qwen3 (adds 2·headDim gains per layer)"),
+    softcap: z.number().min(0).optional().describe("logit soft-cap c·tanh(z/c) (0: off; no parameters)"),
+    zeroInit: z
+      .boolean()
+      .optional()
+      .describe("zero-initialise o_proj, down_proj and an untied head (no parameters or FLOPs)"),
     dropout: z.number().min(0).lt(1).default(0).describe("residual dropout probability"),
 
     // ---- data: a prepared dataset folder, or the name of a built-in corpus (prepared on first use)
@@ -227,6 +268,14 @@ export function modelConfigFor(c: TrainConfig, vocab: number): ModelConfig {
     "normEps",
     "ropeTheta",
     "tie",
+    "norm",
+    "positions",
+    "bias",
+    "mlp",
+    "mlpHidden",
+    "qkNorm",
+    "softcap",
+    "zeroInit",
   ] as const) {
     if (c[k] !== undefined) (overrides as Record<string, unknown>)[k] = c[k];
   }

@@ -20,7 +20,13 @@ export function ioTokenizer(): Tokenizer {
 
 export const IO_TEXTS = [...TEXT, "Hello, world! café", " leading space and  two"];
 
-export function ioConfig(family: ModelConfig["family"], vocab: number, tie: boolean): ModelConfig {
+/** A small config of the family; levers (qkNorm, mlp, …) override its recipe. */
+export function ioConfig(
+  family: ModelConfig["family"],
+  vocab: number,
+  tie: boolean,
+  levers: Partial<ModelConfig> = {},
+): ModelConfig {
   return parseModelConfig({
     family,
     vocab,
@@ -34,11 +40,18 @@ export function ioConfig(family: ModelConfig["family"], vocab: number, tie: bool
     ropeTheta: 10000,
     dropout: 0,
     tie,
+    ...levers,
   });
 }
 
-export function ioModel(family: ModelConfig["family"], vocab: number, tie: boolean, seed = 5): Model {
-  const model = createModel(ioConfig(family, vocab, tie), seed);
+export function ioModel(
+  family: ModelConfig["family"],
+  vocab: number,
+  tie: boolean,
+  seed = 5,
+  levers: Partial<ModelConfig> = {},
+): Model {
+  const model = createModel(ioConfig(family, vocab, tie, levers), seed);
   const rnd = normal(mulberry32(seed + 1000));
   for (const spec of model.specs) {
     const d = model.params.get(spec.name)!.data;

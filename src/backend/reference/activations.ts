@@ -51,6 +51,25 @@ export function relu2Backward(x: FloatArray, gOut: FloatArray, gx: FloatArray, n
   for (let i = 0; i < n; i++) gx[i] = x[i] > 0 ? 2 * x[i] * gOut[i] : 0;
 }
 
+// y = cap·tanh(x/cap)
+export function softcap(x: FloatArray, out: FloatArray, n: number, cap: number): void {
+  for (let i = 0; i < n; i++) out[i] = cap * Math.tanh(x[i] / cap);
+}
+
+// dy/dx = 1 − tanh²(x/cap)
+export function softcapBackward(
+  x: FloatArray,
+  gOut: FloatArray,
+  gx: FloatArray,
+  n: number,
+  cap: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    const t = Math.tanh(x[i] / cap);
+    gx[i] = gOut[i] * (1 - t * t);
+  }
+}
+
 // y = silu(gate)·up
 export function swiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void {
   for (let i = 0; i < n; i++) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
