@@ -27,6 +27,7 @@ export {
   defaultRoot,
   familyNames,
   modelConfigFor,
+  optimizerNames,
   parseTrainConfig,
   runDirOf,
   scheduleNames,
@@ -39,6 +40,7 @@ export {
   trainDefaults,
 } from "./config.js";
 export { builtinCacheDir, openTrainingData, resolveDataDir } from "./data.js";
+export { createOptimizer, isHiddenMatrix, type OptimizerSettings } from "./optimizer.js";
 export { formatSeconds } from "./progress.js";
 export {
   formatRunsJson,
