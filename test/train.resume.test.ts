@@ -57,8 +57,9 @@ function start(
 
 const sha = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-const config = (runName: string) => ({
+const config = (runName: string, optimizer: "adamw" | "muon" = "adamw") => ({
   ...tinyModel,
+  optimizer,
   data,
   root,
   runName,
@@ -70,57 +71,66 @@ const config = (runName: string) => ({
   keepCheckpoints: 2,
 });
 
-test("a run killed with SIGKILL and resumed ends with bit-identical weights", async () => {
-  const straight = await start({ config: config("straight") }).done;
-  assert.equal(straight.code, 0, straight.stderr);
+for (const optimizer of ["adamw", "muon"] as const) {
+  test(`a run killed with SIGKILL and resumed ends with bit-identical weights and ${optimizer} state`, async () => {
+    const straight = await start({ config: config(`straight-${optimizer}`, optimizer) }).done;
+    assert.equal(straight.code, 0, straight.stderr);
 
-  // Kill right after the first checkpoint; each step then spins 30 ms so the kill lands mid-run.
-  let killedAfter = -1;
-  const killed = await start({ config: config("killed"), slowMs: 30 }, (line, proc) => {
-    if (typeof line.checkpoint === "number" && killedAfter < 0) {
-      killedAfter = line.checkpoint;
-      proc.kill("SIGKILL");
-    }
-  }).done;
-  assert.equal(killed.signal, "SIGKILL");
-  assert.equal(killedAfter, 8);
-  const lastStep = Math.max(
-    ...killed.lines.filter((l) => typeof l.step === "number").map((l) => l.step as number),
-  );
-  assert.ok(lastStep < 30, "killed before the end");
-  assert.equal(getRun(root, "killed")!.status, "running", "a killed run could not record its end");
-
-  const resumed = await start({ config: config("killed"), resume: true }).done;
-  assert.equal(resumed.code, 0, resumed.stderr);
-  const result = resumed.lines.at(-1)!.result as { step: number; resumedFrom: number };
-  assert.equal(result.step, 30);
-  assert.ok(result.resumedFrom >= 8 && result.resumedFrom < 30, `resumed from ${result.resumedFrom}`);
-
-  for (const file of ["model.safetensors", "optimizer.safetensors"]) {
-    assert.equal(
-      sha(join(root, "killed", "ckpt-30", file)),
-      sha(join(root, "straight", "ckpt-30", file)),
-      `${file} differs from the uninterrupted run`,
+    // Kill right after the first checkpoint; each step then spins 30 ms so the kill lands mid-run.
+    let killedAfter = -1;
+    const killed = await start(
+      { config: config(`killed-${optimizer}`, optimizer), slowMs: 30 },
+      (line, proc) => {
+        if (typeof line.checkpoint === "number" && killedAfter < 0) {
+          killedAfter = line.checkpoint;
+          proc.kill("SIGKILL");
+        }
+      },
+    ).done;
+    assert.equal(killed.signal, "SIGKILL");
+    assert.equal(killedAfter, 8);
+    const lastStep = Math.max(
+      ...killed.lines.filter((l) => typeof l.step === "number").map((l) => l.step as number),
     );
-  }
-  const metrics = (run: string) =>
-    readFileSync(join(root, run, "metrics.jsonl"), "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as { step: number; loss: number; valLoss?: number });
-  const a = metrics("straight");
-  const b = metrics("killed");
-  assert.deepEqual(
-    b.map((l) => l.step),
-    a.map((l) => l.step),
-    "one metrics line per step, none repeated",
-  );
-  assert.deepEqual(
-    b.map((l) => [l.loss, l.valLoss]),
-    a.map((l) => [l.loss, l.valLoss]),
-  );
-  assert.equal(getRun(root, "killed")!.status, "finished");
-});
+    assert.ok(lastStep < 30, "killed before the end");
+    assert.equal(
+      getRun(root, `killed-${optimizer}`)!.status,
+      "running",
+      "a killed run could not record its end",
+    );
+
+    const resumed = await start({ config: config(`killed-${optimizer}`, optimizer), resume: true }).done;
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const result = resumed.lines.at(-1)!.result as { step: number; resumedFrom: number };
+    assert.equal(result.step, 30);
+    assert.ok(result.resumedFrom >= 8 && result.resumedFrom < 30, `resumed from ${result.resumedFrom}`);
+
+    for (const file of ["model.safetensors", "optimizer.safetensors"]) {
+      assert.equal(
+        sha(join(root, `killed-${optimizer}`, "ckpt-30", file)),
+        sha(join(root, `straight-${optimizer}`, "ckpt-30", file)),
+        `${file} differs from the uninterrupted run`,
+      );
+    }
+    const metrics = (run: string) =>
+      readFileSync(join(root, run, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { step: number; loss: number; valLoss?: number });
+    const a = metrics(`straight-${optimizer}`);
+    const b = metrics(`killed-${optimizer}`);
+    assert.deepEqual(
+      b.map((l) => l.step),
+      a.map((l) => l.step),
+      "one metrics line per step, none repeated",
+    );
+    assert.deepEqual(
+      b.map((l) => [l.loss, l.valLoss]),
+      a.map((l) => [l.loss, l.valLoss]),
+    );
+    assert.equal(getRun(root, `killed-${optimizer}`)!.status, "finished");
+  });
+}
 
 test("SIGINT saves a checkpoint and exits cleanly", async () => {
   let sent = false;
