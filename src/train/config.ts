@@ -50,7 +50,7 @@ export const trainConfigSchema = z
       .describe(
         "adamw, or muon: Muon for the hidden matrices, AdamW (lr) for embeddings, head, gains, biases",
       ),
-    lr: z.number().positive().default(3e-3).describe("peak learning rate (muon: of the AdamW group)"),
+    lr: z.number().positive().default(3e-3).describe("peak learning rate"),
     muonLr: z
       .number()
       .positive()
