@@ -5,8 +5,10 @@
 //   afterscale  node dist/bench/train.js          training, prefill, decode (and the GGUF export)
 //   PyTorch     python3 bench/torch_bench.py      training, prefill, decode
 //   llama.cpp   node dist/bench/llamacpp-bench.js prefill, decode (afterscale's F32 GGUF of the same weights)
+// and then, afterscale alone, the optimizer's share of a training step with AdamW and with Muon at the
+// trainer's micro and small presets (node dist/bench/optimizer.js; --optimizer-only runs just that).
 // Usage: node dist/bench/index.js [--configs tiny,small,medium,char] [--threads 2] [--warmup 2] [--steps 5]
-//                                 [--decode 128] [--json] [--no-docs]
+//                                 [--decode 128] [--json] [--no-docs] [--optimizer-only]
 // Prints a table of afterscale / peer ratios (stdout; progress on stderr), or the figures as JSON with
 // --json, and rewrites the results block of docs/benchmarks.md unless --no-docs.
 import { spawnSync } from "node:child_process";
@@ -23,6 +25,7 @@ import {
   type ConfigName,
   type SideResult,
 } from "./configs.js";
+import type { OptimizerShare } from "./optimizer.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const root = resolve(here, "..", "..");
@@ -35,6 +38,8 @@ interface Options {
   decode: number;
   json: boolean;
   docs: boolean;
+  /** Only the optimizer-share table (and no docs rewrite: the other figures would be lost). */
+  optimizerOnly: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -46,6 +51,7 @@ function parseArgs(argv: string[]): Options {
     decode: 128,
     json: false,
     docs: true,
+    optimizerOnly: false,
   };
   const int = (flag: string, v: string | undefined, min: number) => {
     const n = Number(v);
@@ -56,7 +62,10 @@ function parseArgs(argv: string[]): Options {
     const a = argv[i]!;
     if (a === "--json") o.json = true;
     else if (a === "--no-docs") o.docs = false;
-    else if (a === "--threads") o.threads = int(a, argv[++i], 1);
+    else if (a === "--optimizer-only") {
+      o.optimizerOnly = true;
+      o.docs = false;
+    } else if (a === "--threads") o.threads = int(a, argv[++i], 1);
     else if (a === "--warmup") o.warmup = int(a, argv[++i], 0);
     else if (a === "--steps") o.steps = int(a, argv[++i], 1);
     else if (a === "--decode") o.decode = int(a, argv[++i], 1);
@@ -252,6 +261,31 @@ export function resultsTable(results: ConfigResult[]): string {
   return rows.join("\n");
 }
 
+/** Muon is held to a Newton–Schulz overhead of at most 10% of a training step (issue 13). */
+const MUON_SHARE_TARGET = 0.1;
+
+function optimizerShares(o: Options, env: NodeJS.ProcessEnv): OptimizerShare[] | string {
+  process.stderr.write("[bench optimizer] AdamW and Muon at the micro and small presets …\n");
+  const args = [join(here, "optimizer.js"), "--warmup", String(o.warmup), "--steps", String(o.steps)];
+  const r = runChild(process.execPath, args, env) as Side & { results?: OptimizerShare[] };
+  return r.results ?? r.note ?? "no result";
+}
+
+export function optimizerTable(shares: OptimizerShare[]): string {
+  const rows = [
+    "| preset | optimizer | training step (s) | optimizer update (s) | update / step | target | met |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const s of shares) {
+    const muon = s.optimizer === "muon";
+    rows.push(
+      `| ${s.preset} | ${s.optimizer} | ${fmt(s.stepSeconds, 3)} | ${fmt(s.updateSeconds, 3)} | ${(100 * s.share).toFixed(1)}% | ` +
+        `${muon ? `≤ ${100 * MUON_SHARE_TARGET}%` : ""} | ${muon ? verdict(s.share, MUON_SHARE_TARGET, true) : ""} |`,
+    );
+  }
+  return rows.join("\n");
+}
+
 function notes(results: ConfigResult[]): string[] {
   const out: string[] = [];
   for (const r of results) {
@@ -309,10 +343,26 @@ function main(): void {
   const load = loadavg()[0]!;
   const t0 = performance.now();
   const results: ConfigResult[] = [];
+  const env: NodeJS.ProcessEnv = { ...process.env, AFTERSCALE_THREADS: String(o.threads) };
+  delete env.AFTERSCALE_PROFILE;
   try {
-    for (const name of o.configs) results.push(runConfig(name, o, dir));
+    if (!o.optimizerOnly) for (const name of o.configs) results.push(runConfig(name, o, dir));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+  const shares = optimizerShares(o, env);
+  const sharesBlock =
+    `Optimizer update as a share of a training step (afterscale alone; llama, the trainer's defaults: ` +
+    `16 × 128 tokens per step, vocabulary 4096; median of ${o.steps} steps after ${o.warmup} warm-up; ` +
+    `Muon's update includes Newton–Schulz):\n\n` +
+    (typeof shares === "string" ? `- not measured: ${shares}` : optimizerTable(shares));
+  if (o.optimizerOnly) {
+    if (o.json)
+      process.stdout.write(
+        `${JSON.stringify({ machine: machine(), threads: o.threads, shares }, null, 2)}\n`,
+      );
+    else process.stdout.write(`${sharesBlock}\n`);
+    return;
   }
   const minutes = (performance.now() - t0) / 60000;
   const header =
@@ -324,10 +374,10 @@ function main(): void {
     `the run took ${minutes.toFixed(1)} minutes.`;
   const table = resultsTable(results);
   const extra = notes(results);
-  const block = `${header}\n\n${table}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}`;
+  const block = `${header}\n\n${table}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}\n${sharesBlock}\n`;
   if (o.json) {
     process.stdout.write(
-      `${JSON.stringify({ date: started.toISOString(), machine: machine(), threads: o.threads, minutes, results }, null, 2)}\n`,
+      `${JSON.stringify({ date: started.toISOString(), machine: machine(), threads: o.threads, minutes, results, shares }, null, 2)}\n`,
     );
   } else process.stdout.write(`${block}\n`);
   if (o.docs) process.stderr.write(`bench: wrote ${writeDocs(block)}\n`);

@@ -59,8 +59,9 @@ function start(
 
 const sha = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-const config = (runName: string) => ({
+const config = (runName: string, optimizer: "adamw" | "muon" = "adamw") => ({
   ...tinyModel,
+  optimizer,
   data,
   root,
   runName,
@@ -72,89 +73,96 @@ const config = (runName: string) => ({
   keepCheckpoints: 2,
 });
 
-test("a run killed with SIGKILL and resumed ends with bit-identical weights", async () => {
-  const straight = await start({ config: config("straight") }).done;
-  assert.equal(straight.code, 0, straight.stderr);
+for (const optimizer of ["adamw", "muon"] as const) {
+  test(`a run killed with SIGKILL and resumed ends with bit-identical weights and ${optimizer} state`, async () => {
+    const straight = await start({ config: config(`straight-${optimizer}`, optimizer) }).done;
+    assert.equal(straight.code, 0, straight.stderr);
 
-  // Kill right after the first checkpoint; each step then spins 30 ms so the kill lands mid-run.
-  let killedAfter = -1;
-  let whileRunning: ReturnType<typeof getRun> = null;
-  let killedPid = -1;
-  const killed = await start({ config: config("killed"), slowMs: 30 }, (line, proc) => {
-    if (typeof line.checkpoint === "number" && killedAfter < 0) {
-      killedAfter = line.checkpoint;
-      whileRunning = getRun(root, "killed");
-      killedPid = proc.pid!;
-      proc.kill("SIGKILL");
-    }
-  }).done;
-  assert.equal(killed.signal, "SIGKILL");
-  assert.equal(killedAfter, 8);
-  const lastStep = Math.max(
-    ...killed.lines.filter((l) => typeof l.step === "number").map((l) => l.step as number),
-  );
-  assert.ok(lastStep < 30, "killed before the end");
-  const live = whileRunning as ReturnType<typeof getRun>;
-  assert.equal(live?.status, "running", "a live run is running");
-  assert.equal(live?.host, hostname());
-  assert.equal(live?.pid, killedPid);
-  assert.ok(live!.heartbeatAt! > live!.createdAt, "the checkpoint refreshed the heartbeat");
-
-  // The killed run could not record its end, but its process is gone: it reads as interrupted.
-  const dead = getRun(root, "killed")!;
-  const resumeCommand = `npx afterscale train --resume ${join(root, "killed")}`;
-  assert.equal(dead.recordedStatus, "running");
-  assert.equal(dead.status, "interrupted");
-  assert.match(dead.staleReason ?? "", new RegExp(`^process ${killedPid} on .+ is gone$`));
-  assert.equal(dead.resumeCommand, resumeCommand);
-  assert.deepEqual(
-    listRuns(root, { status: "interrupted" }).map((r) => r.name),
-    ["killed"],
-  );
-  assert.ok(formatRunsTable(listRuns(root)).includes(`\n  ${resumeCommand}\n`));
-  const runsJson = spawnSync(process.execPath, [cli, "runs", "--root", root, "--json"], { encoding: "utf8" });
-  assert.equal(runsJson.status, 0, runsJson.stderr);
-  const shown = (
-    JSON.parse(runsJson.stdout) as { name: string; status: string; resumeCommand: string }[]
-  ).find((r) => r.name === "killed");
-  assert.equal(shown?.status, "interrupted");
-  assert.equal(shown?.resumeCommand, resumeCommand);
-
-  const resumed = await start({ config: config("killed"), resume: true }).done;
-  assert.equal(resumed.code, 0, resumed.stderr);
-  const result = resumed.lines.at(-1)!.result as { step: number; resumedFrom: number };
-  assert.equal(result.step, 30);
-  assert.ok(result.resumedFrom >= 8 && result.resumedFrom < 30, `resumed from ${result.resumedFrom}`);
-
-  for (const file of ["model.safetensors", "optimizer.safetensors"]) {
-    assert.equal(
-      sha(join(root, "killed", "ckpt-30", file)),
-      sha(join(root, "straight", "ckpt-30", file)),
-      `${file} differs from the uninterrupted run`,
+    // Kill right after the first checkpoint; each step then spins 30 ms so the kill lands mid-run.
+    let killedAfter = -1;
+    let whileRunning: ReturnType<typeof getRun> = null;
+    let killedPid = -1;
+    const killed = await start(
+      { config: config(`killed-${optimizer}`, optimizer), slowMs: 30 },
+      (line, proc) => {
+        if (typeof line.checkpoint === "number" && killedAfter < 0) {
+          killedAfter = line.checkpoint;
+          whileRunning = getRun(root, `killed-${optimizer}`);
+          killedPid = proc.pid!;
+          proc.kill("SIGKILL");
+        }
+      },
+    ).done;
+    assert.equal(killed.signal, "SIGKILL");
+    assert.equal(killedAfter, 8);
+    const lastStep = Math.max(
+      ...killed.lines.filter((l) => typeof l.step === "number").map((l) => l.step as number),
     );
-  }
-  const metrics = (run: string) =>
-    readFileSync(join(root, run, "metrics.jsonl"), "utf8")
-      .trim()
-      .split("\n")
-      .map(
-        (l) => JSON.parse(l) as { step: number; loss: number; valLoss?: number; valLossEstimate?: number },
+    assert.ok(lastStep < 30, "killed before the end");
+    const live = whileRunning as ReturnType<typeof getRun>;
+    assert.equal(live?.status, "running", "a live run is running");
+    assert.equal(live?.host, hostname());
+    assert.equal(live?.pid, killedPid);
+    assert.ok(live!.heartbeatAt! > live!.createdAt, "the checkpoint refreshed the heartbeat");
+
+    // The killed run could not record its end, but its process is gone: it reads as interrupted.
+    const dead = getRun(root, `killed-${optimizer}`)!;
+    const resumeCommand = `npx afterscale train --resume ${join(root, `killed-${optimizer}`)}`;
+    assert.equal(dead.recordedStatus, "running");
+    assert.equal(dead.status, "interrupted");
+    assert.match(dead.staleReason ?? "", new RegExp(`^process ${killedPid} on .+ is gone$`));
+    assert.equal(dead.resumeCommand, resumeCommand);
+    assert.deepEqual(
+      listRuns(root, { status: "interrupted" }).map((r) => r.name),
+      [`killed-${optimizer}`],
+    );
+    assert.ok(formatRunsTable(listRuns(root)).includes(`\n  ${resumeCommand}\n`));
+    const runsJson = spawnSync(process.execPath, [cli, "runs", "--root", root, "--json"], {
+      encoding: "utf8",
+    });
+    assert.equal(runsJson.status, 0, runsJson.stderr);
+    const shown = (
+      JSON.parse(runsJson.stdout) as { name: string; status: string; resumeCommand: string }[]
+    ).find((r) => r.name === `killed-${optimizer}`);
+    assert.equal(shown?.status, "interrupted");
+    assert.equal(shown?.resumeCommand, resumeCommand);
+
+    const resumed = await start({ config: config(`killed-${optimizer}`, optimizer), resume: true }).done;
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const result = resumed.lines.at(-1)!.result as { step: number; resumedFrom: number };
+    assert.equal(result.step, 30);
+    assert.ok(result.resumedFrom >= 8 && result.resumedFrom < 30, `resumed from ${result.resumedFrom}`);
+
+    for (const file of ["model.safetensors", "optimizer.safetensors"]) {
+      assert.equal(
+        sha(join(root, `killed-${optimizer}`, "ckpt-30", file)),
+        sha(join(root, `straight-${optimizer}`, "ckpt-30", file)),
+        `${file} differs from the uninterrupted run`,
       );
-  const a = metrics("straight");
-  const b = metrics("killed");
-  assert.deepEqual(
-    b.map((l) => l.step),
-    a.map((l) => l.step),
-    "one metrics line per step, none repeated",
-  );
-  assert.deepEqual(
-    b.map((l) => [l.loss, l.valLossEstimate, l.valLoss]),
-    a.map((l) => [l.loss, l.valLossEstimate, l.valLoss]),
-  );
-  const finished = getRun(root, "killed")!;
-  assert.equal(finished.status, "finished");
-  assert.equal(finished.resumeCommand, null);
-});
+    }
+    const metrics = (run: string) =>
+      readFileSync(join(root, run, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map(
+          (l) => JSON.parse(l) as { step: number; loss: number; valLoss?: number; valLossEstimate?: number },
+        );
+    const a = metrics(`straight-${optimizer}`);
+    const b = metrics(`killed-${optimizer}`);
+    assert.deepEqual(
+      b.map((l) => l.step),
+      a.map((l) => l.step),
+      "one metrics line per step, none repeated",
+    );
+    assert.deepEqual(
+      b.map((l) => [l.loss, l.valLossEstimate, l.valLoss]),
+      a.map((l) => [l.loss, l.valLossEstimate, l.valLoss]),
+    );
+    const finished = getRun(root, `killed-${optimizer}`)!;
+    assert.equal(finished.status, "finished");
+    assert.equal(finished.resumeCommand, null);
+  });
+}
 
 test("SIGINT saves a checkpoint and exits cleanly", async () => {
   let sent = false;

@@ -2,6 +2,7 @@
 // call per parameter. Moments live in float32 arrays allocated once.
 import { inPhase } from "../backend/index.js";
 import type { Tensor } from "../tensor/index.js";
+import { type Optimizer, type OptimizerBuffer, releaseGrads, savedBuffer } from "./optimizer.js";
 
 export interface AdamWConfig {
   lr: number;
@@ -25,7 +26,8 @@ export interface AdamWState {
   v: Float32Array[];
 }
 
-export class AdamW {
+export class AdamW implements Optimizer {
+  readonly name = "adamw";
   readonly config: AdamWConfig;
   readonly groups: ParamGroup[];
   private t = 0;
@@ -82,13 +84,24 @@ export class AdamW {
 
   /** Gives every gradient buffer back to the pool. */
   zeroGrad(): void {
-    for (const p of this.params()) {
-      if (p.grad) {
-        p.grad.kept = false;
-        p.grad.dispose();
-        p.grad = null;
-      }
-    }
+    releaseGrads(this.params());
+  }
+
+  /** The moments under PyTorch's names, exp_avg and exp_avg_sq. */
+  buffers(): OptimizerBuffer[] {
+    return this.params().flatMap((param, i) => [
+      { param, slot: "exp_avg", data: this.m[i]! },
+      { param, slot: "exp_avg_sq", data: this.v[i]! },
+    ]);
+  }
+
+  restore(step: number, saved: (param: string, slot: string) => Float32Array | undefined): void {
+    const params = this.params();
+    this.loadState({
+      step,
+      m: params.map((p) => savedBuffer(saved, p, "exp_avg")),
+      v: params.map((p) => savedBuffer(saved, p, "exp_avg_sq")),
+    });
   }
 
   state(): AdamWState {

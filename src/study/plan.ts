@@ -3,7 +3,8 @@
 // the same model size at every compute budget and seed. Learning rates are tuned per recipe first: a
 // sweep of lr × factor at the smallest budget and first seed, whose best factor the recipe's other runs use.
 //
-// Compute is counted per variant (its own FLOPs per token), so a lever that costs FLOPs gets fewer tokens
+// Compute is counted per variant (its own FLOPs per token, plus the optimizer's matmuls per step: Muon's
+// Newton–Schulz), so a lever that costs FLOPs gets fewer tokens
 // at the same budget, and sizes must agree (non-embedding parameters within 5% of the baseline's): a
 // bigger model is never counted as a better recipe.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -13,6 +14,7 @@ import { parameterCounts, trainingFlopsPerToken } from "../nn/index.js";
 import {
   loadRecipe,
   modelConfigFor,
+  optimizerFlopsPerStep,
   parseTrainConfig,
   type Recipe,
   resolveDataDir,
@@ -39,6 +41,8 @@ export interface Variant {
   nonEmbedding: number;
   totalParams: number;
   flopsPerToken: number;
+  /** Matmul FLOPs of one optimizer update (Muon's Newton–Schulz; 0 for AdamW), counted as compute too. */
+  optimizerFlopsPerStep: number;
 }
 
 export interface StudyRun {
@@ -48,7 +52,7 @@ export interface StudyRun {
   seed: number;
   lrFactor: number;
   steps: number;
-  /** Tokens trained and FLOPs spent (flopsPerToken × tokens). */
+  /** Tokens trained and FLOPs spent (flopsPerToken × tokens + optimizerFlopsPerStep × steps). */
   D: number;
   C: number;
   config: TrainConfigInput;
@@ -114,14 +118,15 @@ function scaledLr(fields: Record<string, unknown>, factor: number): Record<strin
 function variantsOf(
   recipes: Recipe[],
   ablate: boolean,
-): Omit<Variant, "nonEmbedding" | "totalParams" | "flopsPerToken">[] {
-  const out: Omit<Variant, "nonEmbedding" | "totalParams" | "flopsPerToken">[] = recipes.map((r) => ({
-    id: r.name,
-    kind: "recipe",
-    tuneFrom: r.name,
-    fields: r.fields,
-    description: r.description,
-  }));
+): Omit<Variant, "nonEmbedding" | "totalParams" | "flopsPerToken" | "optimizerFlopsPerStep">[] {
+  const out: Omit<Variant, "nonEmbedding" | "totalParams" | "flopsPerToken" | "optimizerFlopsPerStep">[] =
+    recipes.map((r) => ({
+      id: r.name,
+      kind: "recipe",
+      tuneFrom: r.name,
+      fields: r.fields,
+      description: r.description,
+    }));
   if (ablate) {
     const baseline = recipes[0]!;
     const full = recipes[recipes.length - 1]!;
@@ -179,6 +184,7 @@ export function planStudy(options: StudyOptions): StudyPlan {
       nonEmbedding: counts.nonEmbedding,
       totalParams: counts.total,
       flopsPerToken: trainingFlopsPerToken(m),
+      optimizerFlopsPerStep: optimizerFlopsPerStep(m, c.optimizer),
     };
   });
   const ref = variants[0]!;
@@ -236,7 +242,7 @@ export function studyRun(
   lrFactor: number,
 ): StudyRun {
   const perStep = tokensPerStep(parseTrainConfig({ ...v.fields, ...plan.train, runName: "x" }));
-  const steps = Math.max(1, Math.round(budget / v.flopsPerToken / perStep));
+  const steps = Math.max(1, Math.round(budget / (v.flopsPerToken * perStep + v.optimizerFlopsPerStep)));
   const name = `${plan.studyId}-${v.id}-C${label(budget)}-s${seed}-lr${factorLabel(lrFactor)}`;
   const config: Record<string, unknown> = {
     ...v.fields,
@@ -261,7 +267,7 @@ export function studyRun(
     lrFactor,
     steps,
     D,
-    C: D * v.flopsPerToken,
+    C: D * v.flopsPerToken + steps * v.optimizerFlopsPerStep,
     config: config as TrainConfigInput,
   };
 }

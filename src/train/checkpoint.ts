@@ -1,6 +1,7 @@
 // Checkpoints: one folder per checkpoint, `ckpt-<step>` in the run folder, holding
 //   model.safetensors      weights under the Hugging Face names src/nn uses
-//   optimizer.safetensors  AdamW moments: <param>.exp_avg and <param>.exp_avg_sq (PyTorch's names)
+//   optimizer.safetensors  the optimizer state under PyTorch's names: <param>.exp_avg and <param>.exp_avg_sq
+//                          (AdamW moments), <param>.momentum_buffer (Muon); metadata names the optimizer
 //   tokenizer.json         so a checkpoint folder alone is enough to sample from
 //   state.json             step, optimizer step, data position, train and model config, tokenizer hash,
 //                          sha256 and size of every file above, and a checksum of state.json itself
@@ -25,7 +26,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { loadTokenizer, type Tokenizer } from "../data/index.js";
 import { decodeSafetensors, encodeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import { type Model, type ModelConfig, paramSpecs, parseModelConfig } from "../nn/index.js";
-import type { AdamW } from "../optim/index.js";
+import type { Optimizer } from "../optim/index.js";
 import { parameter, type Tensor } from "../tensor/index.js";
 import type { TrainConfig } from "./config.js";
 
@@ -109,16 +110,20 @@ export function encodeModel(model: Model, metadata: Record<string, string> = {})
   return encodeSafetensors(tensors, metadata);
 }
 
-function encodeOptimizer(optimizer: AdamW): Buffer {
-  const { m, v } = optimizer.state();
+function encodeOptimizer(optimizer: Optimizer): Buffer {
   const tensors = new Map<string, TensorToWrite>();
-  optimizer.params().forEach((p, i) => {
-    if (!p.name) throw new Error("checkpoint: optimizer parameter without a name");
-    tensors.set(`${p.name}.exp_avg`, { dtype: "F32", shape: p.shape, data: m[i]! });
-    tensors.set(`${p.name}.exp_avg_sq`, { dtype: "F32", shape: p.shape, data: v[i]! });
-  });
-  return encodeSafetensors(tensors, { optimizer: "adamw", step: String(optimizer.step) });
+  for (const { param, slot, data } of optimizer.buffers()) {
+    if (!param.name) throw new Error("checkpoint: optimizer parameter without a name");
+    tensors.set(`${param.name}.${slot}`, { dtype: "F32", shape: param.shape, data });
+  }
+  return encodeSafetensors(tensors, { optimizer: optimizer.name, step: String(optimizer.step) });
 }
+
+/** The state slots each parameter has, per optimizer (a Muon checkpoint's parameters have one or the other). */
+const OPTIMIZER_SLOTS: Record<string, string[][]> = {
+  adamw: [["exp_avg", "exp_avg_sq"]],
+  muon: [["momentum_buffer"], ["exp_avg", "exp_avg_sq"]],
+};
 
 export function checkpointDir(runDir: string, step: number): string {
   return join(runDir, `${CHECKPOINT_PREFIX}${step}`);
@@ -151,7 +156,7 @@ export function removeStaleTemporaries(runDir: string): void {
 export function saveCheckpoint(
   runDir: string,
   model: Model,
-  optimizer: AdamW,
+  optimizer: Optimizer,
   tokenizerJson: string,
   info: CheckpointInfo,
   keep: number,
@@ -203,8 +208,12 @@ export interface LoadedCheckpoint {
   /** Weights by parameter name. */
   weights: Map<string, { shape: number[]; data: Float32Array }>;
   tokenizerJson: string;
-  /** The optimizer moments by parameter name; empty when read with { optimizer: false }. */
-  optimizer: Map<string, { m: Float32Array; v: Float32Array }>;
+  /**
+   * The optimizer state by `<param>.<slot>` (exp_avg, exp_avg_sq, momentum_buffer), and the optimizer's
+   * name (files written before Muon name AdamW); empty and null when read with { optimizer: false }.
+   */
+  optimizer: Map<string, Float32Array>;
+  optimizerName: string | null;
 }
 
 function readVerified(dir: string, name: string, state: CheckpointState): Buffer {
@@ -291,25 +300,34 @@ export function readCheckpoint(dir: string, opts: ReadOptions = {}): LoadedCheck
     }
     weights.set(s.name, { shape: s.shape, data: floats(e.bytes) });
   }
-  const optimizer = new Map<string, { m: Float32Array; v: Float32Array }>();
+  const optimizer = new Map<string, Float32Array>();
+  let optimizerName: string | null = null;
   if (opts.optimizer !== false) {
     const optFile = decode(OPTIMIZER_FILE);
+    optimizerName = optFile.metadata.optimizer ?? "adamw";
+    const layouts = OPTIMIZER_SLOTS[optimizerName];
+    if (!layouts) {
+      throw new CheckpointError(
+        dir,
+        `${OPTIMIZER_FILE} is the state of an unknown optimizer ${JSON.stringify(optimizerName)} (known: ${Object.keys(OPTIMIZER_SLOTS).join(", ")})`,
+      );
+    }
     for (const s of paramSpecs(modelConfig)) {
-      const m = optFile.tensors.get(`${s.name}.exp_avg`);
-      const v = optFile.tensors.get(`${s.name}.exp_avg_sq`);
-      if (!m || !v) throw new CheckpointError(dir, `${OPTIMIZER_FILE} lacks the moments of ${s.name}`);
+      const slots = layouts.find((l) => l.every((slot) => optFile.tensors.has(`${s.name}.${slot}`)));
+      if (!slots)
+        throw new CheckpointError(dir, `${OPTIMIZER_FILE} lacks the ${optimizerName} state of ${s.name}`);
       const n = s.shape.reduce((a, b) => a * b, 1);
-      if (m.dtype !== "F32" || v.dtype !== "F32" || m.bytes.length !== 4 * n || v.bytes.length !== 4 * n) {
-        throw new CheckpointError(
-          dir,
-          `${OPTIMIZER_FILE}: the moments of ${s.name} are not F32 [${s.shape}]`,
-        );
+      for (const slot of slots) {
+        const e = optFile.tensors.get(`${s.name}.${slot}`)!;
+        if (e.dtype !== "F32" || e.bytes.length !== 4 * n) {
+          throw new CheckpointError(dir, `${OPTIMIZER_FILE}: ${s.name}.${slot} is not F32 [${s.shape}]`);
+        }
+        optimizer.set(`${s.name}.${slot}`, floats(e.bytes));
       }
-      optimizer.set(s.name, { m: floats(m.bytes), v: floats(v.bytes) });
     }
   }
   const tokenizerJson = readVerified(dir, TOKENIZER_FILE, state).toString("utf8");
-  return { dir, state: { ...state, modelConfig }, weights, tokenizerJson, optimizer };
+  return { dir, state: { ...state, modelConfig }, weights, tokenizerJson, optimizer, optimizerName };
 }
 
 /** A model whose parameters are the checkpoint's weights. */
@@ -324,17 +342,19 @@ export function modelFromCheckpoint(ckpt: LoadedCheckpoint): Model {
   return { config, specs, params };
 }
 
-/** Loads the checkpoint's moments and step into an optimizer built over the same model. */
-export function restoreOptimizer(optimizer: AdamW, ckpt: LoadedCheckpoint): void {
-  const m: Float32Array[] = [];
-  const v: Float32Array[] = [];
-  for (const p of optimizer.params()) {
-    const s = ckpt.optimizer.get(p.name ?? "");
-    if (!s) throw new CheckpointError(ckpt.dir, `no optimizer state for ${p.name}`);
-    m.push(s.m);
-    v.push(s.v);
+/** Loads the checkpoint's optimizer state and step into an optimizer built over the same model. */
+export function restoreOptimizer(optimizer: Optimizer, ckpt: LoadedCheckpoint): void {
+  if (ckpt.optimizerName !== optimizer.name) {
+    throw new CheckpointError(
+      ckpt.dir,
+      `its optimizer state is ${ckpt.optimizerName ?? "not loaded"}, the run's optimizer is ${optimizer.name}`,
+    );
   }
-  optimizer.loadState({ step: ckpt.state.optimizerStep, m, v });
+  try {
+    optimizer.restore(ckpt.state.optimizerStep, (param, slot) => ckpt.optimizer.get(`${param}.${slot}`));
+  } catch (e) {
+    throw new CheckpointError(ckpt.dir, (e as Error).message);
+  }
 }
 
 /**

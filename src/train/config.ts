@@ -16,6 +16,7 @@ import { applyRecipe } from "./recipes.js";
 
 export const scheduleNames = ["cosine", "wsd"] as const;
 export { familyNames };
+export const optimizerNames = ["adamw", "muon"] as const;
 
 const int = (min: number) => z.number().int().min(min);
 
@@ -93,7 +94,24 @@ export const trainConfigSchema = z
     gradAccum: int(1).default(1).describe("micro-batches per optimizer step"),
 
     // ---- optimisation
+    optimizer: z
+      .enum(optimizerNames)
+      .default("adamw")
+      .describe(
+        "adamw, or muon: Muon for the hidden matrices, AdamW (lr) for embeddings, head, gains, biases",
+      ),
     lr: z.number().positive().default(3e-3).describe("peak learning rate"),
+    muonLr: z
+      .number()
+      .positive()
+      .default(0.02)
+      .describe("muon: peak learning rate of the hidden matrices (the schedule scales it with lr)"),
+    muonMomentum: z.number().min(0).lt(1).default(0.95).describe("muon: Nesterov momentum"),
+    muonWeightDecay: z
+      .number()
+      .min(0)
+      .default(0)
+      .describe("muon: decoupled weight decay of the hidden matrices"),
     minLrRatio: z.number().min(0).max(1).default(0.1).describe("the schedule ends at lr × minLrRatio"),
     warmupSteps: int(0).default(100).describe("linear warmup steps"),
     schedule: z.enum(scheduleNames).default("cosine").describe("learning-rate schedule after warmup"),

@@ -27,6 +27,7 @@ export {
   defaultRoot,
   familyNames,
   modelConfigFor,
+  optimizerNames,
   parseTrainConfig,
   runDirOf,
   scheduleNames,
@@ -39,6 +40,12 @@ export {
   trainDefaults,
 } from "./config.js";
 export { builtinCacheDir, openTrainingData, resolveDataDir } from "./data.js";
+export {
+  createOptimizer,
+  isHiddenMatrix,
+  type OptimizerSettings,
+  optimizerFlopsPerStep,
+} from "./optimizer.js";
 export { formatSeconds } from "./progress.js";
 export {
   applyRecipe,

@@ -1,6 +1,7 @@
 // The training loop. One step:
 //   tidy(() => for each micro-batch: loss = crossEntropy(forward(x)) / gradAccum; loss.backward())
-//   clip the global gradient norm; lr from the schedule; AdamW update; zero the gradients.
+//   clip the global gradient norm; lr from the schedule; optimizer update (AdamW, or Muon + AdamW); zero
+//   the gradients.
 // Everything random is a pure function of (seed, step): the batches (batchAt with batch index
 // step·gradAccum + micro) and the dropout masks. With the weights and optimizer moments restored bit for
 // bit from a checkpoint, a resumed run therefore computes exactly what an uninterrupted run computes.
@@ -23,14 +24,13 @@ import { DEFAULT_EVAL_BATCH_SIZE, evaluate } from "../infer/evaluate.js";
 import { writeFileAtomic } from "../io/safetensors.js";
 import {
   createModel,
-  decayGroups,
   forward,
   type Model,
   type ModelConfig,
   parameterCounts,
   trainingFlopsPerToken,
 } from "../nn/index.js";
-import { AdamW, clipGradNorm, gradNorm } from "../optim/index.js";
+import { clipGradNorm, gradNorm } from "../optim/index.js";
 import { crossEntropy, noGrad, scale, tidy } from "../tensor/index.js";
 import {
   type LoadedCheckpoint,
@@ -49,6 +49,7 @@ import {
   tokensPerStep,
 } from "./config.js";
 import { openTrainingData } from "./data.js";
+import { createOptimizer } from "./optimizer.js";
 import { formatSeconds, Progress } from "./progress.js";
 import { REGISTRY_FILE, Registry, withRegistry } from "./registry.js";
 import { lrAt } from "./schedule.js";
@@ -400,14 +401,7 @@ export async function train(
   }
   const modelConfig = ckpt ? ckpt.state.modelConfig : modelConfigFor(c, data.meta.vocabSize);
   const model = ckpt ? modelFromCheckpoint(ckpt) : createModel(modelConfig, c.seed);
-  const groups = decayGroups(model);
-  const optimizer = new AdamW([{ params: groups.decay }, { params: groups.noDecay, weightDecay: 0 }], {
-    lr: c.lr,
-    beta1: c.beta1,
-    beta2: c.beta2,
-    eps: c.eps,
-    weightDecay: c.weightDecay,
-  });
+  const optimizer = createOptimizer(model, c);
   if (ckpt) restoreOptimizer(optimizer, ckpt);
   const params = optimizer.params();
   const evalSet = [...evalBatches(data.val, c.batchSize, c.context, c.evalBatches)];
