@@ -2,10 +2,12 @@
 // end with the real trainer (learning-rate sweep, runs, multiplier with an interval), resumption without
 // retraining, and the refusals that keep a study honest (sizes, too few learning rates).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import {
   computeForLoss,
   estimateStudy,
@@ -13,6 +15,7 @@ import {
   formatStudy,
   planStudy,
   runStudy,
+  studyRun,
   writeStudyReport,
 } from "../src/study/index.js";
 import { builtinRecipes, loadRecipe, parseTrainConfig } from "../src/train/index.js";
@@ -143,4 +146,39 @@ test("a tiny study: tuned learning rates, every run, a multiplier with an interv
   const again = await runStudy(planStudy(options), { quiet: true });
   assert.equal(again.completed.length, 0, "finished runs are not trained again");
   assert.equal(again.skipped.length, first.completed.length);
+});
+
+test("compute counts Muon's Newton–Schulz: at one budget a Muon recipe trains fewer steps", () => {
+  const muon = recipeFile("gpt2-muon", { base: "gpt2", levers: { muon: { optimizer: "muon" } } });
+  const plan = planStudy({ studyId: "s-muon", recipes: ["gpt2", muon], budgets: [1e8, 2e8], train: shared });
+  const [adamw, withMuon] = plan.variants;
+  assert.equal(adamw!.optimizerFlopsPerStep, 0);
+  assert.ok(withMuon!.optimizerFlopsPerStep > 0);
+  const a = studyRun(plan, adamw!, 2e8, 1, 1);
+  const m = studyRun(plan, withMuon!, 2e8, 1, 1);
+  assert.ok(m.steps < a.steps, `${m.steps} vs ${a.steps}`);
+  assert.equal(m.C, m.D * withMuon!.flopsPerToken + m.steps * withMuon!.optimizerFlopsPerStep);
+});
+
+test("afterscale study --dry-run --json prints the plan; a bad recipe is an error that names it", () => {
+  const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const args = ["study", "--recipes", "gpt2,llama", "--budgets", "3e7,6e7", "--data", data, "--root", root];
+  const sizes = ["--d-model", "48", "--layers", "2", "--heads", "4", "--context", "16", "--batch-size", "4"];
+  const ok = spawnSync(process.execPath, [cli, ...args, ...sizes, "--dry-run", "--json"], {
+    encoding: "utf8",
+  });
+  assert.equal(ok.status, 0, ok.stderr);
+  const plan = JSON.parse(ok.stdout) as { recipes: string[]; budgets: number[]; lrFactors: number[] };
+  assert.deepEqual(plan.recipes, ["gpt2", "llama"]);
+  assert.deepEqual(plan.budgets, [3e7, 6e7]);
+  assert.deepEqual(plan.lrFactors, [0.5, 1, 2]);
+  const bad = spawnSync(
+    process.execPath,
+    [cli, ...args.slice(0, 1), "--recipes", "gpt2,nonesuch", "--data", data, "--dry-run"],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /recipe "nonesuch": not a shipped recipe/);
 });
