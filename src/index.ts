@@ -9,6 +9,7 @@ export { nativeBackend, setBackend } from "./backend/index.js";
 export {
   BUILTIN_CORPORA,
   type BuiltinCorpus,
+  byteTokenizer,
   type DatasetMeta,
   loadTokenizer,
   type OpenDataset,
@@ -81,6 +82,8 @@ export {
   type SweepPlan,
   type SweepRunSummary,
 } from "./scaling/sweep.js";
+// Serving: the OpenAI-compatible server and chat page of `afterscale serve`.
+export { type RunningServer, type ServeOptions, startServer } from "./serve/index.js";
 // Training: configs, runs with crash-exact checkpoints, the run registry, the one model resolver.
 export {
   defaultRoot,

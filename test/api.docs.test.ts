@@ -1,5 +1,5 @@
-// The library's documentation runs: every ```js example in docs/api.md is executed as written, in order, in
-// one empty folder that imports the package by its name ("afterscale", through package.json "exports").
+// The library's documentation runs: every ```js example in docs/api.md (then README.md's) is executed as
+// written, in order, in one empty folder that imports the package by its name (through package.json "exports").
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -36,10 +36,10 @@ function run(
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test("docs/api.md: every example runs as written, in order", async (t) => {
+test("docs/api.md and README.md: every library example runs as written, in order", async (t) => {
   const examples = jsExamples(readFileSync(join(repo, "docs", "api.md"), "utf8"));
-  // Train, generate, evaluate, export, fit, sweep: a change to the doc that drops one should be deliberate.
-  assert.equal(examples.length, 6, "docs/api.md should have six ```js examples");
+  // Train, generate, evaluate, export, serve, fit, sweep: dropping one from the doc should be deliberate.
+  assert.equal(examples.length, 7, "docs/api.md should have seven ```js examples");
   const dir = userFolder();
   const outputs: string[] = [];
   try {
@@ -51,12 +51,24 @@ test("docs/api.md: every example runs as written, in order", async (t) => {
         outputs.push(r.stdout);
       });
     }
+    // The README's example loads "runs/my-run": here, the run the first example trained.
+    symlinkSync(join(dir, "runs", "tiny"), join(dir, "runs", "my-run"), "dir");
+    const readme = jsExamples(readFileSync(join(repo, "README.md"), "utf8"));
+    assert.ok(readme.length >= 1, "README.md's library example");
+    for (const [i, code] of readme.entries()) {
+      await t.test(`README.md example ${i + 1}`, () => {
+        const r = run(dir, `readme-${i + 1}.mjs`, code);
+        assert.equal(r.status, 0, `README.md example ${i + 1} failed:\n${r.stdout}\n${r.stderr}`);
+        assert.ok(r.stdout.length > 0, "it should print the generated text");
+      });
+    }
     const all = outputs.join("\n");
     // What each example claims to show holds.
     assert.match(all, /tiny: 40 steps, 20480 tokens, val loss \d+\.\d{3}/);
     assert.match(all, /the stream gave the same text/);
     assert.match(all, /loss \d+\.\d{3} nats\/token, perplexity/);
     assert.match(all, /the Hugging Face copy generates the same text/);
+    assert.match(all, /tiny at http:\/\/127\.0\.0\.1:\d+ answered 200: \d+ tokens/);
     // Epoch AI's published approach-3 estimate on these points is alpha 0.3478.
     assert.match(all, /alpha 0\.34\d\d \[/);
     assert.match(all, /trained 9 runs\n9 points/);
