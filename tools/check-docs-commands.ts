@@ -65,7 +65,8 @@ export function docCommands(files: readonly string[]): DocCommand[] {
         continue;
       }
       if (!fenced) {
-        for (const m of line.matchAll(/`(npx afterscale [^`]+)`/g)) add(m[1]!, `${file}:${i + 1}`);
+        // Inline code in prose; "npx afterscale …" (with an ellipsis) names the command, not an invocation.
+        for (const m of line.matchAll(/`(npx afterscale [^`…]+)`/g)) add(m[1]!, `${file}:${i + 1}`);
         continue;
       }
       const start = i;
