@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `afterscale` command: one subcommand per job, each with --help and --json.
+import { createRequire } from "node:module";
 import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
 import { registerIoCommands } from "./io.js";
@@ -13,6 +14,8 @@ const program = new Command();
 program
   .name("afterscale")
   .description("Small language models on an ordinary machine: train, sample, evaluate, measure scaling.")
+  // The package resolves itself by name (package.json "exports"), from the repository and when installed.
+  .version(createRequire(import.meta.url)("afterscale/package.json").version, "-V, --version")
   .showHelpAfterError()
   .exitOverride();
 

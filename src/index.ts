@@ -1,0 +1,104 @@
+// afterscale as a library: `import { loadModel, generate, train, … } from "afterscale"`. This is the stable
+// public surface (docs/api.md shows every use, and test/api.docs.test.ts runs those examples); deeper modules
+// may change. Importing it has no side effects: nothing is printed, no signal handler is installed, and the
+// native addon loads on the first tensor operation.
+
+// Backends: the native addon (default) or the plain-TypeScript reference.
+export { nativeBackend, setBackend } from "./backend/index.js";
+// Data: tokenizers and prepared (tokenized, sharded) datasets.
+export {
+  BUILTIN_CORPORA,
+  type BuiltinCorpus,
+  byteTokenizer,
+  type DatasetMeta,
+  loadTokenizer,
+  type OpenDataset,
+  openShards,
+  type PrepareOptions,
+  prepare,
+  saveTokenizer,
+  Tokenizer,
+} from "./data/index.js";
+// Inference: generation (whole, streamed through onText, or as an async iterator) and evaluation.
+export {
+  type EvaluateOptions,
+  type EvaluateResult,
+  evaluate,
+  type FinishReason,
+  type GenerateOptions,
+  type GenerateResult,
+  generate,
+  generateStream,
+  type SamplingOptions,
+} from "./infer/index.js";
+// Interop: Hugging Face folders and GGUF files.
+export {
+  type ExportOptions,
+  type ExportResult,
+  exportModel,
+  type ImportResult,
+  importModel,
+  type QuantizationReport,
+  quantizationReport,
+} from "./io/index.js";
+// Models: architectures, presets, parameter counts.
+export {
+  createModel,
+  type Model,
+  type ModelConfig,
+  type PresetName,
+  parameterCounts,
+  parseModelConfig,
+  preset,
+  presetNames,
+} from "./nn/index.js";
+// Scaling laws: points, fits with bootstrap intervals, compute-optimal allocation, sweeps, reports.
+export {
+  type BootstrapFit,
+  type BootstrapOptions,
+  bootstrapFit,
+  type ChinchillaFit,
+  type ComputeMultiplier,
+  computeMultiplier,
+  computeOptimal,
+  type FitOptions,
+  fitChinchilla,
+  type LawParams,
+  type LoadOptions as LoadPointsOptions,
+  loadPoints,
+  predictLoss,
+  type ScalingPoint,
+} from "./scaling/index.js";
+export { type ReportOptions, type ReportWritten, writeReport } from "./scaling/report.js";
+export {
+  formatPlan,
+  type LoadedSource,
+  loadSource,
+  type PlannedRun,
+  type PlanOptions,
+  planSweep,
+  type RunSweepOptions,
+  runSweep,
+  type SweepPlan,
+  type SweepRunSummary,
+} from "./scaling/sweep.js";
+// Serving: the OpenAI-compatible server and chat page of `afterscale serve`.
+export { type RunningServer, type ServeOptions, startServer } from "./serve/index.js";
+// Training: configs, runs with crash-exact checkpoints, the run registry, the one model resolver.
+export {
+  defaultRoot,
+  type LoadModelOptions,
+  listRuns,
+  loadModel,
+  parseTrainConfig,
+  type ResolvedModel,
+  type RunRecord,
+  resolveDataDir,
+  type StepMetrics,
+  type TrainConfig,
+  type TrainConfigInput,
+  type TrainOptions,
+  type TrainResult,
+  train,
+  trainDefaults,
+} from "./train/index.js";
