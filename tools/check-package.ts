@@ -33,6 +33,8 @@ const MUST_SHIP = [
   "src/serve/public/chat.js",
   "src/serve/public/chat.css",
   "src/scaling/data/chinchilla.csv",
+  "recipes/gpt2.json",
+  "recipes/afterscale.json",
 ];
 /** Nothing of the development tree: tests, fixtures, benchmarks, tools, source maps, build output. */
 const MUST_NOT_SHIP = [
@@ -180,11 +182,13 @@ async function main(): Promise<void> {
       const v = sh(bin, ["--version"], app).trim();
       if (v !== pkg.version) throw new Error(`--version printed ${v}, expected ${pkg.version}`);
     });
-    await step("afterscale train (tiny run on the synthetic corpus)", () =>
+    await step("afterscale train (tiny run of the afterscale recipe on the synthetic corpus)", () =>
       sh(
         bin,
         [
           "train",
+          "--recipe",
+          "afterscale",
           "--data",
           "synthetic",
           "--vocab",
