@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { predictLoss } from "../src/scaling/fit.js";
 import { buildReport, renderSvg, writeReport } from "../src/scaling/report.js";
-import { countLabel, logTicks, powerLabel } from "../src/scaling/report-charts.js";
+import { countLabel, logDomain, logTicks, powerLabel } from "../src/scaling/report-charts.js";
 import { launchBrowser, noBrowser } from "./helpers/browser.js";
 import { mulberry32, normal } from "./helpers/random.js";
 
@@ -131,4 +131,11 @@ test("the report renders in headless Chromium with the network cut off", { skip:
   } finally {
     await context.close();
   }
+});
+
+test("a log axis ignores values it cannot draw (0, ∞) instead of ticking from 10^-∞", () => {
+  const [lo, hi] = logDomain([0, 1e3, 1e5, Number.POSITIVE_INFINITY]);
+  assert.ok(Math.abs(lo - 1e3 / 10 ** 0.25) < 1e-6 && Math.abs(hi - 1e5 * 10 ** 0.25) < 1e-3);
+  assert.deepEqual(logTicks(lo, hi), [1e3, 1e4, 1e5]);
+  assert.throws(() => logTicks(0, 10), /not positive and finite/);
 });

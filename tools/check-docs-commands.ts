@@ -150,6 +150,9 @@ async function runToEnd(command: string, env: NodeJS.ProcessEnv, limitSeconds = 
   return r;
 }
 
+/** A study has started training once it announces its first learning-rate sweep run. */
+const STUDY_PROGRESS = /\[lr sweep \d+\/\d+\]/;
+
 /** A long job: started as written, it must show `progress`, then Ctrl-C must checkpoint it and exit 130. */
 async function runBounded(command: string, env: NodeJS.ProcessEnv, progress: RegExp, limitSeconds: number) {
   const { child, done } = start(command, env);
@@ -263,17 +266,27 @@ async function main(): Promise<void> {
       const sub = command.split(" ")[2];
       let what: string;
       if (command === "npm start") {
-        // The 2500-step main job: it must build, prepare the corpus, train, and stop cleanly on Ctrl-C. Its
-        // runs go to a folder of their own (AFTERSCALE_HOME), since npm runs scripts in the package root.
+        // The main job, a quick recipe study: it must build, prepare the corpus, start training, and stop
+        // cleanly on Ctrl-C. Its runs go to a folder of their own (AFTERSCALE_HOME), since npm runs scripts
+        // in the package root.
         const r = await runBounded(
           command,
           { ...env, AFTERSCALE_HOME: join(work, "main-job") },
-          /step \d+\/2500/,
-          240,
+          STUDY_PROGRESS,
+          300,
         );
         what = `started, reached "${r.progress}", Ctrl-C → checkpoint, status 130 (${r.seconds.toFixed(1)} s)`;
       } else if (sub === "serve") {
         what = await runServer(command, env);
+      } else if (sub === "study" && !command.includes("--dry-run")) {
+        // A study is tens of minutes: as written, its plan and first run start, then Ctrl-C → checkpoint, 130.
+        const r = await runBounded(
+          command,
+          { ...env, AFTERSCALE_HOME: join(work, "study-as-written") },
+          STUDY_PROGRESS,
+          300,
+        );
+        what = `as written: started, reached "${r.progress}", Ctrl-C → checkpoint, status 130 (${r.seconds.toFixed(1)} s)`;
       } else if (sub === "sweep" && !command.includes("--dry-run")) {
         // As written (in a root of its own): the plan, the first run's progress, Ctrl-C → checkpoint, 130.
         const bounded = await runBounded(

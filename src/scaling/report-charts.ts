@@ -64,6 +64,8 @@ export function countLabel(v: number): string {
 
 /** Tick values on a log axis over [lo, hi]: decades, plus 2× and 5× when fewer than three decades fit. */
 export function logTicks(lo: number, hi: number): number[] {
+  if (!(lo > 0 && hi >= lo && Number.isFinite(hi)))
+    throw new Error(`log axis: the range [${lo}, ${hi}] is not positive and finite`);
   const k0 = Math.floor(Math.log10(lo));
   const k1 = Math.ceil(Math.log10(hi));
   const inRange = (v: number) => v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9);
@@ -86,8 +88,12 @@ export function tickLabelExpr(ticks: readonly number[], kind: TickKind): string 
 
 /** The domain of a log axis: the data range padded by a quarter decade either side. */
 export function logDomain(values: readonly number[]): [number, number] {
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
+  // Zero, negative or infinite values cannot sit on a log axis (a fit may drive an optimum to 0 or ∞);
+  // Vega leaves them off the chart, and they must not stretch the domain to 0.
+  const drawable = values.filter((v) => v > 0 && Number.isFinite(v));
+  if (drawable.length === 0) return [1, 10];
+  const lo = Math.min(...drawable);
+  const hi = Math.max(...drawable);
   return [lo / 10 ** 0.25, hi * 10 ** 0.25];
 }
 
