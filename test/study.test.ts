@@ -13,9 +13,11 @@ import {
   estimateStudy,
   fitCurve,
   formatStudy,
+  mainRuns,
   planStudy,
   runStudy,
   studyRun,
+  tuning,
   writeStudyReport,
 } from "../src/study/index.js";
 import { builtinRecipes, loadRecipe, parseTrainConfig } from "../src/train/index.js";
@@ -125,12 +127,14 @@ test("a tiny study: tuned learning rates, every run, a multiplier with an interv
   for (const v of plan.variants) assert.ok(v.flopsPerToken > 0);
   const first = await runStudy(plan, { quiet: true });
   assert.equal(first.interrupted, null);
-  // 3 learning rates at the smallest budget (first seed), plus 3 budgets × 2 seeds minus the reused tuning run.
-  assert.equal(first.completed.length, 2 * (3 + 3 * 2 - 1));
+  // The learning-rate sweeps at the smallest budget (first seed; 3 factors, more where the best was at an
+  // edge), plus 3 budgets × 2 seeds per recipe minus the tuning run each reuses.
+  const tried = tuning(plan).reduce((n, t) => n + t.losses.length, 0);
+  assert.equal(first.completed.length, tried + 2 * (3 * 2 - 1));
   const r = estimateStudy(plan, { bootstrap: 200 });
   assert.deepEqual(r.missing, []);
   assert.ok(r.fit);
-  for (const t of r.tuning) assert.ok(t.best !== null && plan.lrFactors.includes(t.best));
+  for (const t of r.tuning) assert.ok(t.best !== null && t.losses.some((l) => l.lrFactor === t.best));
   const llama = r.variants.find((v) => v.id === "llama")!;
   assert.ok(llama.multiplier && llama.multiplier.estimate > 0);
   assert.ok(
@@ -145,7 +149,11 @@ test("a tiny study: tuned learning rates, every run, a multiplier with an interv
 
   const again = await runStudy(planStudy(options), { quiet: true });
   assert.equal(again.completed.length, 0, "finished runs are not trained again");
-  assert.equal(again.skipped.length, first.completed.length);
+  assert.equal(
+    again.skipped.length,
+    mainRuns(plan, tuning(plan))!.length,
+    "every main run was found finished",
+  );
 });
 
 test("compute counts Muon's Newton–Schulz: at one budget a Muon recipe trains fewer steps", () => {
@@ -181,4 +189,48 @@ test("afterscale study --dry-run --json prints the plan; a bad recipe is an erro
   );
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /recipe "nonesuch": not a shipped recipe/);
+});
+
+test("a learning-rate sweep whose best factor is at an edge is extended that way, at most twice", () => {
+  const plan = planStudy({
+    studyId: "s-edge",
+    recipes: ["gpt2", "llama"],
+    budgets: [2e7, 4e7],
+    train: shared,
+  });
+  const [gpt2, llama] = plan.variants;
+  const run = (v: typeof gpt2, f: number) => studyRun(plan, v!, 2e7, plan.seeds[0]!, f).name;
+  const done = new Map<string, { loss: number; record: never }>();
+  const set = (v: typeof gpt2, f: number, loss: number) =>
+    done.set(run(v, f), { loss, record: undefined as never });
+  // gpt2: the largest factor is best; llama: the middle one is.
+  for (const [f, l] of [
+    [0.5, 3],
+    [1, 2.5],
+    [2, 2],
+  ] as const)
+    set(gpt2, f, l);
+  for (const [f, l] of [
+    [0.5, 3],
+    [1, 2],
+    [2, 2.5],
+  ] as const)
+    set(llama, f, l);
+  let t = tuning(plan, done as never);
+  assert.equal(t[0]!.best, null, "gpt2 needs ×4 first");
+  assert.deepEqual(
+    t[0]!.losses.map((l) => l.lrFactor),
+    [0.5, 1, 2, 4],
+  );
+  assert.deepEqual([t[1]!.best, t[1]!.atEdge], [1, false]);
+  set(gpt2, 4, 1.5);
+  t = tuning(plan, done as never);
+  assert.deepEqual(
+    t[0]!.losses.map((l) => l.lrFactor),
+    [0.5, 1, 2, 4, 8],
+  );
+  set(gpt2, 8, 1.4);
+  t = tuning(plan, done as never);
+  // Two extensions are the limit: ×8 is best and still flagged as at the edge.
+  assert.deepEqual([t[0]!.best, t[0]!.atEdge], [8, true]);
 });

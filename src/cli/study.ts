@@ -129,7 +129,7 @@ export function registerStudyCommand(program: Command): void {
     if (!o.json) {
       stderrLine(
         `study ${plan.studyId}: ${plan.variants.map((v) => v.id).join(", ")}; about ${runCount} runs ` +
-          `(${plan.lrFactors.length} learning rates per recipe at the smallest budget, then ${plan.budgets.length} budgets × ${plan.seeds.length} seeds)`,
+          `(${plan.lrFactors.length} learning rates per recipe at the smallest budget, more where the best is at an edge; then ${plan.budgets.length} budgets × ${plan.seeds.length} seeds)`,
       );
       for (const v of plan.variants)
         stderrLine(

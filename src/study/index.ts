@@ -29,4 +29,12 @@ export {
   validateStudyId,
 } from "./plan.js";
 export { writeStudyReport } from "./report.js";
-export { finishedRuns, mainRuns, runStudy, type Tuning, tuning } from "./run.js";
+export {
+  finishedRuns,
+  MAX_LR_EXTENSIONS,
+  mainRuns,
+  pendingTuningRuns,
+  runStudy,
+  type Tuning,
+  tuning,
+} from "./run.js";

@@ -40,36 +40,53 @@ export function finishedRuns(plan: StudyPlan): Map<string, { loss: number; recor
   return out;
 }
 
-/** The tuning runs of one recipe: every learning-rate factor at the smallest budget and first seed. */
-export function tuningRuns(plan: StudyPlan, recipe: string): StudyRun[] {
-  const v = plan.variants.find((x) => x.id === recipe)!;
-  return plan.lrFactors.map((f) => studyRun(plan, v, plan.budgets[0]!, plan.seeds[0]!, f));
-}
+/** How many times a sweep whose best factor is at its edge is extended by one factor of 2 that way. */
+export const MAX_LR_EXTENSIONS = 2;
 
 export interface Tuning {
   recipe: string;
-  /** Loss per factor (NaN where the run has not finished). */
+  /** Loss per factor tried (NaN where the run has not finished), factors ascending. */
   losses: { lrFactor: number; lr: number; loss: number }[];
-  /** The best factor, or null until every tuning run has finished. */
+  /** The best factor, or null while a tuning run is still to do. */
   best: number | null;
-  /** True when the best factor is the smallest or largest tried: the optimum may lie outside. */
+  /** True when the best factor is still the smallest or largest tried: the optimum may lie outside. */
   atEdge: boolean;
 }
 
+function tuningRun(plan: StudyPlan, recipe: string, factor: number): StudyRun {
+  const v = plan.variants.find((x) => x.id === recipe)!;
+  return studyRun(plan, v, plan.budgets[0]!, plan.seeds[0]!, factor);
+}
+
+/**
+ * Each recipe's learning-rate sweep at the smallest budget and first seed: the plan's factors, extended by
+ * ×½ or ×2 (at most MAX_LR_EXTENSIONS times) while the best one sits at an edge, so that no recipe is
+ * compared at a learning rate the sweep merely ran out at.
+ */
 export function tuning(plan: StudyPlan, done = finishedRuns(plan)): Tuning[] {
   return plan.recipes.map((recipe) => {
-    const runs = tuningRuns(plan, recipe);
-    const losses = runs.map((r) => ({
-      lrFactor: r.lrFactor,
-      lr: parseTrainConfig(r.config).lr,
-      loss: done.get(r.name)?.loss ?? Number.NaN,
-    }));
-    const complete = losses.every((l) => Number.isFinite(l.loss));
-    const best = complete ? losses.reduce((a, b) => (b.loss < a.loss ? b : a)).lrFactor : null;
-    const atEdge =
-      best !== null && (best === plan.lrFactors[0] || best === plan.lrFactors[plan.lrFactors.length - 1]);
-    return { recipe, losses, best, atEdge };
+    const factors = [...plan.lrFactors];
+    for (let extensions = 0; ; extensions++) {
+      const losses = factors.map((f) => {
+        const r = tuningRun(plan, recipe, f);
+        return { lrFactor: f, lr: parseTrainConfig(r.config).lr, loss: done.get(r.name)?.loss ?? Number.NaN };
+      });
+      if (!losses.every((l) => Number.isFinite(l.loss))) return { recipe, losses, best: null, atEdge: false };
+      const best = losses.reduce((a, b) => (b.loss < a.loss ? b : a)).lrFactor;
+      const low = best === factors[0];
+      const atEdge = low || best === factors[factors.length - 1];
+      if (!atEdge || extensions === MAX_LR_EXTENSIONS) return { recipe, losses, best, atEdge };
+      if (low) factors.unshift(factors[0]! / 2);
+      else factors.push(factors[factors.length - 1]! * 2);
+    }
   });
+}
+
+/** The tuning runs still to do (the plan's factors, then any extension the results so far ask for). */
+export function pendingTuningRuns(plan: StudyPlan, tuned: Tuning[]): StudyRun[] {
+  return tuned.flatMap((t) =>
+    t.losses.filter((l) => !Number.isFinite(l.loss)).map((l) => tuningRun(plan, t.recipe, l.lrFactor)),
+  );
 }
 
 /** The main runs (every variant, budget and seed) once the tuning is complete; null before. */
@@ -124,8 +141,12 @@ export async function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): 
     }
     return true;
   };
-  const tuningPlan = plan.recipes.flatMap((r) => tuningRuns(plan, r));
-  if (!(await execute(tuningPlan, "lr sweep"))) return summary;
+  // Learning-rate sweeps, extended while a recipe's best factor is at an edge.
+  for (;;) {
+    const pending = pendingTuningRuns(plan, tuning(plan));
+    if (pending.length === 0) break;
+    if (!(await execute(pending, "lr sweep"))) return summary;
+  }
   const tuned = tuning(plan);
   for (const t of tuned) {
     if (!options.quiet) {
