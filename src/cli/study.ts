@@ -133,7 +133,11 @@ export function registerStudyCommand(program: Command): void {
       );
       for (const v of plan.variants)
         stderrLine(
-          `  ${v.id}: ${v.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${v.flopsPerToken.toLocaleString("en-US")} FLOPs/token — ${v.description}`,
+          `  ${v.id}: ${v.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${v.flopsPerToken.toLocaleString("en-US")} FLOPs/token` +
+            (v.optimizerFlopsPerStep > 0
+              ? ` + ${v.optimizerFlopsPerStep.toExponential(2)} optimizer FLOPs/step`
+              : "") +
+            ` — ${v.description}`,
         );
       for (const w of plan.warnings) stderrLine(`warning: ${w}`);
     }
