@@ -84,3 +84,27 @@ export function givenTrainFields(
   for (const f of fields) if (o[f.name] !== undefined) out[f.name] = o[f.name];
   return out;
 }
+
+/**
+ * The first SIGINT/SIGTERM aborts the returned signal (the job checkpoints its current run and stops); a
+ * second one exits at once. `release` removes the handlers.
+ */
+export function abortOnSignals(what: string): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(
+      `${sig}: checkpointing the current run, then stopping the ${what} (again to quit at once)\n`,
+    );
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    release: () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}

@@ -28,7 +28,7 @@ import {
   type TrainConfigInput,
   trainConfigFields,
 } from "../train/index.js";
-import { givenTrainFields, int, numList, output, trainFieldOption } from "./options.js";
+import { abortOnSignals, givenTrainFields, int, numList, output, trainFieldOption } from "./options.js";
 
 function stderrLine(m: string): void {
   process.stderr.write(`${m}\n`);
@@ -145,18 +145,11 @@ export function registerStudyCommand(program: Command): void {
       if (o.json) output(true, plan, () => "");
       return;
     }
-    const controller = new AbortController();
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (controller.signal.aborted) process.exit(130);
-      stderrLine(`${sig}: checkpointing the current run, then stopping the study (again to quit at once)`);
-      controller.abort();
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
+    const stop = abortOnSignals("study");
     const started = performance.now();
     try {
       const summary = await runStudy(plan, {
-        signal: controller.signal,
+        signal: stop.signal,
         log: o.json ? () => {} : stderrLine,
       });
       const seconds = (performance.now() - started) / 1000;
@@ -179,8 +172,7 @@ export function registerStudyCommand(program: Command): void {
       });
       if (summary.interrupted) process.exitCode = 130;
     } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      stop.release();
     }
   });
 }

@@ -24,7 +24,16 @@ import {
   type TrainField,
   trainConfigFields,
 } from "../train/index.js";
-import { givenTrainFields, int, num, numList, oneOf, output, trainFieldOption } from "./options.js";
+import {
+  abortOnSignals,
+  givenTrainFields,
+  int,
+  num,
+  numList,
+  oneOf,
+  output,
+  trainFieldOption,
+} from "./options.js";
 
 /** The trainer's flags that a sweep passes to every run: every config field the sweep does not set itself. */
 function trainerFields(): TrainField[] {
@@ -114,18 +123,11 @@ export function registerSweepCommands(program: Command): void {
     if (o.dryRun) return;
 
     // First SIGINT/SIGTERM: the current run checkpoints and the sweep stops; a second one quits at once.
-    const controller = new AbortController();
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (controller.signal.aborted) process.exit(130);
-      stderrLine(`${sig}: checkpointing the current run, then stopping the sweep (again to quit at once)`);
-      controller.abort();
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
+    const stop = abortOnSignals("sweep");
     const started = performance.now();
     const rootFlag = o.root ? ` --root ${o.root}` : "";
     try {
-      const summary = await runSweep(plan, { signal: controller.signal, log: stderrLine });
+      const summary = await runSweep(plan, { signal: stop.signal, log: stderrLine });
       const seconds = (performance.now() - started) / 1000;
       const left = plan.runs.length - summary.skipped.length - summary.completed.length;
       output(o.json, { sweepId: plan.sweepId, seconds, ...summary }, () =>
@@ -140,8 +142,7 @@ export function registerSweepCommands(program: Command): void {
       );
       if (summary.interrupted) process.exitCode = 130;
     } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      stop.release();
     }
   });
 

@@ -62,10 +62,9 @@ export function hfConfig(c: ModelConfig, tokenizer: Tokenizer | null, dtype: "f3
   const torchDtype = dtype === "f32" ? "float32" : "float16";
   const arch = exportArchitecture(c, "hf export");
   const bias = blockParts(c).bias;
-  if (arch === "qwen3") {
-    return {
-      architectures: ["Qwen3ForCausalLM"],
-      model_type: "qwen3",
+  if (arch === "qwen3" || arch === "llama") {
+    // The two share Llama's fields; Qwen3 adds QK-norm (q_norm/k_norm) and has no biases.
+    const llama: Json = {
       vocab_size: c.vocab,
       hidden_size: c.dModel,
       intermediate_size: mlpHidden(c),
@@ -78,11 +77,10 @@ export function hfConfig(c: ModelConfig, tokenizer: Tokenizer | null, dtype: "f3
       rope_scaling: null,
       rms_norm_eps: c.normEps,
       hidden_act: "silu",
-      attention_bias: false,
+      attention_bias: arch === "qwen3" ? false : bias,
       attention_dropout: 0,
-      use_sliding_window: false,
-      sliding_window: null,
-      max_window_layers: c.layers,
+    };
+    const tail: Json = {
       tie_word_embeddings: c.tie,
       initializer_range: 0.02,
       use_cache: true,
@@ -90,33 +88,24 @@ export function hfConfig(c: ModelConfig, tokenizer: Tokenizer | null, dtype: "f3
       eos_token_id: eos,
       torch_dtype: torchDtype,
     };
-  }
-  if (arch === "llama") {
+    if (arch === "qwen3") {
+      return {
+        architectures: ["Qwen3ForCausalLM"],
+        model_type: "qwen3",
+        ...llama,
+        use_sliding_window: false,
+        sliding_window: null,
+        max_window_layers: c.layers,
+        ...tail,
+      };
+    }
     return {
       architectures: ["LlamaForCausalLM"],
       model_type: "llama",
-      vocab_size: c.vocab,
-      hidden_size: c.dModel,
-      intermediate_size: mlpHidden(c),
-      num_hidden_layers: c.layers,
-      num_attention_heads: c.heads,
-      num_key_value_heads: c.kvHeads,
-      head_dim: headDim(c),
-      max_position_embeddings: c.context,
-      rope_theta: c.ropeTheta,
-      rope_scaling: null,
-      rms_norm_eps: c.normEps,
-      hidden_act: "silu",
-      attention_bias: bias,
-      attention_dropout: 0,
+      ...llama,
       mlp_bias: bias,
-      tie_word_embeddings: c.tie,
-      initializer_range: 0.02,
       pretraining_tp: 1,
-      use_cache: true,
-      bos_token_id: bos,
-      eos_token_id: eos,
-      torch_dtype: torchDtype,
+      ...tail,
     };
   }
   return {

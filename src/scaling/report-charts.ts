@@ -130,7 +130,7 @@ export const CHART_CONFIG: Spec = {
 };
 
 /** Solid where the fit has data, dashed where it extrapolates (the "segment" field of a curve's points). */
-function segmentDash(legend: Spec | null): Spec {
+export function segmentDash(legend: Spec | null): Spec {
   return {
     field: "segment",
     type: "nominal",
@@ -145,7 +145,8 @@ function segmentDash(legend: Spec | null): Spec {
   };
 }
 
-function base(extra: Spec): Spec {
+/** A Vega-Lite spec with the reports' size and style. */
+export function chartSpec(extra: Spec): Spec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     width: CHART_WIDTH,
@@ -195,7 +196,7 @@ export function lossVsComputeSpec(
   const x = { field: "C", type: "quantitative", ...logAxis(computeTitle, xDomain, "flops") };
   const y = { field: "loss", type: "quantitative", title: "loss (nats/token)", ...lossScale(yValues) };
   const nDomain = logDomain(points.map((p) => p.N));
-  return base({
+  return chartSpec({
     layer: [
       {
         data: { values: frontier.filter((f) => f.lo !== undefined) },
@@ -283,7 +284,7 @@ export function isoflopSpec(
     scale: { scheme: "viridis", domain: budgetOrder },
     legend: { title: "budget C (FLOPs)", orient: "right" },
   };
-  return base({
+  return chartSpec({
     layer: [
       {
         data: { values: curves },
@@ -355,7 +356,7 @@ export function optimalSizeSpec(
     scale: { domain: methods, range: [PALETTE[0], PALETTE[1]].slice(0, methods.length) },
     legend: { title: null, orient: "top-left" },
   };
-  return base({
+  return chartSpec({
     layer: [
       {
         data: {
@@ -409,7 +410,7 @@ export function fittedVsObservedSpec(points: readonly ObservedRow[], sources: re
   const hi = Math.max(...values);
   const pad = (hi - lo) * 0.05 || 0.05;
   const domain = [lo - pad, hi + pad];
-  return base({
+  return chartSpec({
     width: CHART_HEIGHT + 40,
     height: CHART_HEIGHT,
     layer: [
@@ -482,7 +483,7 @@ export function comparisonSpec(
     scale: { domain: sources, range: PALETTE.slice(0, sources.length) },
     legend: { title: null, orient: "top-right", symbolOpacity: 1 },
   };
-  return base({
+  return chartSpec({
     layer: [
       {
         data: { values: frontier.filter((f) => f.lo !== undefined) },

@@ -9,14 +9,7 @@ import {
   type ReportWritten,
   writePage,
 } from "../scaling/report.js";
-import {
-  CHART_CONFIG,
-  CHART_HEIGHT,
-  CHART_WIDTH,
-  logAxis,
-  logDomain,
-  PALETTE,
-} from "../scaling/report-charts.js";
+import { chartSpec, logAxis, logDomain, PALETTE, segmentDash } from "../scaling/report-charts.js";
 import { computeForLoss, INTERVAL_MASS, type StudyResult } from "./estimate.js";
 import { formatMultiplier } from "./format.js";
 import type { StudyPlan } from "./plan.js";
@@ -73,11 +66,7 @@ function lossVsComputeFigure(r: StudyResult, ids: readonly string[]): Figure {
       `Final validation loss (mean over seeds) against training compute for ${ids.map(escapeHtml).join(", ")} at one model size. ` +
       `Grey: the baseline's fitted curve (dashed where extrapolated). Each horizontal segment runs from a recipe's point to the ` +
       "compute at which the baseline curve reaches the same loss: its length on the log axis is the compute multiplier.",
-    spec: {
-      $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      width: CHART_WIDTH,
-      height: CHART_HEIGHT,
-      config: CHART_CONFIG,
+    spec: chartSpec({
       layer: [
         {
           data: { values: curve },
@@ -85,18 +74,7 @@ function lossVsComputeFigure(r: StudyResult, ids: readonly string[]): Figure {
           encoding: {
             x,
             y,
-            strokeDash: {
-              field: "segment",
-              type: "nominal",
-              scale: {
-                domain: ["fit range", "extrapolation"],
-                range: [
-                  [1, 0],
-                  [5, 4],
-                ],
-              },
-              legend: null,
-            },
+            strokeDash: segmentDash(null),
           },
         },
         {
@@ -115,7 +93,7 @@ function lossVsComputeFigure(r: StudyResult, ids: readonly string[]): Figure {
           },
         },
       ],
-    },
+    }),
   };
 }
 
