@@ -84,13 +84,27 @@ export {
 } from "./scaling/sweep.js";
 // Serving: the OpenAI-compatible server and chat page of `afterscale serve`.
 export { type RunningServer, type ServeOptions, startServer } from "./serve/index.js";
+// Recipe studies: how much compute a recipe (or one lever) is worth at one model size.
+export {
+  estimateStudy,
+  formatStudy,
+  planStudy,
+  runStudy,
+  type StudyOptions,
+  type StudyPlan,
+  type StudyResult,
+  writeStudyReport,
+} from "./study/index.js";
 // Training: configs, runs with crash-exact checkpoints, the run registry, the one model resolver.
 export {
+  builtinRecipes,
   defaultRoot,
   type LoadModelOptions,
   listRuns,
   loadModel,
+  loadRecipe,
   parseTrainConfig,
+  type Recipe,
   type ResolvedModel,
   type RunRecord,
   resolveDataDir,
