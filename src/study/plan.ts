@@ -7,9 +7,10 @@
 // Newton–Schulz), so a lever that costs FLOPs gets fewer tokens
 // at the same budget, and sizes must agree (non-embedding parameters within 5% of the baseline's): a
 // bigger model is never counted as a better recipe.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { readDatasetMeta } from "../data/index.js";
+import { writeFileAtomic } from "../io/index.js";
 import { parameterCounts, trainingFlopsPerToken } from "../nn/index.js";
 import {
   loadRecipe,
@@ -281,9 +282,7 @@ export function studyPlanPath(root: string, studyId: string): string {
 export function saveStudyPlan(plan: StudyPlan): string {
   const path = studyPlanPath(String(plan.train.root), plan.studyId);
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(plan, null, 2)}\n`);
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(plan, null, 2)}\n`);
   return path;
 }
 
