@@ -5,6 +5,19 @@ export { countWords, type TrainBpeOptions, trainBpe, trainBpeFromCounts } from "
 export { type BrownDocument, brownCorpus, brownDocuments } from "./brown.js";
 export { GPT2_SPLIT_PATTERN, preTokenize } from "./byte-level.js";
 export {
+  CHAT_ROLES,
+  CHAT_TOKENS,
+  CHATML_JINJA,
+  type ChatMessage,
+  type ChatRole,
+  type EncodedChat,
+  encodeChat,
+  hasChatTokens,
+  IM_END,
+  IM_START,
+  renderChatML,
+} from "./chat.js";
+export {
   type DatasetMeta,
   type OpenDataset,
   openShards,

@@ -134,6 +134,30 @@ export class Tokenizer {
     return b;
   }
 
+  /**
+   * This tokenizer with `contents` appended as special tokens (ids vocabSize, vocabSize+1, …), skipping any
+   * it already has: a trained tokenizer gains tokens such as chat markers without retraining, and every
+   * existing id keeps its meaning (a model needs only new embedding rows, see nn's resizeVocabulary).
+   */
+  withAddedTokens(contents: readonly string[]): Tokenizer {
+    const missing = [...new Set(contents)].filter((c) => !this.specialByContent.has(c));
+    if (missing.length === 0) return this;
+    return new Tokenizer({
+      tokenBytes: [...this.tokenBytes, ...missing.map(() => null)],
+      merges: this.merges.map(([a, b]) => [a, b]),
+      specialTokens: [
+        ...this.specialTokens,
+        ...missing.map((content, i) => ({ content, id: this.vocabSize + i, special: true })),
+      ],
+      name: this.name,
+    });
+  }
+
+  /** True when the tokenizer has this added token. */
+  hasSpecial(content: string): boolean {
+    return this.specialByContent.has(content);
+  }
+
   /** Human-readable token: the GPT-2 printable string, or the special token's content. */
   tokenString(id: number): string {
     const b = this.bytesOf(id);
