@@ -30,6 +30,22 @@ export const trainConfigSchema = z
         "a named recipe (recipes/*.json: gpt2, llama, afterscale) or a recipe file; flags override it",
       ),
 
+    // ---- what the run optimises, and the model a fine-tune starts from
+    objective: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/)
+      .default("pretrain")
+      .describe("what the run optimises: pretrain (train), sft, dpo or grpo; set by the command"),
+    init: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("the model a fine-tune starts from (a run name or folder, Hugging Face folder or GGUF file)"),
+    objectiveConfig: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe("the objective's own settings (checked by the command that runs it)"),
+
     // ---- model: a preset by size and a family, optionally with explicit fields overriding the preset
     model: z.enum(presetNames).default("micro").describe("model size preset"),
     family: z.enum(familyNames).default("llama").describe("model family"),
@@ -269,7 +285,8 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   const c = r.data;
   const steps = c.steps ?? (c.tokens !== undefined ? stepsForTokens(c, c.tokens) : DEFAULT_STEPS);
   const root = resolve(c.root ?? defaultRoot());
-  const runName = c.runName ?? `${c.model}-${c.family}-${timestamp()}`;
+  const runName =
+    c.runName ?? (c.init ? `${c.objective}-${timestamp()}` : `${c.model}-${c.family}-${timestamp()}`);
   return { ...c, steps, root, runName };
 }
 

@@ -40,12 +40,21 @@ export {
   trainDefaults,
 } from "./config.js";
 export { builtinCacheDir, openTrainingData, resolveDataDir } from "./data.js";
+export type {
+  MicroBatchLoss,
+  Objective,
+  ObjectiveSetup,
+  SetupContext,
+  TrainingSetup,
+  Validation,
+} from "./objective.js";
 export {
   createOptimizer,
   isHiddenMatrix,
   type OptimizerSettings,
   optimizerFlopsPerStep,
 } from "./optimizer.js";
+export { dropoutSeedFor, evaluateLoss, pretraining } from "./pretrain.js";
 export { formatSeconds } from "./progress.js";
 export {
   applyRecipe,
@@ -74,12 +83,11 @@ export { type LoadModelOptions, loadModel, MODEL_SPEC_HELP, type ResolvedModel }
 export { lrAt, type ScheduleConfig } from "./schedule.js";
 export {
   CONFIG_FILE,
-  dropoutSeedFor,
   type EvalMetrics,
-  evaluateLoss,
   HEARTBEAT_SECONDS,
   METRICS_FILE,
   RESUMABLE_CHANGES,
+  runTraining,
   type StepMetrics,
   type TrainOptions,
   type TrainResult,

@@ -1,14 +1,12 @@
-// The training loop. One step:
-//   tidy(() => for each micro-batch: loss = crossEntropy(forward(x)) / gradAccum; loss.backward())
+// The training loop, one for every objective (pretraining here; fine-tuning, preference optimisation and
+// RL plug theirs in through runTraining, see objective.ts). One step:
+//   tidy(() => for each micro-batch: loss = objective.microBatch(model, index) / gradAccum; loss.backward())
 //   clip the global gradient norm; lr from the schedule; optimizer update (AdamW, or Muon + AdamW); zero
 //   the gradients.
-// Everything random is a pure function of (seed, step): the batches (batchAt with batch index
-// step·gradAccum + micro) and the dropout masks. With the weights and optimizer moments restored bit for
-// bit from a checkpoint, a resumed run therefore computes exactly what an uninterrupted run computes.
-//
-// Validation: every evalInterval steps an estimate on the first evalBatches batches of the validation
-// split; after the last step the whole split, scored by infer's evaluate() exactly as `afterscale eval`
-// scores it, so the two agree on the final checkpoint.
+// Everything random is a pure function of (seed, batch index step·gradAccum + micro), so with the weights
+// and optimizer moments restored bit for bit from a checkpoint, a resumed run computes exactly what an
+// uninterrupted run computes. Validation: the objective's estimate every evalInterval steps, and its whole
+// held-out evaluation after the last step.
 import {
   appendFileSync,
   copyFileSync,
@@ -19,37 +17,21 @@ import {
   writeFileSync,
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { type Batch, batchAt, evalBatches, type OpenDataset } from "../data/index.js";
-import { DEFAULT_EVAL_BATCH_SIZE, evaluate } from "../infer/evaluate.js";
 import { writeFileAtomic } from "../io/safetensors.js";
-import {
-  createModel,
-  forward,
-  type Model,
-  type ModelConfig,
-  parameterCounts,
-  trainingFlopsPerToken,
-} from "../nn/index.js";
+import { type ModelConfig, parameterCounts, trainingFlopsPerToken } from "../nn/index.js";
 import { clipGradNorm, gradNorm } from "../optim/index.js";
-import { crossEntropy, noGrad, scale, tidy } from "../tensor/index.js";
+import { scale, tidy } from "../tensor/index.js";
 import {
   type LoadedCheckpoint,
   latestGoodCheckpoint,
-  modelFromCheckpoint,
   removeStaleTemporaries,
   restoreOptimizer,
   saveCheckpoint,
 } from "./checkpoint.js";
-import {
-  modelConfigFor,
-  parseTrainConfig,
-  runDirOf,
-  type TrainConfig,
-  type TrainConfigInput,
-  tokensPerStep,
-} from "./config.js";
-import { openTrainingData } from "./data.js";
+import { parseTrainConfig, runDirOf, type TrainConfig, type TrainConfigInput } from "./config.js";
+import type { ObjectiveSetup, Validation } from "./objective.js";
 import { createOptimizer } from "./optimizer.js";
+import { pretraining } from "./pretrain.js";
 import { formatSeconds, Progress } from "./progress.js";
 import { REGISTRY_FILE, Registry, withRegistry } from "./registry.js";
 import { lrAt } from "./schedule.js";
@@ -80,6 +62,8 @@ export interface StepMetrics {
   /** Training seconds so far (across resumes). */
   elapsed: number;
   tokens: number;
+  /** The objective's own figures for this step (e.g. reward, accuracy); absent for pretraining. */
+  metrics?: Record<string, number>;
 }
 
 export interface EvalMetrics {
@@ -90,6 +74,8 @@ export interface EvalMetrics {
   tokens: number;
   /** True for the periodic estimate (evalBatches batches); false for the whole split after the last step. */
   estimate: boolean;
+  /** The objective's own held-out figures (e.g. task accuracy). */
+  metrics?: Record<string, number>;
 }
 
 export interface TrainOptions {
@@ -142,6 +128,8 @@ export interface TrainResult {
   valTokens: number | null;
   /** True when valLoss is a periodic estimate on evalBatches batches, not the whole split. */
   valEstimate: boolean;
+  /** The objective's latest held-out figures (e.g. task accuracy), null when it reports none. */
+  valMetrics: Record<string, number> | null;
   tokens: number;
   elapsedSeconds: number;
   /** Training throughput of this session (of the last session for an already finished run); null if none. */
@@ -155,18 +143,6 @@ export interface TrainResult {
 const stderrLine = (m: string): void => {
   process.stderr.write(`${m}\n`);
 };
-
-function mix32(x: number): number {
-  let z = x >>> 0;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
-}
-
-/** The dropout seed of one micro-batch: a pure function of (seed, batch index). */
-export function dropoutSeedFor(seed: number, batchIndex: number): number {
-  return mix32(mix32(seed ^ 0x5bd1e995) ^ mix32(batchIndex + 0x68e31da4) ^ Math.floor(batchIndex / 2 ** 32));
-}
 
 function readSavedConfig(runDir: string): TrainConfig | null {
   const path = join(runDir, CONFIG_FILE);
@@ -305,6 +281,16 @@ function describeVal(valLoss: number | null, tokens: number | null, estimate: bo
     : `val loss ${valLoss.toFixed(4)} (whole validation split${on ? `, ${on}` : ""})`;
 }
 
+/** "micro llama" for a preset run, "fine-tune of <init>" for one that starts from a model. */
+function describeModel(c: TrainConfig, m: ModelConfig): string {
+  return c.init ? `${m.family} model from ${c.init}` : `${c.model} ${c.family}`;
+}
+
+/** A figure for a progress line: integers as they are, others to 4 significant digits. */
+function formatFigure(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toPrecision(4);
+}
+
 /**
  * A resumed run with no steps left: reports the run as its last checkpoint and the registry have it and
  * writes nothing (a row left `running` by a process killed after its final checkpoint is marked finished).
@@ -347,6 +333,7 @@ function alreadyFinished(plan: RunPlan, ckpt: LoadedCheckpoint, options: TrainOp
     valLoss: s.valLoss,
     valTokens: val.tokens,
     valEstimate: val.estimate,
+    valMetrics: null,
     tokens: s.tokensSeen,
     elapsedSeconds: s.elapsedSeconds,
     tokensPerSecond,
@@ -357,31 +344,37 @@ function alreadyFinished(plan: RunPlan, ckpt: LoadedCheckpoint, options: TrainOp
   };
 }
 
-/** Mean loss over fixed validation batches (each token predicted once), without gradients. */
-export function evaluateLoss(model: Model, batches: Batch[]): number {
-  let total = 0;
-  let count = 0;
-  noGrad(() => {
-    for (const b of batches) {
-      tidy(() => {
-        const logits = forward(model, b.inputs, b.rows, b.context);
-        const n = b.rows * b.context;
-        total += crossEntropy(logits, b.targets).item() * n;
-        count += n;
-      });
-    }
-  });
-  return count === 0 ? Number.NaN : total / count;
+/** Trains (or resumes) a pretraining run; resolves when it finishes or is stopped by a signal. */
+export function train(
+  input?: TrainConfigInput | TrainConfig,
+  options: TrainOptions = {},
+): Promise<TrainResult> {
+  return runTraining("pretrain", pretraining, input, options);
 }
 
-/** Trains (or resumes) a run; resolves when it finishes or is stopped by a signal. */
-export async function train(
+/**
+ * Trains (or resumes) a run of `objectiveName` whose model, tokenizer and loss come from `setup`: the one
+ * loop behind train, sft, dpo and grpo. The config's `objective` field must name the same objective (it is
+ * filled in for a fresh run), so a run is always resumed by the command that started it.
+ */
+export async function runTraining(
+  objectiveName: string,
+  setup: ObjectiveSetup,
   input?: TrainConfigInput | TrainConfig,
   options: TrainOptions = {},
 ): Promise<TrainResult> {
   const warn = options.log ?? stderrLine;
-  const plan = planRun(input, options, warn);
+  const given = (input ?? {}) as Record<string, unknown>;
+  const withObjective =
+    options.resume || "objective" in given ? given : { ...given, objective: objectiveName };
+  const plan = planRun(withObjective, options, warn);
   const { config: c, runDir } = plan;
+  if (c.objective !== objectiveName) {
+    throw new Error(
+      `${runDir} is a${/^[aeiou]/.test(c.objective) ? "n" : ""} ${c.objective} run; ` +
+        `${options.resume ? "resume" : "run"} it with \`afterscale ${c.objective === "pretrain" ? "train" : c.objective}\`, not ${objectiveName === "pretrain" ? "train" : objectiveName}`,
+    );
+  }
   const ckpt = plan.checkpoint;
   if (ckpt && ckpt.state.step >= c.steps) return alreadyFinished(plan, ckpt, options);
   const progress = new Progress({
@@ -392,36 +385,31 @@ export async function train(
   });
   const say = (m: string) => progress.message(m);
 
-  // ---- data, model, optimizer
-  const data: OpenDataset = openTrainingData(c, say);
-  if (ckpt && ckpt.state.tokenizerHash !== data.tokenizer.hash) {
+  // ---- model, tokenizer and objective; optimizer
+  const run = setup({ config: c, runDir, checkpoint: ckpt, say });
+  const { model, modelConfig, tokenizer, objective } = run;
+  if (ckpt && ckpt.state.tokenizerHash !== tokenizer.hash) {
     throw new Error(
-      `resume: the data's tokenizer (${data.tokenizer.hash.slice(0, 12)}) is not the one ${ckpt.dir} was trained with (${ckpt.state.tokenizerHash.slice(0, 12)})`,
+      `resume: the tokenizer of ${run.data} (${tokenizer.hash.slice(0, 12)}) is not the one ${ckpt.dir} was trained with (${ckpt.state.tokenizerHash.slice(0, 12)})`,
     );
   }
-  const modelConfig = ckpt ? ckpt.state.modelConfig : modelConfigFor(c, data.meta.vocabSize);
-  const model = ckpt ? modelFromCheckpoint(ckpt) : createModel(modelConfig, c.seed);
   const optimizer = createOptimizer(model, c);
   if (ckpt) restoreOptimizer(optimizer, ckpt);
   const params = optimizer.params();
-  const evalSet = [...evalBatches(data.val, c.batchSize, c.context, c.evalBatches)];
-  if (evalSet.length === 0) {
-    warn(`afterscale: warning: the validation split is too short for context ${c.context}; no evaluation`);
-  }
-  const estimateTokens = evalSet.reduce((n, b) => n + b.rows * b.context, 0);
   const counts = parameterCounts(modelConfig);
-  const perStep = tokensPerStep(c);
 
   // ---- run folder: config, tokenizer, metrics
   mkdirSync(runDir, { recursive: true });
   removeStaleTemporaries(runDir);
-  const tokenizerJson = data.tokenizer.toJsonText();
+  const tokenizerJson = tokenizer.toJsonText();
   writeFileAtomic(
     join(runDir, CONFIG_FILE),
-    `${JSON.stringify({ train: c, model: modelConfig, parameters: counts, data: data.dir }, null, 2)}\n`,
+    `${JSON.stringify({ train: c, model: modelConfig, parameters: counts, data: run.data }, null, 2)}\n`,
   );
-  if (!existsSync(join(runDir, "tokenizer.json")))
-    copyFileSync(join(data.dir, "tokenizer.json"), join(runDir, "tokenizer.json"));
+  if (!existsSync(join(runDir, "tokenizer.json"))) {
+    if (run.tokenizerFile) copyFileSync(run.tokenizerFile, join(runDir, "tokenizer.json"));
+    else writeFileAtomic(join(runDir, "tokenizer.json"), tokenizerJson);
+  }
   const metricsPath = join(runDir, METRICS_FILE);
   const startStep = ckpt?.state.step ?? 0;
   if (ckpt) truncateMetrics(metricsPath, startStep);
@@ -471,6 +459,9 @@ export async function train(
   let savedStep = ckpt ? startStep : -1;
   let evaluatedStep = -1;
   let smoothTps = 0;
+  let tokensSeen = ckpt?.state.tokensSeen ?? 0;
+  let sessionTokens = 0;
+  let valMetrics = null as Record<string, number> | null;
 
   const metricsOf = () => ({
     step,
@@ -479,14 +470,11 @@ export async function train(
     valLoss,
     valTokens,
     valEstimate,
-    tokens: step * perStep,
+    valMetrics,
+    tokens: tokensSeen,
     elapsedSeconds: elapsed(),
     tokensPerSecond:
-      trainSeconds > 0
-        ? ((step - startStep) * perStep) / trainSeconds
-        : typeof previousTps === "number"
-          ? previousTps
-          : null,
+      trainSeconds > 0 ? sessionTokens / trainSeconds : typeof previousTps === "number" ? previousTps : null,
   });
 
   let lastBeat = performance.now();
@@ -499,34 +487,35 @@ export async function train(
     registry.heartbeat(runId, metricsOf());
   };
 
-  const runEval = () => {
-    if (evalSet.length === 0) return;
-    valLoss = evaluateLoss(model, evalSet);
-    valTokens = estimateTokens;
-    valEstimate = true;
-    evaluatedStep = step;
-    options.onEval?.({ step, valLoss, valPerplexity: Math.exp(valLoss), tokens: valTokens, estimate: true });
-    say(`step ${step}: ${describeVal(valLoss, valTokens, true)}, perplexity ${Math.exp(valLoss).toFixed(2)}`);
-  };
-
-  /** The whole validation split, scored as `afterscale eval` scores it (same function, same batches). */
-  const runFinalEval = () => {
-    if (evalSet.length === 0) return;
+  /** Runs the objective's estimate (final: its whole held-out evaluation) and reports it. */
+  const runEval = (final: boolean) => {
     const t0 = performance.now();
-    const r = evaluate(model, data.val, data.tokenizer, {
-      batchSize: DEFAULT_EVAL_BATCH_SIZE,
-      context: modelConfig.context,
-      onBatch: () => heartbeat(),
-    });
-    valLoss = r.loss;
-    valTokens = r.tokens;
-    valEstimate = false;
+    const v: Validation | null = final
+      ? objective.final(model, () => heartbeat())
+      : objective.estimate(model);
+    if (v === null) return;
+    valLoss = v.loss;
+    valTokens = v.tokens;
+    valEstimate = !final;
+    valMetrics = v.metrics ?? null;
     evaluatedStep = step;
-    options.onEval?.({ step, valLoss, valPerplexity: r.perplexity, tokens: r.tokens, estimate: false });
-    say(
-      `step ${step}: ${describeVal(valLoss, valTokens, false)}, perplexity ${r.perplexity.toFixed(2)}, ` +
-        `${r.bitsPerByte.toFixed(4)} bits/byte (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-    );
+    const perplexity = v.loss === null ? Number.NaN : Math.exp(v.loss);
+    options.onEval?.({
+      step,
+      valLoss: v.loss ?? Number.NaN,
+      valPerplexity: perplexity,
+      tokens: v.tokens,
+      estimate: !final,
+      ...(v.metrics ? { metrics: v.metrics } : {}),
+    });
+    const figures = [
+      ...(v.loss === null
+        ? [`${final ? "held-out" : "held-out estimate"} (${v.tokens.toLocaleString("en-US")})`]
+        : [describeVal(v.loss, v.tokens, !final), `perplexity ${perplexity.toFixed(2)}`]),
+      ...Object.entries(v.metrics ?? {}).map(([k, x]) => `${k} ${formatFigure(x)}`),
+    ];
+    const took = final ? ` (${((performance.now() - t0) / 1000).toFixed(1)} s)` : "";
+    say(`step ${step}: ${figures.join(", ")}${took}`);
   };
 
   const checkpoint = () => {
@@ -542,8 +531,8 @@ export async function train(
         rng: null,
         trainConfig: c,
         modelConfig,
-        tokenizerHash: data.tokenizer.hash,
-        tokensSeen: step * perStep,
+        tokenizerHash: tokenizer.hash,
+        tokensSeen,
         elapsedSeconds: elapsed(),
         loss,
         valLoss,
@@ -557,9 +546,9 @@ export async function train(
 
   if (!options.quiet) {
     say(
-      `${ckpt ? `resuming ${runDir} at step ${startStep}` : `training ${runDir}`}: ${c.model} ${c.family} ` +
+      `${ckpt ? `resuming ${runDir} at step ${startStep}` : `training ${runDir}`}: ${describeModel(c, modelConfig)} ` +
         `(${counts.total.toLocaleString("en-US")} parameters, ${counts.nonEmbedding.toLocaleString("en-US")} non-embedding), ` +
-        `${c.steps} steps of ${perStep} tokens`,
+        `${c.steps} steps${run.tokensPerStep === null ? "" : ` of ${run.tokensPerStep} tokens`}; ${objective.describe}`,
     );
   }
   progress.start(c.steps, startStep);
@@ -568,17 +557,20 @@ export async function train(
       const lr = lrAt(step, c);
       const t0 = performance.now();
       let lossSum = 0;
+      let stepTokens = 0;
+      const sums: Record<string, number> = {};
       tidy(() => {
         for (let micro = 0; micro < c.gradAccum; micro++) {
-          const index = step * c.gradAccum + micro;
-          const b = batchAt(data.train, c.batchSize, c.context, c.seed, index);
-          const dropoutSeed = modelConfig.dropout > 0 ? dropoutSeedFor(c.seed, index) : null;
-          const logits = forward(model, b.inputs, c.batchSize, c.context, { dropoutSeed });
-          const l = crossEntropy(logits, b.targets);
-          lossSum += l.item();
-          (c.gradAccum > 1 ? scale(l, 1 / c.gradAccum) : l).backward();
+          const r = objective.microBatch(model, step * c.gradAccum + micro);
+          lossSum += r.loss.item();
+          stepTokens += r.tokens;
+          for (const [k, x] of Object.entries(r.metrics ?? {})) sums[k] = (sums[k] ?? 0) + x;
+          (c.gradAccum > 1 ? scale(r.loss, 1 / c.gradAccum) : r.loss).backward();
         }
       });
+      const stepMetrics = Object.keys(sums).length
+        ? Object.fromEntries(Object.entries(sums).map(([k, x]) => [k, x / c.gradAccum]))
+        : undefined;
       const norm = c.gradClip > 0 ? clipGradNorm(params, c.gradClip) : gradNorm(params);
       optimizer.update(lr);
       optimizer.zeroGrad();
@@ -587,7 +579,9 @@ export async function train(
       step++;
       loss = lossSum / c.gradAccum;
       if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at step ${step}`);
-      const tps = perStep / Math.max(seconds, 1e-9);
+      tokensSeen += stepTokens;
+      sessionTokens += stepTokens;
+      const tps = stepTokens / Math.max(seconds, 1e-9);
       smoothTps = smoothTps === 0 ? tps : 0.9 * smoothTps + 0.1 * tps;
       const line: Record<string, number> = {
         step,
@@ -596,19 +590,18 @@ export async function train(
         gradNorm: norm,
         tokensPerSecond: tps,
         elapsed: elapsed(),
-        tokens: step * perStep,
+        tokens: tokensSeen,
+        ...stepMetrics,
       };
-      if (step === c.steps) {
-        runFinalEval();
+      const final = step === c.steps;
+      if (final || (c.evalInterval > 0 && step % c.evalInterval === 0)) {
+        runEval(final);
         if (evaluatedStep === step) {
-          line.valLoss = valLoss!;
-          line.valTokens = valTokens!;
-        }
-      } else if (c.evalInterval > 0 && step % c.evalInterval === 0) {
-        runEval();
-        if (evaluatedStep === step) {
-          line.valLossEstimate = valLoss!;
-          line.valEstimateTokens = valTokens!;
+          // The whole held-out evaluation is valLoss; a periodic estimate is labelled as one.
+          const prefix = final ? "val" : "valEstimate";
+          if (valLoss !== null) line[final ? "valLoss" : "valLossEstimate"] = valLoss;
+          line[final ? "valTokens" : "valEstimateTokens"] = valTokens!;
+          for (const [k, x] of Object.entries(valMetrics ?? {})) line[`${prefix}.${k}`] = x;
         }
       }
       appendFileSync(metricsPath, `${JSON.stringify(line)}\n`);
@@ -620,7 +613,8 @@ export async function train(
         gradNorm: norm,
         tokensPerSecond: tps,
         elapsed: line.elapsed!,
-        tokens: line.tokens!,
+        tokens: tokensSeen,
+        ...(stepMetrics ? { metrics: stepMetrics } : {}),
       });
       progress.update({ step, loss, lr, tokensPerSecond: smoothTps, valLoss, valEstimate });
       heartbeat();
@@ -631,12 +625,12 @@ export async function train(
     const interrupted = step < c.steps;
     if (savedStep !== step) checkpoint();
     progress.stop();
-    const final = metricsOf();
-    registry?.recordFinish(runId!, interrupted ? "interrupted" : "finished", final);
+    const summary = metricsOf();
+    registry?.recordFinish(runId!, interrupted ? "interrupted" : "finished", summary);
     if (!options.quiet) {
       say(
         `${interrupted ? `stopped (${stopReason}) at step ${step}/${c.steps}` : `finished ${c.steps} steps`} in ` +
-          `${formatSeconds(final.elapsedSeconds)}; loss ${loss?.toFixed(4) ?? "-"}, ${describeVal(valLoss, valTokens, valEstimate)}; ` +
+          `${formatSeconds(summary.elapsedSeconds)}; loss ${loss?.toFixed(4) ?? "-"}, ${describeVal(valLoss, valTokens, valEstimate)}; ` +
           `checkpoint ${lastCheckpoint}`,
       );
     }
@@ -653,9 +647,10 @@ export async function train(
       valLoss,
       valTokens,
       valEstimate,
-      tokens: step * perStep,
-      elapsedSeconds: final.elapsedSeconds,
-      tokensPerSecond: final.tokensPerSecond,
+      valMetrics,
+      tokens: tokensSeen,
+      elapsedSeconds: summary.elapsedSeconds,
+      tokensPerSecond: summary.tokensPerSecond,
       checkpoint: lastCheckpoint,
       config: c,
       modelConfig,
