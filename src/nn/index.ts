@@ -34,3 +34,4 @@ export {
   trainingFlopsPerToken,
 } from "./model.js";
 export type { ParamSpec } from "./params.js";
+export { resizeVocabulary } from "./resize.js";
