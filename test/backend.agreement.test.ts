@@ -274,3 +274,36 @@ test("agreement: cross-entropy, dropout, adamw", () => {
     k.adamw(o.p!, grad, o.m!, o.v!, n, args);
   });
 });
+
+test("agreement: token log-probs gradient and the loss primitives", () => {
+  const rows = 24;
+  const vocab = 300;
+  const logits = rand(rows * vocab, 3);
+  const targets = Int32Array.from({ length: rows }, (_, i) => (i % 5 === 0 ? -1 : rng.int(vocab)));
+  const lse = new Float32Array(rows);
+  reference.crossEntropy(logits, targets, new Float32Array(rows), lse, rows, vocab, -1);
+  const gRows = rand(rows);
+  agree("tokenLogProbsBackward", { gx: rows * vocab }, (k, o) =>
+    k.tokenLogProbsBackward(logits, targets, lse, gRows, o.gx!, rows, vocab, -1),
+  );
+  const n = 3000;
+  // Spread ±12: log-sigmoid's linear and exponentially flat tails, exp over many magnitudes.
+  const x = rand(n, 4);
+  const y = rand(n, 4);
+  const g = rand(n);
+  agree("exp", { y: n }, (k, o) => k.exp(x, o.y!, n));
+  agree("logSigmoid", { y: n }, (k, o) => k.logSigmoid(x, o.y!, n));
+  agree("logSigmoidBackward", { gx: n }, (k, o) => k.logSigmoidBackward(x, g, o.gx!, n));
+  for (const [lo, hi] of [
+    [0.8, 1.2],
+    [0, Number.POSITIVE_INFINITY],
+    [Number.NEGATIVE_INFINITY, -1],
+  ] as const) {
+    agree(`clamp [${lo}, ${hi}]`, { y: n }, (k, o) => k.clamp(x, o.y!, n, lo, hi));
+    agree(`clampBackward [${lo}, ${hi}]`, { gx: n }, (k, o) => k.clampBackward(x, g, o.gx!, n, lo, hi));
+  }
+  // Every third pair ties: the tie rule (half the gradient each) must match too.
+  const b = Float32Array.from(y, (v, i) => (i % 3 === 0 ? x[i]! : v));
+  agree("minimum", { y: n }, (k, o) => k.minimum(x, b, o.y!, n));
+  agree("minimumBackward", { ga: n, gb: n }, (k, o) => k.minimumBackward(x, b, g, o.ga!, o.gb!, n));
+});

@@ -104,6 +104,39 @@ test("gradcheck embedding, cross-entropy, reductions, dropout", () => {
   gradcheck("dropout", { x: [4, 8] }, (x) => T.dropout(x.x!, 0.3, 77));
 });
 
+test("gradcheck the loss primitives: token log-probs, row sums, exp, log-sigmoid, clamp, minimum", () => {
+  gradcheck("tokenLogProbs", { l: [4, 6] }, (x) => T.tokenLogProbs(x.l!, Int32Array.from([1, 5, 0, 3])));
+  gradcheck("tokenLogProbs ignore, [B, T, V]", { l: [2, 3, 5] }, (x) =>
+    T.tokenLogProbs(x.l!, Int32Array.from([4, -100, 0, 2, -100, 1]), -100),
+  );
+  gradcheck("sumRows", { x: [3, 4] }, (x) => T.sumRows(x.x!));
+  gradcheck("sumRows [2, 3, 2]", { x: [2, 3, 2] }, (x) => T.sumRows(x.x!));
+  gradcheck("sequence sums of token log-probs", { l: [2, 3, 4] }, (x) =>
+    T.sumRows(T.tokenLogProbs(x.l!, Int32Array.from([0, 3, -1, 2, 2, 1]))),
+  );
+  gradcheck("exp", { x: [2, 5] }, (x) => T.exp(x.x!));
+  gradcheck("logSigmoid", { x: [2, 5] }, (x) => T.logSigmoid(T.scale(x.x!, 4)));
+  gradcheck("sub broadcast", { a: [2, 3], b: [3] }, (x) => T.sub(x.a!, x.b!));
+  gradcheck("addScalar, square", { x: [5] }, (x) => T.square(T.addScalar(x.x!, -0.3)));
+  // Finite differences need distance from the kinks: the draws are normal, the bounds sit between them.
+  gradcheck("clamp", { x: [3, 4] }, (x) => T.clamp(x.x!, -0.55, 0.45), 5);
+  gradcheck("relu", { x: [3, 4] }, (x) => T.relu(x.x!), 5);
+  gradcheck("minimum", { a: [3, 4], b: [3, 4] }, (x) => T.minimum(x.a!, x.b!));
+});
+
+test("clamp and minimum pass the gradient as PyTorch does at the bounds and at ties", () => {
+  T.tidy(() => {
+    const x = T.tensor([-1, 0, 0.5, 1, 2], [5], { dtype: "float64", requiresGrad: true });
+    T.sum(T.clamp(x, 0, 1)).backward();
+    assertClose(x.grad!.data, [0, 1, 1, 1, 0], 0, 0, "clamp gradient (bounds included)");
+    const a = T.tensor([1, 2, 3], [3], { dtype: "float64", requiresGrad: true });
+    const b = T.tensor([2, 2, 1], [3], { dtype: "float64", requiresGrad: true });
+    T.sum(T.minimum(a, b)).backward();
+    assertClose(a.grad!.data, [1, 0.5, 0], 0, 0, "minimum gradient to a");
+    assertClose(b.grad!.data, [0, 0.5, 1], 0, 0, "minimum gradient to b");
+  });
+});
+
 test("gradcheck attention: MHA, GQA, one KV head, rope, T=1, tq<tk, non-causal", () => {
   const att = (b: number, tq: number, tk: number, h: number, kv: number, hd: number, o: T.AttentionOptions) =>
     gradcheck(

@@ -222,6 +222,68 @@ Napi::Value SoftcapBackward(const Info& info) {
   return undefined(info);
 }
 
+// exp(x, out, n)
+Napi::Value Exp(const Info& info) {
+  int64_t n = int_(info, 2, "n");
+  kernels().exp(f32(info, 0, n, "x"), f32(info, 1, n, "out"), n);
+  return undefined(info);
+}
+
+// logSigmoid(x, out, n)
+Napi::Value LogSigmoid(const Info& info) {
+  int64_t n = int_(info, 2, "n");
+  kernels().log_sigmoid(f32(info, 0, n, "x"), f32(info, 1, n, "out"), n);
+  return undefined(info);
+}
+
+// logSigmoidBackward(x, gOut, gx, n)
+Napi::Value LogSigmoidBackward(const Info& info) {
+  int64_t n = int_(info, 3, "n");
+  kernels().log_sigmoid_backward(f32(info, 0, n, "x"), f32(info, 1, n, "gOut"), f32(info, 2, n, "gx"), n);
+  return undefined(info);
+}
+
+// Clamp bounds lo <= hi (either may be ±Infinity; NaN is refused).
+void clamp_bounds(const Info& info, size_t i, float* lo, float* hi) {
+  *lo = f32num(info, i, "lo");
+  *hi = f32num(info, i + 1, "hi");
+  if (!(*lo <= *hi))
+    fail(info, "native: clamp: lower bound " + std::to_string(*lo) + " must be <= upper bound " + std::to_string(*hi));
+}
+
+// clamp(x, out, n, lo, hi)
+Napi::Value Clamp(const Info& info) {
+  int64_t n = int_(info, 2, "n");
+  float lo, hi;
+  clamp_bounds(info, 3, &lo, &hi);
+  kernels().clamp(f32(info, 0, n, "x"), f32(info, 1, n, "out"), n, lo, hi);
+  return undefined(info);
+}
+
+// clampBackward(x, gOut, gx, n, lo, hi)
+Napi::Value ClampBackward(const Info& info) {
+  int64_t n = int_(info, 3, "n");
+  float lo, hi;
+  clamp_bounds(info, 4, &lo, &hi);
+  kernels().clamp_backward(f32(info, 0, n, "x"), f32(info, 1, n, "gOut"), f32(info, 2, n, "gx"), n, lo, hi);
+  return undefined(info);
+}
+
+// minimum(a, b, out, n)
+Napi::Value Minimum(const Info& info) {
+  int64_t n = int_(info, 3, "n");
+  kernels().minimum(f32(info, 0, n, "a"), f32(info, 1, n, "b"), f32(info, 2, n, "out"), n);
+  return undefined(info);
+}
+
+// minimumBackward(a, b, gOut, ga, gb, n)
+Napi::Value MinimumBackward(const Info& info) {
+  int64_t n = int_(info, 5, "n");
+  kernels().minimum_backward(f32(info, 0, n, "a"), f32(info, 1, n, "b"), f32(info, 2, n, "gOut"),
+                             f32(info, 3, n, "ga"), f32(info, 4, n, "gb"), n);
+  return undefined(info);
+}
+
 // swiglu(gate, up, out, n)
 Napi::Value Swiglu(const Info& info) {
   int64_t n = int_(info, 3, "n");
@@ -423,6 +485,21 @@ Napi::Value CrossEntropyBackward(const Info& info) {
   return undefined(info);
 }
 
+// tokenLogProbsBackward(logits, targets, lse, gOut, gx, rows, vocab, ignoreIndex)
+Napi::Value TokenLogProbsBackward(const Info& info) {
+  int64_t rows = int_(info, 5, "rows"), vocab = int_(info, 6, "vocab");
+  int32_t ignoreIndex = int32(info, 7, "ignoreIndex");
+  int64_t n = count(info, rows, vocab);
+  const float* logits = f32(info, 0, n, "logits");
+  const int32_t* targets = i32(info, 1, rows, "targets");
+  const float* lse = f32(info, 2, rows, "lse");
+  const float* gOut = f32(info, 3, rows, "gOut");
+  float* gx = f32(info, 4, n, "gx");
+  check_targets(info, targets, rows, vocab, ignoreIndex, "tokenLogProbsBackward");
+  kernels().token_log_probs_backward(logits, targets, lse, gOut, gx, rows, vocab, ignoreIndex);
+  return undefined(info);
+}
+
 // The kernel keeps element i iff (h >> 8) / 2^24 >= p in float. Snap p up to the next multiple of 2^-24 so
 // that comparison is exactly the float64 one of backend.ts (rounding p to float could otherwise move it
 // below a grid point and keep an element the reference drops).
@@ -496,6 +573,13 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   set("relu2Backward", ActivationBackward<2>);
   set("softcap", Softcap);
   set("softcapBackward", SoftcapBackward);
+  set("exp", Exp);
+  set("logSigmoid", LogSigmoid);
+  set("logSigmoidBackward", LogSigmoidBackward);
+  set("clamp", Clamp);
+  set("clampBackward", ClampBackward);
+  set("minimum", Minimum);
+  set("minimumBackward", MinimumBackward);
   set("swiglu", Swiglu);
   set("swigluBackward", SwigluBackward);
   set("softmax", Softmax);
@@ -506,6 +590,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   set("attentionCached", AttentionCached);
   set("crossEntropy", CrossEntropy);
   set("crossEntropyBackward", CrossEntropyBackward);
+  set("tokenLogProbsBackward", TokenLogProbsBackward);
   set("dropout", Dropout);
   set("dropoutBackward", DropoutBackward);
   set("adamw", AdamW);

@@ -10,12 +10,14 @@ namespace {
 
 #define AS_TABLE(ns)                                                                                      \
   KernelTable {                                                                                           \
-    #ns, ns::matmul, ns::add, ns::mul, ns::scale, ns::add_into, ns::fill, ns::sum_rows, ns::sum,           \
+    #ns, ns::matmul, ns::add, ns::mul, ns::scale, ns::add_into, ns::fill, ns::sum_rows, ns::sum,          \
         ns::sum_squares, ns::embedding, ns::embedding_backward, ns::layer_norm, ns::layer_norm_backward,  \
         ns::rms_norm, ns::rms_norm_backward, ns::gelu, ns::gelu_backward, ns::silu, ns::silu_backward,    \
-        ns::relu2, ns::relu2_backward, ns::softcap, ns::softcap_backward, ns::swiglu, ns::swiglu_backward, ns::softmax, ns::softmax_backward, \
-        ns::rope, ns::attention, ns::attention_backward, ns::attention_cached, ns::cross_entropy,         \
-        ns::cross_entropy_backward, ns::dropout, ns::dropout_backward, ns::adamw                          \
+        ns::relu2, ns::relu2_backward, ns::softcap, ns::softcap_backward, ns::exp, ns::log_sigmoid,       \
+        ns::log_sigmoid_backward, ns::clamp, ns::clamp_backward, ns::minimum, ns::minimum_backward,       \
+        ns::swiglu, ns::swiglu_backward, ns::softmax, ns::softmax_backward, ns::rope, ns::attention,      \
+        ns::attention_backward, ns::attention_cached, ns::cross_entropy, ns::cross_entropy_backward,      \
+        ns::token_log_probs_backward, ns::dropout, ns::dropout_backward, ns::adamw                        \
   }
 
 const KernelTable generic_table = AS_TABLE(generic);

@@ -64,6 +64,13 @@ struct AdamWArgs {
   void relu2_backward(const float* x, const float* gOut, float* gx, int64_t n);                               \
   void softcap(const float* x, float* out, int64_t n, float cap);                                             \
   void softcap_backward(const float* x, const float* gOut, float* gx, int64_t n, float cap);                  \
+  void exp(const float* x, float* out, int64_t n);                                                            \
+  void log_sigmoid(const float* x, float* out, int64_t n);                                                    \
+  void log_sigmoid_backward(const float* x, const float* gOut, float* gx, int64_t n);                         \
+  void clamp(const float* x, float* out, int64_t n, float lo, float hi);                                      \
+  void clamp_backward(const float* x, const float* gOut, float* gx, int64_t n, float lo, float hi);           \
+  void minimum(const float* a, const float* b, float* out, int64_t n);                                        \
+  void minimum_backward(const float* a, const float* b, const float* gOut, float* ga, float* gb, int64_t n);  \
   void swiglu(const float* gate, const float* up, float* out, int64_t n);                                     \
   void swiglu_backward(const float* gate, const float* up, const float* gOut, float* gGate, float* gUp,       \
                        int64_t n);                                                                            \
@@ -80,6 +87,8 @@ struct AdamWArgs {
                      int64_t vocab, int32_t ignoreIndex);                                                     \
   void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* gx,       \
                               int64_t rows, int64_t vocab, int32_t ignoreIndex, float gScale);                \
+  void token_log_probs_backward(const float* logits, const int32_t* targets, const float* lse,               \
+                               const float* gOut, float* gx, int64_t rows, int64_t vocab, int32_t ignoreIndex); \
   void dropout(const float* x, float* out, int64_t n, float p, uint32_t seed);                                \
   void dropout_backward(const float* gOut, float* gx, int64_t n, float p, uint32_t seed);                     \
   void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWArgs& args);
@@ -114,6 +123,13 @@ struct KernelTable {
   decltype(&generic::relu2_backward) relu2_backward;
   decltype(&generic::softcap) softcap;
   decltype(&generic::softcap_backward) softcap_backward;
+  decltype(&generic::exp) exp;
+  decltype(&generic::log_sigmoid) log_sigmoid;
+  decltype(&generic::log_sigmoid_backward) log_sigmoid_backward;
+  decltype(&generic::clamp) clamp;
+  decltype(&generic::clamp_backward) clamp_backward;
+  decltype(&generic::minimum) minimum;
+  decltype(&generic::minimum_backward) minimum_backward;
   decltype(&generic::swiglu) swiglu;
   decltype(&generic::swiglu_backward) swiglu_backward;
   decltype(&generic::softmax) softmax;
@@ -124,6 +140,7 @@ struct KernelTable {
   decltype(&generic::attention_cached) attention_cached;
   decltype(&generic::cross_entropy) cross_entropy;
   decltype(&generic::cross_entropy_backward) cross_entropy_backward;
+  decltype(&generic::token_log_probs_backward) token_log_probs_backward;
   decltype(&generic::dropout) dropout;
   decltype(&generic::dropout_backward) dropout_backward;
   decltype(&generic::adamw) adamw;

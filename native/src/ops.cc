@@ -1,4 +1,5 @@
-// Elementwise kernels, reductions, embedding, activations, rotary embedding, dropout and AdamW.
+// Elementwise kernels, reductions, embedding, activations, the loss primitives (exp, log-sigmoid, clamp,
+// minimum), rotary embedding, dropout and AdamW.
 // Semantics: src/backend/backend.ts. Compiled once per instruction set (see kernels.h); the loops are
 // plain so the compiler vectorises them for each. Normalisation, softmax and cross-entropy live in
 // ops_norm.cc, attention in ops_attention.cc.
@@ -115,6 +116,50 @@ void swiglu_backward_range(const float* __restrict gate, const float* __restrict
     float silu = gate[i] * s;
     gGate[i] = g[i] * up[i] * s * (1.0f + gate[i] * (1.0f - s));
     gUp[i] = g[i] * silu;
+  }
+}
+
+void exp_range(const float* __restrict x, float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = fast_exp(x[i]);
+}
+
+// log σ(x) = min(x, 0) − log1p(e^−|x|): finite in both tails.
+void log_sigmoid_range(const float* __restrict x, float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i];
+    out[i] = (v < 0.0f ? v : 0.0f) - std::log1p(fast_exp(-std::fabs(v)));
+  }
+}
+
+void log_sigmoid_backward_range(const float* __restrict x, const float* __restrict g, float* __restrict gx,
+                                int64_t n) {
+  for (int64_t i = 0; i < n; i++) gx[i] = g[i] * sigmoid(-x[i]);
+}
+
+void clamp_range(const float* __restrict x, float* __restrict out, int64_t n, float lo, float hi) {
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i] < lo ? lo : x[i];
+    out[i] = v > hi ? hi : v;
+  }
+}
+
+// The bounds pass the gradient (PyTorch's clamp).
+void clamp_backward_range(const float* __restrict x, const float* __restrict g, float* __restrict gx, int64_t n,
+                          float lo, float hi) {
+  for (int64_t i = 0; i < n; i++) gx[i] = x[i] >= lo && x[i] <= hi ? g[i] : 0.0f;
+}
+
+void minimum_range(const float* __restrict a, const float* __restrict b, float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] < b[i] ? a[i] : b[i];
+}
+
+// The smaller input takes the gradient; a tie splits it evenly (torch.minimum).
+void minimum_backward_range(const float* __restrict a, const float* __restrict b, const float* __restrict g,
+                            float* __restrict ga, float* __restrict gb, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    float half = 0.5f * g[i];
+    ga[i] = a[i] < b[i] ? g[i] : (a[i] == b[i] ? half : 0.0f);
+    gb[i] = b[i] < a[i] ? g[i] : (a[i] == b[i] ? half : 0.0f);
   }
 }
 
@@ -284,6 +329,32 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
 void swiglu_backward(const float* gate, const float* up, const float* gOut, float* gGate, float* gUp, int64_t n) {
   parallel_for(n, kElemGrain / 4, [&](int64_t b, int64_t e) {
     swiglu_backward_range(gate + b, up + b, gOut + b, gGate + b, gUp + b, e - b);
+  });
+}
+
+void exp(const float* x, float* out, int64_t n) {
+  parallel_for(n, kElemGrain / 4, [&](int64_t b, int64_t e) { exp_range(x + b, out + b, e - b); });
+}
+void log_sigmoid(const float* x, float* out, int64_t n) {
+  parallel_for(n, kElemGrain / 4, [&](int64_t b, int64_t e) { log_sigmoid_range(x + b, out + b, e - b); });
+}
+void log_sigmoid_backward(const float* x, const float* gOut, float* gx, int64_t n) {
+  parallel_for(n, kElemGrain / 4,
+               [&](int64_t b, int64_t e) { log_sigmoid_backward_range(x + b, gOut + b, gx + b, e - b); });
+}
+void clamp(const float* x, float* out, int64_t n, float lo, float hi) {
+  parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) { clamp_range(x + b, out + b, e - b, lo, hi); });
+}
+void clamp_backward(const float* x, const float* gOut, float* gx, int64_t n, float lo, float hi) {
+  parallel_for(n, kElemGrain,
+               [&](int64_t b, int64_t e) { clamp_backward_range(x + b, gOut + b, gx + b, e - b, lo, hi); });
+}
+void minimum(const float* a, const float* b, float* out, int64_t n) {
+  parallel_for(n, kElemGrain, [&](int64_t s, int64_t e) { minimum_range(a + s, b + s, out + s, e - s); });
+}
+void minimum_backward(const float* a, const float* b, const float* gOut, float* ga, float* gb, int64_t n) {
+  parallel_for(n, kElemGrain, [&](int64_t s, int64_t e) {
+    minimum_backward_range(a + s, b + s, gOut + s, ga + s, gb + s, e - s);
   });
 }
 

@@ -1,4 +1,5 @@
-// Row-wise kernels over the last dimension: layer norm, RMS norm, softmax, fused cross-entropy.
+// Row-wise kernels over the last dimension: layer norm, RMS norm, softmax, fused cross-entropy and the
+// gradient of token log-probs.
 // Semantics: src/backend/backend.ts. Rows are independent, so forward passes (and the input gradients)
 // split rows across threads; the weight gradients of the norms are summed per thread slot in float64 and
 // combined in slot order afterwards (deterministic for a given thread count).
@@ -220,6 +221,23 @@ void cross_entropy_backward(const float* logits, const int32_t* targets, const f
       }
       exp_scaled_row(logits + r * vocab, g, vocab, lse[r], gScale);
       g[t] -= gScale;
+    }
+  });
+}
+
+// cross_entropy_backward with a gradient per row and the sign of log-probs: (onehot − softmax)·gOut[r].
+void token_log_probs_backward(const float* logits, const int32_t* targets, const float* lse, const float* gOut,
+                              float* gx, int64_t rows, int64_t vocab, int32_t ignoreIndex) {
+  parallel_for(rows, row_grain(vocab) / 4 + 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      float* g = gx + r * vocab;
+      int32_t t = targets[r];
+      if (t == ignoreIndex) {
+        std::memset(g, 0, sizeof(float) * vocab);
+        continue;
+      }
+      exp_scaled_row(logits + r * vocab, g, vocab, lse[r], -gOut[r]);
+      g[t] += gOut[r];
     }
   });
 }

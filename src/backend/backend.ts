@@ -155,6 +155,27 @@ export interface Backend {
   /** Soft-cap: cap·tanh(x/cap) (cap > 0). */
   softcap(x: FloatArray, out: FloatArray, n: number, cap: number): void;
   softcapBackward(x: FloatArray, gOut: FloatArray, gx: FloatArray, n: number, cap: number): void;
+  /** exp(x); the gradient is gOut·exp(x), a mul of the saved output (no backward kernel). */
+  exp(x: FloatArray, out: FloatArray, n: number): void;
+  /** log σ(x) = min(x, 0) − log(1 + e^−|x|), finite for any finite x. */
+  logSigmoid(x: FloatArray, out: FloatArray, n: number): void;
+  /** gx = gOut·σ(−x). */
+  logSigmoidBackward(x: FloatArray, gOut: FloatArray, gx: FloatArray, n: number): void;
+  /** min(max(x, lo), hi) (lo ≤ hi; either may be ±Infinity). */
+  clamp(x: FloatArray, out: FloatArray, n: number, lo: number, hi: number): void;
+  /** gx = gOut where lo ≤ x ≤ hi, else 0 (PyTorch's clamp: the bounds themselves pass the gradient). */
+  clampBackward(x: FloatArray, gOut: FloatArray, gx: FloatArray, n: number, lo: number, hi: number): void;
+  /** out = min(a, b) elementwise (same length). */
+  minimum(a: FloatArray, b: FloatArray, out: FloatArray, n: number): void;
+  /** ga = gOut where a < b, gb = gOut where b < a; a tie gives each gOut/2 (PyTorch's torch.minimum). */
+  minimumBackward(
+    a: FloatArray,
+    b: FloatArray,
+    gOut: FloatArray,
+    ga: FloatArray,
+    gb: FloatArray,
+    n: number,
+  ): void;
   /** SwiGLU: silu(gate)·up. */
   swiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void;
   swigluBackward(
@@ -251,6 +272,21 @@ export interface Backend {
     vocab: number,
     ignoreIndex: number,
     gScale: number,
+  ): void;
+
+  /**
+   * The gradient of tokenLogProbs (logp[r] = logits[r, target_r] − lse_r, the negated cross-entropy) with a
+   * gradient per row: gx[r, :] = (onehot(target_r) − softmax(logits[r]))·gOut[r], and 0 for ignored rows.
+   */
+  tokenLogProbsBackward(
+    logits: FloatArray,
+    targets: Int32Array,
+    lse: FloatArray,
+    gOut: FloatArray,
+    gx: FloatArray,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
   ): void;
 
   // --- dropout: keep element i iff uniform(seed, i) >= p, scaled by 1/(1 − p); see dropoutKeep() ---

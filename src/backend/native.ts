@@ -73,6 +73,13 @@ export interface NativeAddon {
   relu2Backward(x: F32, gOut: F32, gx: F32, n: number): void;
   softcap(x: F32, out: F32, n: number, cap: number): void;
   softcapBackward(x: F32, gOut: F32, gx: F32, n: number, cap: number): void;
+  exp(x: F32, out: F32, n: number): void;
+  logSigmoid(x: F32, out: F32, n: number): void;
+  logSigmoidBackward(x: F32, gOut: F32, gx: F32, n: number): void;
+  clamp(x: F32, out: F32, n: number, lo: number, hi: number): void;
+  clampBackward(x: F32, gOut: F32, gx: F32, n: number, lo: number, hi: number): void;
+  minimum(a: F32, b: F32, out: F32, n: number): void;
+  minimumBackward(a: F32, b: F32, gOut: F32, ga: F32, gb: F32, n: number): void;
   swiglu(gate: F32, up: F32, out: F32, n: number): void;
   swigluBackward(gate: F32, up: F32, gOut: F32, gGate: F32, gUp: F32, n: number): void;
   softmax(x: F32, out: F32, rows: number, dim: number): void;
@@ -132,6 +139,16 @@ export interface NativeAddon {
     vocab: number,
     ignoreIndex: number,
     gScale: number,
+  ): void;
+  tokenLogProbsBackward(
+    logits: F32,
+    targets: Int32Array,
+    lse: F32,
+    gOut: F32,
+    gx: F32,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
   ): void;
   dropout(x: F32, out: F32, n: number, p: number, seed: number): void;
   dropoutBackward(gOut: F32, gx: F32, n: number, p: number, seed: number): void;
@@ -330,6 +347,36 @@ function makeBackend(a: NativeAddon): Backend {
         n,
         cap,
       ),
+    exp: (x, out, n) => a.exp(f32(x, "exp x"), f32(out, "exp out"), n),
+    logSigmoid: (x, out, n) => a.logSigmoid(f32(x, "logSigmoid x"), f32(out, "logSigmoid out"), n),
+    logSigmoidBackward: (x, gOut, gx, n) =>
+      a.logSigmoidBackward(
+        f32(x, "logSigmoidBackward x"),
+        f32(gOut, "logSigmoidBackward gOut"),
+        f32(gx, "logSigmoidBackward gx"),
+        n,
+      ),
+    clamp: (x, out, n, lo, hi) => a.clamp(f32(x, "clamp x"), f32(out, "clamp out"), n, lo, hi),
+    clampBackward: (x, gOut, gx, n, lo, hi) =>
+      a.clampBackward(
+        f32(x, "clampBackward x"),
+        f32(gOut, "clampBackward gOut"),
+        f32(gx, "clampBackward gx"),
+        n,
+        lo,
+        hi,
+      ),
+    minimum: (x, y, out, n) =>
+      a.minimum(f32(x, "minimum a"), f32(y, "minimum b"), f32(out, "minimum out"), n),
+    minimumBackward: (x, y, gOut, ga, gb, n) =>
+      a.minimumBackward(
+        f32(x, "minimumBackward a"),
+        f32(y, "minimumBackward b"),
+        f32(gOut, "minimumBackward gOut"),
+        f32(ga, "minimumBackward ga"),
+        f32(gb, "minimumBackward gb"),
+        n,
+      ),
     swiglu: (gate, up, out, n) =>
       a.swiglu(f32(gate, "swiglu gate"), f32(up, "swiglu up"), f32(out, "swiglu out"), n),
     swigluBackward: (gate, up, gOut, gGate, gUp, n) =>
@@ -422,6 +469,18 @@ function makeBackend(a: NativeAddon): Backend {
         vocab,
         ignoreIndex,
         gScale,
+      ),
+
+    tokenLogProbsBackward: (logits, targets, lse, gOut, gx, rows, vocab, ignoreIndex) =>
+      a.tokenLogProbsBackward(
+        f32(logits, "tokenLogProbsBackward logits"),
+        targets,
+        f32(lse, "tokenLogProbsBackward lse"),
+        f32(gOut, "tokenLogProbsBackward gOut"),
+        f32(gx, "tokenLogProbsBackward gx"),
+        rows,
+        vocab,
+        ignoreIndex,
       ),
 
     dropout: (x, out, n, p, seed) => a.dropout(f32(x, "dropout x"), f32(out, "dropout out"), n, p, seed),

@@ -33,7 +33,22 @@ import {
 } from "./reference/elementwise.js";
 import { matmul } from "./reference/matmul.js";
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from "./reference/norm.js";
-import { crossEntropy, crossEntropyBackward, embedding, embeddingBackward } from "./reference/tokens.js";
+import {
+  clamp,
+  clampBackward,
+  exp,
+  logSigmoid,
+  logSigmoidBackward,
+  minimum,
+  minimumBackward,
+} from "./reference/pointwise.js";
+import {
+  crossEntropy,
+  crossEntropyBackward,
+  embedding,
+  embeddingBackward,
+  tokenLogProbsBackward,
+} from "./reference/tokens.js";
 
 export const reference: Backend = {
   name: "reference",
@@ -61,6 +76,13 @@ export const reference: Backend = {
   relu2Backward,
   softcap,
   softcapBackward,
+  exp,
+  logSigmoid,
+  logSigmoidBackward,
+  clamp,
+  clampBackward,
+  minimum,
+  minimumBackward,
   swiglu,
   swigluBackward,
   softmax,
@@ -71,6 +93,7 @@ export const reference: Backend = {
   attentionCached,
   crossEntropy,
   crossEntropyBackward,
+  tokenLogProbsBackward,
   dropout,
   dropoutBackward,
   adamw,

@@ -3,7 +3,7 @@
 import type { AttentionShape, FloatArray } from "../backend/backend.js";
 import { backend, reference } from "../backend/index.js";
 import { pool } from "./pool.js";
-import { accumulateGrad, empty, needsGrad, record, Tensor } from "./tensor.js";
+import { accumulateGrad, empty, full, needsGrad, record, Tensor } from "./tensor.js";
 
 const fmt = (s: readonly number[]) => `[${s.join(",")}]`;
 
@@ -292,7 +292,88 @@ export function scale(a: Tensor, s: number): Tensor {
   return out;
 }
 
-type Unary = "gelu" | "silu" | "relu2";
+/** a − b, where b matches a's shape or its trailing dimensions. */
+export function sub(a: Tensor, b: Tensor): Tensor {
+  return add(a, scale(b, -1));
+}
+
+/** x + c for a number c. */
+export function addScalar(x: Tensor, c: number): Tensor {
+  return add(x, full([], c, { dtype: x.dtype }));
+}
+
+/** x². */
+export function square(x: Tensor): Tensor {
+  return mul(x, x);
+}
+
+/** eˣ; its gradient reuses the output (g·eˣ). */
+export function exp(x: Tensor): Tensor {
+  const out = empty(x.shape, x.dtype);
+  x.kernels.exp(x.data, out.data, x.size);
+  if (needsGrad(x)) {
+    record(out, {
+      op: "exp",
+      inputs: [x],
+      backward: (g) => {
+        const gx = empty(x.shape, x.dtype);
+        g.kernels.mul(g.data, out.data, gx.data, x.size, x.size);
+        accumulateGrad(x, gx, true);
+      },
+    });
+  }
+  return out;
+}
+
+/** min(max(x, lo), hi); lo or hi may be ±Infinity. The gradient passes on [lo, hi], bounds included (PyTorch's). */
+export function clamp(x: Tensor, lo: number, hi: number): Tensor {
+  if (!(lo <= hi)) throw new Error(`clamp: lower bound ${lo} must be <= upper bound ${hi}`);
+  const out = empty(x.shape, x.dtype);
+  x.kernels.clamp(x.data, out.data, x.size, lo, hi);
+  if (needsGrad(x)) {
+    record(out, {
+      op: "clamp",
+      inputs: [x],
+      backward: (g) => {
+        const gx = empty(x.shape, x.dtype);
+        g.kernels.clampBackward(x.data, g.data, gx.data, x.size, lo, hi);
+        accumulateGrad(x, gx, true);
+      },
+    });
+  }
+  return out;
+}
+
+/** max(x, 0). */
+export function relu(x: Tensor): Tensor {
+  return clamp(x, 0, Number.POSITIVE_INFINITY);
+}
+
+/** Elementwise min(a, b) of two same-shaped tensors; at a tie each gets half the gradient (torch.minimum). */
+export function minimum(a: Tensor, b: Tensor): Tensor {
+  if (a.size !== b.size || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new Error(`minimum: ${fmt(a.shape)} and ${fmt(b.shape)} must have the same shape`);
+  }
+  sameDtype("minimum", a, b);
+  const out = empty(a.shape, a.dtype);
+  a.kernels.minimum(a.data, b.data, out.data, a.size);
+  if (needsGrad(a, b)) {
+    record(out, {
+      op: "minimum",
+      inputs: [a, b],
+      backward: (g) => {
+        const ga = empty(a.shape, a.dtype);
+        const gb = empty(b.shape, b.dtype);
+        g.kernels.minimumBackward(a.data, b.data, g.data, ga.data, gb.data, a.size);
+        accumulateGrad(a, ga, true);
+        accumulateGrad(b, gb, true);
+      },
+    });
+  }
+  return out;
+}
+
+type Unary = "gelu" | "silu" | "relu2" | "logSigmoid";
 
 function unary(kind: Unary, x: Tensor): Tensor {
   const out = empty(x.shape, x.dtype);
@@ -319,6 +400,8 @@ export const gelu = (x: Tensor) => unary("gelu", x);
 export const silu = (x: Tensor) => unary("silu", x);
 /** max(x, 0)². */
 export const relu2 = (x: Tensor) => unary("relu2", x);
+/** log σ(x) = −log(1 + e^−x), computed without overflow in either tail. */
+export const logSigmoid = (x: Tensor) => unary("logSigmoid", x);
 
 /** cap·tanh(x/cap): squashes logits smoothly into (−cap, cap) (Gemma 2's logit soft-cap). */
 export function softcap(x: Tensor, cap: number): Tensor {
@@ -763,6 +846,53 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, opts: CrossEnt
     },
     release: () => pool.release(lse),
   });
+}
+
+/**
+ * The log-probability of each row's target under log-softmax(logits [..., vocab]) → [...], fused like
+ * crossEntropy (it is its negation per row); rows whose target is ignoreIndex give 0 and pass no gradient.
+ */
+export function tokenLogProbs(logits: Tensor, targets: Int32Array, ignoreIndex = -1): Tensor {
+  const vocab = lastDim("tokenLogProbs", logits);
+  const rows = logits.size / vocab;
+  if (targets.length !== rows) {
+    throw new Error(
+      `tokenLogProbs: logits ${fmt(logits.shape)} have ${rows} rows but ${targets.length} targets were given`,
+    );
+  }
+  const kern = logits.kernels;
+  const losses = pool.alloc(logits.dtype, rows);
+  const lse = pool.alloc(logits.dtype, rows);
+  kern.crossEntropy(logits.data, targets, losses, lse, rows, vocab, ignoreIndex);
+  const out = empty(logits.shape.slice(0, -1), logits.dtype);
+  kern.scale(losses, -1, out.data, rows);
+  pool.release(losses);
+  if (!needsGrad(logits)) {
+    pool.release(lse);
+    return out;
+  }
+  return record(out, {
+    op: "tokenLogProbs",
+    inputs: [logits],
+    backward: (g) => {
+      const gx = empty(logits.shape, logits.dtype);
+      g.kernels.tokenLogProbsBackward(logits.data, targets, lse, g.data, gx.data, rows, vocab, ignoreIndex);
+      accumulateGrad(logits, gx, true);
+    },
+    release: () => pool.release(lse),
+  });
+}
+
+/**
+ * Sum over the last dimension: x [..., cols] → [...] (per-sequence sums of token log-probs). Composed as a
+ * product with a column of ones, so both directions run on the matmul kernel.
+ */
+export function sumRows(x: Tensor): Tensor {
+  const cols = lastDim("sumRows", x);
+  if (cols === 0) throw new Error(`sumRows: ${fmt(x.shape)} has an empty last dimension`);
+  const rows = x.size / cols;
+  const ones = full([cols, 1], 1, { dtype: x.dtype });
+  return reshape(matmul(reshape(x, [rows, cols]), ones), x.shape.slice(0, -1));
 }
 
 /** Sum of all elements, as a scalar tensor. */

@@ -1,4 +1,5 @@
-// Kernels indexed by token ids: the embedding lookup and the fused log-softmax + cross-entropy.
+// Kernels indexed by token ids: the embedding lookup, the fused log-softmax + cross-entropy, and the
+// per-row gradient of the token log-probabilities (the negated cross-entropy).
 
 import type { FloatArray } from "../backend.js";
 import { needCounts, needLength } from "./scratch.js";
@@ -103,5 +104,35 @@ export function crossEntropyBackward(
     const l = lse[r];
     for (let j = 0; j < vocab; j++) gx[row + j] = Math.exp(logits[row + j] - l) * gScale;
     gx[row + target] -= gScale;
+  }
+}
+
+// gx_r = (onehot(target_r) − exp(x_r − lse_r))·gOut_r;  0 for ignored rows
+export function tokenLogProbsBackward(
+  logits: FloatArray,
+  targets: Int32Array,
+  lse: FloatArray,
+  gOut: FloatArray,
+  gx: FloatArray,
+  rows: number,
+  vocab: number,
+  ignoreIndex: number,
+): void {
+  needCounts("tokenLogProbsBackward", { rows, vocab });
+  needLength("tokenLogProbsBackward", "logits", logits, rows * vocab);
+  needLength("tokenLogProbsBackward", "targets", targets, rows);
+  needLength("tokenLogProbsBackward", "gOut", gOut, rows);
+  for (let r = 0; r < rows; r++) {
+    const target = targets[r];
+    const row = r * vocab;
+    if (target === ignoreIndex) {
+      gx.fill(0, row, row + vocab);
+      continue;
+    }
+    checkTarget("tokenLogProbsBackward", r, target, vocab);
+    const l = lse[r];
+    const g = gOut[r];
+    for (let j = 0; j < vocab; j++) gx[row + j] = -Math.exp(logits[row + j] - l) * g;
+    gx[row + target] += g;
   }
 }
