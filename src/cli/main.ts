@@ -8,6 +8,7 @@ import { registerScalingCommands } from "./scaling.js";
 import { registerServeCommand } from "./serve.js";
 import { registerStudyCommand } from "./study.js";
 import { registerSweepCommands } from "./sweep.js";
+import { registerTasksCommands } from "./tasks.js";
 import { registerTrainCommands } from "./train.js";
 
 const program = new Command();
@@ -26,6 +27,7 @@ registerSweepCommands(program);
 registerStudyCommand(program);
 registerIoCommands(program);
 registerServeCommand(program);
+registerTasksCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { openShards } from "../data/index.js";
+import { DEFAULT_TASK_EVAL_BATCH } from "../feedback/index.js";
 import { DEFAULT_EVAL_BATCH_SIZE, evaluate, generate } from "../infer/index.js";
 import {
   defaultRoot,
@@ -17,6 +18,7 @@ import {
   trainConfigFields,
 } from "../train/index.js";
 import { givenTrainFields, int, num, output, trainFieldOption } from "./options.js";
+import { addTaskEvalOptions, checkEvalOptions, evalTaskCommand } from "./tasks.js";
 
 /** "(whole split, 201,600 tokens)" or "(estimate on 40,960 tokens)". */
 function valScope(tokens: number | null, estimate: boolean): string {
@@ -120,15 +122,24 @@ export function registerTrainCommands(program: Command): void {
       else process.stdout.write(`\n[${r.completionTokens} tokens, finish: ${r.finishReason}]\n`);
     });
 
-  program
+  const evalCmd = program
     .command("eval")
-    .description("Validation loss, perplexity and bits per byte of a model on a prepared dataset")
+    .description(
+      "Validation loss, perplexity and bits per byte of a model on a prepared dataset; with --task, exact-match accuracy on a built-in task",
+    )
     .requiredOption("--model <path>", MODEL_SPEC_HELP)
     .option("--data <dir>", "a prepared dataset folder (default: the one the model was trained on)")
-    .option("--batch-size <n>", "sequences per batch", int(1), DEFAULT_EVAL_BATCH_SIZE)
-    .option("--max-batches <n>", "evaluate at most this many batches", int(1))
+    .option(
+      "--batch-size <n>",
+      `sequences per batch (default: ${DEFAULT_EVAL_BATCH_SIZE}; with --task ${DEFAULT_TASK_EVAL_BATCH})`,
+      int(1),
+    )
+    .option("--max-batches <n>", "evaluate at most this many batches", int(1));
+  addTaskEvalOptions(evalCmd)
     .option("--json", "print the result as JSON", false)
     .action((o) => {
+      checkEvalOptions(o);
+      if (o.task !== undefined) return evalTaskCommand(o);
       const loaded = loadModel(o.model);
       const dir = o.data ?? (loaded.trainConfig ? resolveDataDir(loaded.trainConfig) : undefined);
       if (!dir) throw new Error("eval: --data is required for a model without a training config");
@@ -137,7 +148,7 @@ export function registerTrainCommands(program: Command): void {
         throw new Error(`eval: ${dir} was tokenized with a different tokenizer than the model's`);
       }
       const r = evaluate(loaded.model, ds.val, loaded.tokenizer, {
-        batchSize: o.batchSize,
+        batchSize: o.batchSize ?? DEFAULT_EVAL_BATCH_SIZE,
         context: loaded.model.config.context,
         ...(o.maxBatches ? { maxBatches: o.maxBatches } : {}),
       });
