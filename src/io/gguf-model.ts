@@ -24,6 +24,7 @@ import {
 } from "../nn/index.js";
 import { parameter } from "../tensor/index.js";
 import { type Architecture, exportArchitecture } from "./architecture.js";
+import { chatExport, importedTemplateNotes } from "./chat-template.js";
 import {
   decodeGguf,
   decodeTensorData,
@@ -145,6 +146,15 @@ export function tokenizerMetadata(tok: Tokenizer): [string, GgufValue][] {
   ];
   if (eot !== undefined)
     meta.push(["tokenizer.ggml.bos_token_id", u32(eot)], ["tokenizer.ggml.eos_token_id", u32(eot)]);
+  const chat = chatExport(tok);
+  if (chat) {
+    // llama.cpp ends generation at every end-of-generation token: eos (<|endoftext|>) and eot, the end of
+    // a turn. Its chat code (and node-llama-cpp's) formats with the Jinja template.
+    meta.push(
+      ["tokenizer.ggml.eot_token_id", u32(chat.endId)],
+      ["tokenizer.chat_template", str(chat.template)],
+    );
+  }
   return meta;
 }
 
@@ -292,7 +302,7 @@ export const MAX_CONTEXT = 1 << 21;
 export function ggufToModel(
   buf: Uint8Array,
   where = "gguf",
-): { model: Model; tokenizer: Tokenizer | null; notes: string[] } {
+): { model: Model; tokenizer: Tokenizer | null; chatTemplate: string | null; notes: string[] } {
   const file = decodeGguf(buf, where);
   const arch = metaString(file, "general.architecture", where);
   if (arch !== "llama" && arch !== "qwen3" && arch !== "gpt2")
@@ -384,5 +394,9 @@ export function ggufToModel(
     throw new Error(
       `${where}: tokenizer has ${tokenizer.vocabSize} tokens, token_embd has ${config.vocab} rows`,
     );
-  return { model: { config, params, specs: paramSpecs(config) }, tokenizer, notes };
+  const chatTemplate = file.metadata.has("tokenizer.chat_template")
+    ? metaString(file, "tokenizer.chat_template", where)
+    : null;
+  notes.push(...importedTemplateNotes(tokenizer, chatTemplate));
+  return { model: { config, params, specs: paramSpecs(config) }, tokenizer, chatTemplate, notes };
 }

@@ -23,6 +23,7 @@ import {
 } from "../nn/index.js";
 import { parameter, type Tensor } from "../tensor/index.js";
 import { exportArchitecture } from "./architecture.js";
+import { chatExport, importedTemplateNotes } from "./chat-template.js";
 import { MAX_CONTEXT } from "./gguf-model.js";
 import {
   decodeSafetensors,
@@ -213,7 +214,10 @@ export function exportHf(
   write("config.json", json(hfConfig(c, tokenizer, dtype)));
   write("model.safetensors", hfSafetensors(model, dtype));
   const { bos, eos, eot } = specialIds(tokenizer);
-  write("generation_config.json", json({ bos_token_id: bos, eos_token_id: eos, max_length: c.context }));
+  // A chat model's generation ends at <|im_end|> (its turn) as well as at <|endoftext|>, as Qwen's do.
+  const chat = chatExport(tokenizer);
+  const eosIds = chat ? [chat.endId, ...(eos === null ? [] : [eos])] : eos;
+  write("generation_config.json", json({ bos_token_id: bos, eos_token_id: eosIds, max_length: c.context }));
   if (tokenizer) {
     write("tokenizer.json", tokenizer.toJsonText());
     write(
@@ -221,12 +225,13 @@ export function exportHf(
       json({
         tokenizer_class: "PreTrainedTokenizerFast",
         bos_token: eot,
-        eos_token: eot,
+        eos_token: chat ? chat.endToken : eot,
         unk_token: null,
         add_bos_token: false,
         add_eos_token: false,
         clean_up_tokenization_spaces: false,
         model_max_length: c.context,
+        ...(chat ? { chat_template: chat.template } : {}),
       }),
     );
   }
@@ -272,7 +277,12 @@ function num(cfg: Json, key: string, where: string, fallback?: number): number {
 }
 
 /** Reads a HF LlamaForCausalLM, Qwen3ForCausalLM or GPT2LMHeadModel checkpoint directory into an afterscale model. */
-export function importHf(dir: string): { model: Model; tokenizer: Tokenizer | null; notes: string[] } {
+export function importHf(dir: string): {
+  model: Model;
+  tokenizer: Tokenizer | null;
+  chatTemplate: string | null;
+  notes: string[];
+} {
   const where = join(dir, "config.json");
   const cfg = readJson(where);
   const notes: string[] = [];
@@ -415,5 +425,26 @@ export function importHf(dir: string): { model: Model; tokenizer: Tokenizer | nu
   } else {
     notes.push("no tokenizer.json: model imported without a tokenizer");
   }
-  return { model: { config, params, specs: paramSpecs(config) }, tokenizer, notes };
+  const chatTemplate = readChatTemplate(dir);
+  notes.push(...importedTemplateNotes(tokenizer, chatTemplate));
+  return { model: { config, params, specs: paramSpecs(config) }, tokenizer, chatTemplate, notes };
+}
+
+/**
+ * tokenizer_config.json's chat_template: a string, or (older transformers) a list of named templates, of
+ * which "default" is the one apply_chat_template uses. Null when there is none.
+ */
+function readChatTemplate(dir: string): string | null {
+  const path = join(dir, "tokenizer_config.json");
+  if (!existsSync(path)) return null;
+  const t = readJson(path).chat_template;
+  if (t == null) return null;
+  if (typeof t === "string") return t;
+  if (Array.isArray(t)) {
+    const named = t.find((x) => x && typeof x === "object" && (x as Json).name === "default") as
+      | Json
+      | undefined;
+    if (named && typeof named.template === "string") return named.template;
+  }
+  throw new Error(`${path}: chat_template must be a string or a list with a "default" template`);
 }

@@ -8,6 +8,7 @@ import { ggufToModel, modelToGguf } from "./gguf-model.js";
 import { exportHf, importHf } from "./hf.js";
 import { writeFileAtomic } from "./safetensors.js";
 
+export { type ChatExport, chatExport } from "./chat-template.js";
 export { decodeGguf, encodeGguf, type GgufFile, type GgufTensor, type GgufValue } from "./gguf.js";
 export { ggufToModel, modelToGguf, permuteRotary } from "./gguf-model.js";
 export { exportHf, hfConfig, hfSafetensors, importHf } from "./hf.js";
@@ -52,6 +53,8 @@ export function exportModel(model: Model, tokenizer: Tokenizer | null, opts: Exp
 export interface ImportResult {
   model: Model;
   tokenizer: Tokenizer | null;
+  /** The file's chat template (Jinja), or null; afterscale's own exports carry CHATML_JINJA for chat models. */
+  chatTemplate: string | null;
   format: "hf" | "gguf";
   /** Things the importer skipped or assumed, for the user to see. */
   notes: string[];

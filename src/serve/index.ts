@@ -1,5 +1,5 @@
 // Public surface of serving.
-export { CHAT_STOPS, type ChatMessage, renderChat } from "./chat-template.js";
+export { CHAT_STOPS, type ChatMessage, type ChatPrompt, chatPrompt, renderChat } from "./chat-template.js";
 export { Engine, type EngineOptions, type EngineStats } from "./engine.js";
 export { ApiError } from "./errors.js";
 export {

@@ -16,6 +16,8 @@ export interface SequenceRequest {
   stop: string[];
   /** End at <|endoftext|> (false: the vLLM-style ignore_eos, used by load tests). */
   stopAtEndOfText: boolean;
+  /** Further tokens that end the sequence with "stop", their text not emitted (a chat model's <|im_end|>). */
+  stopIds?: number[];
 }
 
 export type FinishReason = "stop" | "length" | "cancelled" | "error";

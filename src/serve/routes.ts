@@ -3,7 +3,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { END_OF_TEXT } from "../data/tokenizer.js";
-import { CHAT_STOPS, type ChatMessage, renderChat } from "./chat-template.js";
+import { type ChatMessage, chatPrompt } from "./chat-template.js";
 import type { DoneEvent, Engine } from "./engine.js";
 import { ApiError, badRequest, errorBody } from "./errors.js";
 import type { SequenceRequest } from "./protocol.js";
@@ -80,8 +80,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return modelObject();
   });
 
-  const encode = (text: string, param: string): Int32Array => {
-    const ids = Int32Array.from(tokenizer.encode(text));
+  const encode = (text: string, param: string): Int32Array => checkIds(tokenizer.encode(text), param);
+  const checkIds = (tokens: number[], param: string): Int32Array => {
+    const ids = Int32Array.from(tokens);
     return checkPrompt(ids.length === 0 && eot !== null ? Int32Array.of(eot) : ids, param);
   };
   const checkPrompt = (ids: Int32Array, param: string): Int32Array => {
@@ -108,6 +109,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     prompts: Int32Array[],
     maxTokens: number,
     extraStops: readonly string[],
+    stopIds: readonly number[],
   ): Job => {
     if (body.model !== modelId) throw modelNotFound(body.model, modelId);
     const n = body.n ?? 1;
@@ -130,6 +132,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
         topP: topP === 0 ? 1 : topP,
         stop: [...stops, ...extraStops],
         stopAtEndOfText: !(body.ignore_eos ?? false),
+        // ignore_eos lifts every end-of-generation token, the chat model's end of turn included.
+        stopIds: body.ignore_eos ? [] : [...stopIds],
       },
     };
   };
@@ -143,7 +147,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     else if (p.every((x) => typeof x === "number"))
       prompts = [checkPrompt(Int32Array.from(p as number[]), "prompt")];
     else prompts = (p as number[][]).map((ids) => checkPrompt(Int32Array.from(ids), "prompt"));
-    const job = settings(body, prompts, body.max_tokens ?? 16, []);
+    const job = settings(body, prompts, body.max_tokens ?? 16, [], []);
     return run(ctx, job, completionShape, req, reply);
   });
 
@@ -153,9 +157,10 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       role: m.role === "developer" ? "system" : m.role,
       content: typeof m.content === "string" ? m.content : m.content.map((part) => part.text).join(""),
     }));
-    const prompt = encode(renderChat(messages), "messages");
+    const chat = chatPrompt(tokenizer, messages);
+    const prompt = checkIds(chat.ids, "messages");
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? context - prompt.length;
-    const job = settings(body, [prompt], maxTokens, CHAT_STOPS);
+    const job = settings(body, [prompt], maxTokens, chat.stops, chat.stopIds);
     return run(ctx, job, chatShape, req, reply);
   });
 }

@@ -213,6 +213,7 @@ export class Scheduler {
     }
     s.generated++;
     if (id === this.eot && s.req.stopAtEndOfText) return { finish: "stop" };
+    if (s.req.stopIds?.includes(id)) return { finish: "stop" };
     const bytes = this.tokenizer.bytesOf(id);
     const pushed = bytes ? s.text.pushBytes(bytes) : s.text.pushText(this.tokenizer.tokenString(id));
     this.emit({ type: "token", id: s.req.id, delta: pushed.delta });
