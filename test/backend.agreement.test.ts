@@ -307,3 +307,15 @@ test("agreement: token log-probs gradient and the loss primitives", () => {
   agree("minimum", { y: n }, (k, o) => k.minimum(x, b, o.y!, n));
   agree("minimumBackward", { ga: n, gb: n }, (k, o) => k.minimumBackward(x, b, g, o.ga!, o.gb!, n));
 });
+
+test("the loss kernels refuse bad calls on both backends", () => {
+  const native = nativeBackend();
+  assert.ok(native, "the native addon must be built for this test");
+  for (const k of [reference, native]) {
+    assert.throws(() => k.clamp(rand(4), out(4), 4, 1, 0), /lower bound 1.* must be <= upper bound 0/);
+    assert.throws(
+      () => k.tokenLogProbsBackward(rand(8), Int32Array.from([0, 9]), rand(2), rand(2), out(8), 2, 4, -100),
+      /tokenLogProbsBackward: target 9 at row 1/,
+    );
+  }
+});

@@ -156,18 +156,13 @@ export function dpoLoss(
   const z = sub(sub(policyChosen, policyRejected), tensor(refMargin, [n], { dtype: policyChosen.dtype }));
   let losses: Tensor;
   switch (type) {
-    case "sigmoid": // −(1−ε)·log σ(βz) − ε·log σ(−βz)
+    case "sigmoid":
     case "robust": {
-      // robust: (−(1−ε)·log σ(βz) + ε·log σ(−βz)) / (1 − 2ε)
-      const clean = scale(
-        logSigmoid(scale(z, beta)),
-        type === "sigmoid" ? -(1 - eps) : -(1 - eps) / (1 - 2 * eps),
-      );
-      if (eps === 0) losses = clean;
-      else {
-        const flipped = logSigmoid(scale(z, -beta));
-        losses = sub(clean, scale(flipped, type === "sigmoid" ? eps : -eps / (1 - 2 * eps)));
-      }
+      // sigmoid: −(1−ε)·log σ(βz) − ε·log σ(−βz);  robust: (−(1−ε)·log σ(βz) + ε·log σ(−βz)) / (1 − 2ε)
+      const norm = type === "robust" ? 1 / (1 - 2 * eps) : 1;
+      const flippedSign = type === "robust" ? 1 : -1;
+      losses = scale(logSigmoid(scale(z, beta)), -(1 - eps) * norm);
+      if (eps > 0) losses = add(losses, scale(logSigmoid(scale(z, -beta)), flippedSign * eps * norm));
       break;
     }
     case "hinge": // relu(1 − βz)
