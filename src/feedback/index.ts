@@ -1,0 +1,17 @@
+export {
+  type EncodedPreference,
+  type EncodedSft,
+  encodeCompletion,
+  encodePreference,
+  encodePrompt,
+  encodeSft,
+  encodeUnpaired,
+  type PreferenceRecord,
+  type PromptRecord,
+  readPreferenceFile,
+  readPromptFile,
+  readSftFile,
+  readUnpairedFile,
+  type SftRecord,
+  type UnpairedRecord,
+} from "./datasets.js";
