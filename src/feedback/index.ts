@@ -38,4 +38,21 @@ export {
   taskExamples,
   wrongAnswer,
 } from "./tasks.js";
+export {
+  type EncodedPreference,
+  type EncodedSft,
+  encodeCompletion,
+  encodePreference,
+  encodePrompt,
+  encodeSft,
+  encodeUnpaired,
+  type PreferenceRecord,
+  type PromptRecord,
+  readPreferenceFile,
+  readPromptFile,
+  readSftFile,
+  readUnpairedFile,
+  type SftRecord,
+  type UnpairedRecord,
+} from "./datasets.js";
 export * from "./losses.js";
