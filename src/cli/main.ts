@@ -3,6 +3,7 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
+import { registerFeedbackCommands } from "./feedback.js";
 import { registerIoCommands } from "./io.js";
 import { registerScalingCommands } from "./scaling.js";
 import { registerServeCommand } from "./serve.js";
@@ -25,6 +26,7 @@ registerTrainCommands(program);
 registerScalingCommands(program);
 registerSweepCommands(program);
 registerStudyCommand(program);
+registerFeedbackCommands(program);
 registerIoCommands(program);
 registerServeCommand(program);
 registerTasksCommands(program);

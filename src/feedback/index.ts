@@ -1,6 +1,23 @@
 // Public surface of human-feedback fine-tuning (src/feedback): the sft, dpo and grpo objectives that plug
 // into the one training loop (src/train), their data, built-in tasks and losses.
 export { ExampleOrder, type PaddedBatch, padBatch, type Sequence } from "./batches.js";
+export {
+  type EncodedPreference,
+  type EncodedSft,
+  encodeCompletion,
+  encodePreference,
+  encodePrompt,
+  encodeSft,
+  encodeUnpaired,
+  type PreferenceRecord,
+  type PromptRecord,
+  readPreferenceFile,
+  readPromptFile,
+  readSftFile,
+  readUnpairedFile,
+  type SftRecord,
+  type UnpairedRecord,
+} from "./datasets.js";
 export { type DpoSettings, directPreferenceOptimisation, dpoSettingsSchema, REFERENCE_FILE } from "./dpo.js";
 export {
   type GrpoSettings,
@@ -9,6 +26,7 @@ export {
   loadReward,
   type RewardFunction,
 } from "./grpo.js";
+export * from "./losses.js";
 export { type SftSettings, sftSettingsSchema, supervisedFineTuning } from "./sft.js";
 export { type FineTuneData, holdOut, TASK_PREFIX, taskOf } from "./sources.js";
 export { initModel, type StartingPoint, startingPoint } from "./start.js";
@@ -38,21 +56,3 @@ export {
   taskExamples,
   wrongAnswer,
 } from "./tasks.js";
-export {
-  type EncodedPreference,
-  type EncodedSft,
-  encodeCompletion,
-  encodePreference,
-  encodePrompt,
-  encodeSft,
-  encodeUnpaired,
-  type PreferenceRecord,
-  type PromptRecord,
-  readPreferenceFile,
-  readPromptFile,
-  readSftFile,
-  readUnpairedFile,
-  type SftRecord,
-  type UnpairedRecord,
-} from "./datasets.js";
-export * from "./losses.js";

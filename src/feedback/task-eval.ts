@@ -2,13 +2,12 @@
 //
 // Each prompt is the task's chat rendered with the generation prompt (encodeChat), decoded greedily until
 // the model ends its turn with the <|im_end|> token (or <|endoftext|>, maxTokens, or the context). Prompts
-// are decoded in batches: one forward pass per step over every unfinished sequence, each with its own KV
-// cache (nn's forwardStep), so the completions are those of one-by-one greedy generation.
+// are decoded in batches (infer's decodeBatch: one forward pass per step over every unfinished sequence,
+// each with its own KV cache), so the completions are those of one-by-one greedy generation.
 import { encodeChat, hasChatTokens, IM_END } from "../data/chat.js";
 import { END_OF_TEXT, type Tokenizer } from "../data/tokenizer.js";
-import { argmax } from "../infer/index.js";
-import { forwardStep, type KVCache, type Model, newKVCache } from "../nn/index.js";
-import { noGrad, tidy } from "../tensor/index.js";
+import { decodeBatch } from "../infer/index.js";
+import type { Model } from "../nn/index.js";
 import { getTask, type Task, type TaskSplit, taskExamples } from "./tasks.js";
 
 /** z for a two-sided 95% interval. */
@@ -112,8 +111,14 @@ export function evaluateTask(
 
   const completions: string[] = [];
   for (let at = 0; at < prompts.length; at += batchSize) {
-    for (const ids of greedyBatch(model, tokenizer, prompts.slice(at, at + batchSize), maxTokens, stops))
-      completions.push(tokenizer.decode(ids));
+    const batch = prompts.slice(at, at + batchSize);
+    for (const d of decodeBatch(model, batch, {
+      maxTokens,
+      stops,
+      temperature: 0,
+      vocab: tokenizer.vocabSize,
+    }))
+      completions.push(tokenizer.decode(d.ids));
   }
   const scored = examples.map((e, i) => ({
     prompt: e.messages.map((m) => m.content).join("\n"),
@@ -134,60 +139,4 @@ export function evaluateTask(
     interval: wilsonInterval(correct, count),
     examples: scored,
   };
-}
-
-/**
- * Greedy completions of the prompts, decoded together: the ids each generated before a stop token (which
- * is left out), maxTokens, or the end of the context.
- */
-function greedyBatch(
-  model: Model,
-  tokenizer: Tokenizer,
-  prompts: Int32Array[],
-  maxTokens: number,
-  stops: ReadonlySet<number>,
-): number[][] {
-  const { context, vocab } = model.config;
-  const caches: KVCache[] = prompts.map((p) => newKVCache(model, Math.min(context, p.length + maxTokens)));
-  const outputs: number[][] = prompts.map(() => []);
-  const rows = prompts.map(() => new Float32Array(tokenizer.vocabSize));
-  /** Feeds each listed sequence its tokens in one forward pass and keeps each one's next-token logits. */
-  const step = (which: number[], feeds: Int32Array[]) =>
-    noGrad(() =>
-      tidy(() => {
-        const counts = feeds.map((f) => f.length);
-        const ids = new Int32Array(counts.reduce((a, b) => a + b, 0));
-        for (let b = 0, off = 0; b < feeds.length; off += counts[b]!, b++) ids.set(feeds[b]!, off);
-        const logits = forwardStep(
-          model,
-          ids,
-          counts,
-          which.map((s) => caches[s]!),
-        );
-        which.forEach((s, b) => {
-          rows[s]!.set(logits.data.subarray(b * vocab, b * vocab + tokenizer.vocabSize));
-        });
-      }),
-    );
-  try {
-    let active = prompts.map((_, s) => s);
-    step(active, prompts);
-    while (active.length > 0) {
-      const next: number[] = [];
-      const feeds: Int32Array[] = [];
-      for (const s of active) {
-        const id = argmax(rows[s]!);
-        if (stops.has(id)) continue;
-        outputs[s]!.push(id);
-        if (outputs[s]!.length >= maxTokens || caches[s]!.length >= context) continue;
-        next.push(s);
-        feeds.push(Int32Array.of(id));
-      }
-      active = next;
-      if (active.length > 0) step(active, feeds);
-    }
-  } finally {
-    for (const c of caches) c.dispose();
-  }
-  return outputs;
 }

@@ -1,4 +1,5 @@
 // Public surface of generation and evaluation.
+export { type DecodeBatchOptions, type DecodedSequence, decodeBatch } from "./batch.js";
 export {
   DEFAULT_EVAL_BATCH_SIZE,
   type EvaluateOptions,

@@ -230,7 +230,12 @@ export interface TrainField {
 
 /** Every config field with its type, allowed values, default and description (for --help and flags). */
 export function trainConfigFields(): TrainField[] {
-  return Object.entries(trainConfigSchema.shape).map(([name, schema]) => {
+  return schemaFields(trainConfigSchema);
+}
+
+/** The fields of a flat zod object schema (trainConfigSchema, an objective's settings) as TrainFields. */
+export function schemaFields(object: z.ZodObject): TrainField[] {
+  return Object.entries(object.shape).map(([name, schema]) => {
     let inner: z.ZodType = schema as z.ZodType;
     let dflt: unknown;
     for (;;) {

@@ -31,6 +31,7 @@ export {
   parseTrainConfig,
   runDirOf,
   scheduleNames,
+  schemaFields,
   type TrainConfig,
   type TrainConfigInput,
   type TrainField,

@@ -26,6 +26,13 @@ export interface Validation {
   loss: number | null;
   /** Held-out tokens (or examples) it was computed on. */
   tokens: number;
+  /**
+   * What `loss` is when it is not a language-modelling loss (e.g. "dpo loss"): then no perplexity is
+   * derived from it. Absent: nats per token.
+   */
+  lossName?: string;
+  /** What `tokens` counts when not tokens (e.g. "pairs", "prompts"). */
+  unit?: string;
   /** Objective-specific figures, e.g. accuracy on a task's held-out split. */
   metrics?: Record<string, number>;
 }
@@ -64,5 +71,8 @@ export interface SetupContext {
   say: (message: string) => void;
 }
 
-/** Builds a run's model, tokenizer and objective; called once per training session (fresh or resumed). */
-export type ObjectiveSetup = (ctx: SetupContext) => TrainingSetup;
+/**
+ * Builds a run's model, tokenizer and objective; called once per training session (fresh or resumed).
+ * May be async (e.g. to import a user's reward module).
+ */
+export type ObjectiveSetup = (ctx: SetupContext) => TrainingSetup | Promise<TrainingSetup>;

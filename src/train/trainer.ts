@@ -386,7 +386,7 @@ export async function runTraining(
   const say = (m: string) => progress.message(m);
 
   // ---- model, tokenizer and objective; optimizer
-  const run = setup({ config: c, runDir, checkpoint: ckpt, say });
+  const run = await setup({ config: c, runDir, checkpoint: ckpt, say });
   const { model, modelConfig, tokenizer, objective } = run;
   if (ckpt && ckpt.state.tokenizerHash !== tokenizer.hash) {
     throw new Error(
@@ -499,7 +499,7 @@ export async function runTraining(
     valEstimate = !final;
     valMetrics = v.metrics ?? null;
     evaluatedStep = step;
-    const perplexity = v.loss === null ? Number.NaN : Math.exp(v.loss);
+    const perplexity = v.loss === null || v.lossName ? Number.NaN : Math.exp(v.loss);
     options.onEval?.({
       step,
       valLoss: v.loss ?? Number.NaN,
@@ -508,9 +508,13 @@ export async function runTraining(
       estimate: !final,
       ...(v.metrics ? { metrics: v.metrics } : {}),
     });
+    const on = `${v.tokens.toLocaleString("en-US")} ${v.unit ?? "tokens"}`;
     const figures = [
-      ...(v.loss === null
-        ? [`${final ? "held-out" : "held-out estimate"} (${v.tokens.toLocaleString("en-US")})`]
+      ...(v.loss === null || v.lossName
+        ? [
+            `${final ? "held-out" : "held-out estimate"} (${on})`,
+            ...(v.loss === null ? [] : [`${v.lossName} ${v.loss.toFixed(4)}`]),
+          ]
         : [describeVal(v.loss, v.tokens, !final), `perplexity ${perplexity.toFixed(2)}`]),
       ...Object.entries(v.metrics ?? {}).map(([k, x]) => `${k} ${formatFigure(x)}`),
     ];

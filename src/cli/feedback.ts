@@ -1,0 +1,157 @@
+// `afterscale sft | dpo | grpo`: fine-tuning commands. Each is the trainer (src/train) with its objective
+// plugged in, so checkpoints, --resume, the registry, progress and --json work as they do for `train`.
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { z } from "zod";
+import {
+  directPreferenceOptimisation,
+  dpoSettingsSchema,
+  groupRelativePolicyOptimisation,
+  grpoSettingsSchema,
+  sftSettingsSchema,
+  supervisedFineTuning,
+} from "../feedback/index.js";
+import {
+  MODEL_SPEC_HELP,
+  type ObjectiveSetup,
+  runTraining,
+  schemaFields,
+  type TrainField,
+  trainConfigFields,
+} from "../train/index.js";
+import { givenTrainFields, output, trainFieldOption } from "./options.js";
+
+/** The training fields a fine-tuning command takes (the model's shape comes from --model). */
+const SHARED_FIELDS = [
+  "steps",
+  "batchSize",
+  "gradAccum",
+  "optimizer",
+  "lr",
+  "muonLr",
+  "minLrRatio",
+  "warmupSteps",
+  "schedule",
+  "decayFraction",
+  "weightDecay",
+  "gradClip",
+  "evalInterval",
+  "evalBatches",
+  "checkpointInterval",
+  "keepCheckpoints",
+  "logInterval",
+  "seed",
+  "root",
+  "runName",
+];
+
+interface FineTuneCommand {
+  name: string;
+  description: string;
+  dataHelp: string;
+  setup: ObjectiveSetup;
+  settings: z.ZodObject;
+  /** Training fields whose defaults differ from pretraining's (fine-tuning moves weights less). */
+  defaults: Record<string, unknown>;
+}
+
+export const FINE_TUNE_DEFAULTS = {
+  steps: 300,
+  lr: 1e-3,
+  warmupSteps: 20,
+  evalInterval: 100,
+  checkpointInterval: 100,
+};
+
+function registerFineTune(program: Command, spec: FineTuneCommand): void {
+  const cmd = program
+    .command(spec.name)
+    .description(spec.description)
+    .option("-m, --model <spec>", `the model to start from: ${MODEL_SPEC_HELP}`)
+    .option("--data <file|task:NAME>", spec.dataHelp)
+    .option("--config <file>", "a JSON file of run fields (flags override it)")
+    .option("--resume [runDir]", "continue a run from its newest good checkpoint")
+    .option("--json", "print the result as JSON", false);
+  const shared = trainConfigFields()
+    .filter((f) => SHARED_FIELDS.includes(f.name))
+    .map((f): TrainField => (f.name in spec.defaults ? { ...f, default: spec.defaults[f.name] } : f));
+  const own = schemaFields(spec.settings);
+  for (const f of [...shared, ...own]) cmd.addOption(trainFieldOption(f));
+  cmd.action(async (o) => {
+    const file = o.config ? readConfig(o.config) : {};
+    const settings = { ...((file.objectiveConfig as object) ?? {}), ...givenTrainFields(o, own) };
+    const parsed = spec.settings.safeParse(settings);
+    if (!parsed.success)
+      throw new Error(`${spec.name}: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`);
+    const given: Record<string, unknown> = { ...file, ...givenTrainFields(o, shared) };
+    if (o.model) given.init = o.model;
+    if (o.data) given.data = o.data;
+    if (Object.keys(settings).length > 0) given.objectiveConfig = settings;
+    let result: Awaited<ReturnType<typeof runTraining>>;
+    if (o.resume !== undefined) {
+      result = await runTraining(spec.name, spec.setup, given, {
+        resume: o.resume === true ? true : o.resume,
+      });
+    } else {
+      if (!given.init) throw new Error(`${spec.name}: --model is required (the model to fine-tune)`);
+      if (!given.data) throw new Error(`${spec.name}: --data is required (${spec.dataHelp})`);
+      result = await runTraining(spec.name, spec.setup, { ...spec.defaults, ...given });
+    }
+    output(o.json, result, () => {
+      const tps = result.tokensPerSecond === null ? "-" : result.tokensPerSecond.toFixed(0);
+      const figures = Object.entries(result.valMetrics ?? {}).map(([k, x]) => `${k} ${x.toPrecision(4)}`);
+      return [
+        `run ${result.runName} (${result.runDir})${result.alreadyFinished ? ": already finished, nothing trained or changed" : ""}`,
+        `steps ${result.step}/${result.steps}, tokens ${result.tokens}, ${result.elapsedSeconds.toFixed(0)} s, ${tps} tokens/s`,
+        `train loss ${result.loss?.toFixed(4) ?? "-"}, held-out loss ${result.valLoss?.toFixed(4) ?? "-"}${result.valEstimate ? " (estimate)" : ""}`,
+        ...(figures.length ? [`held-out: ${figures.join(", ")}`] : []),
+      ].join("\n");
+    });
+    if (result.interrupted) process.exitCode = 130;
+  });
+}
+
+function readConfig(path: string): Record<string, unknown> {
+  let input: unknown;
+  try {
+    input = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`--config ${path}: ${(e as Error).message}`);
+  }
+  if (!input || typeof input !== "object" || Array.isArray(input))
+    throw new Error(`--config ${path}: not a JSON object`);
+  return input as Record<string, unknown>;
+}
+
+export function registerFeedbackCommands(program: Command): void {
+  registerFineTune(program, {
+    name: "sft",
+    description:
+      "Supervised fine-tuning: teach a model to chat (ChatML) on conversations or prompt-completion pairs; loss on the assistant's tokens only",
+    dataHelp:
+      'a JSONL file ({"messages":[…]} or {"prompt","completion"} per line), or task:NAME for a built-in task (afterscale tasks list)',
+    setup: supervisedFineTuning,
+    settings: sftSettingsSchema,
+    defaults: FINE_TUNE_DEFAULTS,
+  });
+  registerFineTune(program, {
+    name: "dpo",
+    description:
+      "Preference optimisation (DPO, IPO, hinge, robust) against the starting model as the frozen reference",
+    dataHelp:
+      'a JSONL file of {"prompt","chosen","rejected"} (strings or message lists), or task:NAME (chosen: the right answer, rejected: a wrong one)',
+    setup: directPreferenceOptimisation,
+    settings: dpoSettingsSchema,
+    defaults: { ...FINE_TUNE_DEFAULTS, lr: 2e-4 },
+  });
+  registerFineTune(program, {
+    name: "grpo",
+    description:
+      "Reinforcement learning with verifiable rewards (GRPO): sample a group of completions per prompt, reward them, move toward the better ones",
+    dataHelp:
+      'task:NAME (rewarded by the task\'s checker), or a JSONL file of {"prompt": text or messages, …} with --reward ./reward.js',
+    setup: groupRelativePolicyOptimisation,
+    settings: grpoSettingsSchema,
+    defaults: { ...FINE_TUNE_DEFAULTS, lr: 2e-4, batchSize: 8, evalInterval: 50 },
+  });
+}
