@@ -3,22 +3,8 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { z } from "zod";
-import {
-  directPreferenceOptimisation,
-  dpoSettingsSchema,
-  groupRelativePolicyOptimisation,
-  grpoSettingsSchema,
-  sftSettingsSchema,
-  supervisedFineTuning,
-} from "../feedback/index.js";
-import {
-  MODEL_SPEC_HELP,
-  type ObjectiveSetup,
-  runTraining,
-  schemaFields,
-  type TrainField,
-  trainConfigFields,
-} from "../train/index.js";
+import { FINE_TUNES, type FineTuneSpec, fineTune } from "../feedback/index.js";
+import { MODEL_SPEC_HELP, schemaFields, type TrainField, trainConfigFields } from "../train/index.js";
 import { givenTrainFields, output, trainFieldOption } from "./options.js";
 
 /** The training fields a fine-tuning command takes (the model's shape comes from --model). */
@@ -45,25 +31,7 @@ const SHARED_FIELDS = [
   "runName",
 ];
 
-interface FineTuneCommand {
-  name: string;
-  description: string;
-  dataHelp: string;
-  setup: ObjectiveSetup;
-  settings: z.ZodObject;
-  /** Training fields whose defaults differ from pretraining's (fine-tuning moves weights less). */
-  defaults: Record<string, unknown>;
-}
-
-export const FINE_TUNE_DEFAULTS = {
-  steps: 300,
-  lr: 1e-3,
-  warmupSteps: 20,
-  evalInterval: 100,
-  checkpointInterval: 100,
-};
-
-function registerFineTune(program: Command, spec: FineTuneCommand): void {
+function registerFineTune(program: Command, spec: FineTuneSpec): void {
   const cmd = program
     .command(spec.name)
     .description(spec.description)
@@ -74,7 +42,10 @@ function registerFineTune(program: Command, spec: FineTuneCommand): void {
     .option("--json", "print the result as JSON", false);
   const shared = trainConfigFields()
     .filter((f) => SHARED_FIELDS.includes(f.name))
-    .map((f): TrainField => (f.name in spec.defaults ? { ...f, default: spec.defaults[f.name] } : f));
+    .map(
+      (f): TrainField =>
+        f.name in spec.defaults ? { ...f, default: (spec.defaults as Record<string, unknown>)[f.name] } : f,
+    );
   const own = schemaFields(spec.settings);
   for (const f of [...shared, ...own]) cmd.addOption(trainFieldOption(f));
   cmd.action(async (o) => {
@@ -87,16 +58,12 @@ function registerFineTune(program: Command, spec: FineTuneCommand): void {
     if (o.model) given.init = o.model;
     if (o.data) given.data = o.data;
     if (Object.keys(settings).length > 0) given.objectiveConfig = settings;
-    let result: Awaited<ReturnType<typeof runTraining>>;
-    if (o.resume !== undefined) {
-      result = await runTraining(spec.name, spec.setup, given, {
-        resume: o.resume === true ? true : o.resume,
-      });
-    } else {
+    if (o.resume === undefined) {
       if (!given.init) throw new Error(`${spec.name}: --model is required (the model to fine-tune)`);
       if (!given.data) throw new Error(`${spec.name}: --data is required (${spec.dataHelp})`);
-      result = await runTraining(spec.name, spec.setup, { ...spec.defaults, ...given });
     }
+    const resume = o.resume === undefined ? {} : { resume: o.resume === true ? true : (o.resume as string) };
+    const result = await fineTune(spec.name)(given, resume);
     output(o.json, result, () => {
       const tps = result.tokensPerSecond === null ? "-" : result.tokensPerSecond.toFixed(0);
       const figures = Object.entries(result.valMetrics ?? {}).map(([k, x]) => `${k} ${x.toPrecision(4)}`);
@@ -124,34 +91,5 @@ function readConfig(path: string): Record<string, unknown> {
 }
 
 export function registerFeedbackCommands(program: Command): void {
-  registerFineTune(program, {
-    name: "sft",
-    description:
-      "Supervised fine-tuning: teach a model to chat (ChatML) on conversations or prompt-completion pairs; loss on the assistant's tokens only",
-    dataHelp:
-      'a JSONL file ({"messages":[…]} or {"prompt","completion"} per line), or task:NAME for a built-in task (afterscale tasks list)',
-    setup: supervisedFineTuning,
-    settings: sftSettingsSchema,
-    defaults: FINE_TUNE_DEFAULTS,
-  });
-  registerFineTune(program, {
-    name: "dpo",
-    description:
-      "Preference optimisation (DPO, IPO, hinge, robust) against the starting model as the frozen reference",
-    dataHelp:
-      'a JSONL file of {"prompt","chosen","rejected"} (strings or message lists), or task:NAME (chosen: the right answer, rejected: a wrong one)',
-    setup: directPreferenceOptimisation,
-    settings: dpoSettingsSchema,
-    defaults: { ...FINE_TUNE_DEFAULTS, lr: 2e-4 },
-  });
-  registerFineTune(program, {
-    name: "grpo",
-    description:
-      "Reinforcement learning with verifiable rewards (GRPO): sample a group of completions per prompt, reward them, move toward the better ones",
-    dataHelp:
-      'task:NAME (rewarded by the task\'s checker), or a JSONL file of {"prompt": text or messages, …} with --reward ./reward.js',
-    setup: groupRelativePolicyOptimisation,
-    settings: grpoSettingsSchema,
-    defaults: { ...FINE_TUNE_DEFAULTS, lr: 2e-4, batchSize: 8, evalInterval: 50 },
-  });
+  for (const spec of FINE_TUNES) registerFineTune(program, spec);
 }

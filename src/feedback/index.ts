@@ -19,6 +19,7 @@ export {
   type UnpairedRecord,
 } from "./datasets.js";
 export { type DpoSettings, directPreferenceOptimisation, dpoSettingsSchema, REFERENCE_FILE } from "./dpo.js";
+export { dpo, FINE_TUNES, type FineTuneSpec, fineTune, fineTuneSpec, grpo, sft } from "./fine-tune.js";
 export {
   type GrpoSettings,
   groupRelativePolicyOptimisation,
