@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
 import { registerIoCommands } from "./io.js";
+import { registerPrefsCommands } from "./prefs.js";
 import { registerScalingCommands } from "./scaling.js";
 import { registerServeCommand } from "./serve.js";
 import { registerStudyCommand } from "./study.js";
@@ -26,6 +27,7 @@ registerSweepCommands(program);
 registerStudyCommand(program);
 registerIoCommands(program);
 registerServeCommand(program);
+registerPrefsCommands(program);
 
 try {
   await program.parseAsync(process.argv);
