@@ -41,7 +41,7 @@ export function registerPrefsCommands(program: Command): void {
       if (o.out !== undefined) writeFileAtomic(o.out, jsonl);
       else process.stdout.write(jsonl);
       const summary = {
-        db: path,
+        db: resolve(path),
         out: o.out === undefined ? null : resolve(o.out),
         picks: picks.length,
         exported: used,
@@ -65,7 +65,7 @@ export function registerPrefsCommands(program: Command): void {
     .action((o) => {
       const { path, picks } = readPicks(o.db);
       const stats = prefsStats(picks);
-      output(o.json, { db: path, ...stats }, () => {
+      output(o.json, { db: resolve(path), ...stats }, () => {
         const lines = [
           `${path}: ${stats.total} pick(s), ${stats.chat} of them chat; ` +
             `A ${stats.pickedA} · B ${stats.pickedB} · tie ${stats.ties}`,

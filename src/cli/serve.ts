@@ -24,7 +24,10 @@ export function registerServeCommand(program: Command): void {
       "127.0.0.1",
     )
     .option("--port <n>", "port (0 picks a free one)", int(0, 65535), 8000)
-    .option("--api-key <key>", "require 'Authorization: Bearer <key>' on /v1 (default: $AFTERSCALE_API_KEY)")
+    .option(
+      "--api-key <key>",
+      "require 'Authorization: Bearer <key>' on /v1 and the compare page's picks (default: $AFTERSCALE_API_KEY)",
+    )
     .option(
       "--model-id <id>",
       "the model name clients pass (default: the run's name, or the file or folder name); repeat to name several models, in --model order",
