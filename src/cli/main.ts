@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
 import { registerFeedbackCommands } from "./feedback.js";
 import { registerIoCommands } from "./io.js";
+import { registerPrefsCommands } from "./prefs.js";
 import { registerScalingCommands } from "./scaling.js";
 import { registerServeCommand } from "./serve.js";
 import { registerStudyCommand } from "./study.js";
@@ -30,6 +31,7 @@ registerFeedbackCommands(program);
 registerIoCommands(program);
 registerServeCommand(program);
 registerTasksCommands(program);
+registerPrefsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,21 +4,38 @@ import { closeOnSignals, DEFAULT_PREFILL_CHUNK, startServer } from "../serve/ind
 import { MODEL_SPEC_HELP } from "../train/index.js";
 import { int } from "./options.js";
 
+/** Commander's way to take a repeatable option: each occurrence appends. */
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
-    .description("Serve a model over an OpenAI-compatible HTTP API (/v1/...) with a chat page at /")
-    .requiredOption("-m, --model <spec>", MODEL_SPEC_HELP)
+    .description(
+      "Serve models over an OpenAI-compatible HTTP API (/v1/...), with a chat page at / and a compare page at /compare",
+    )
+    .requiredOption(
+      "-m, --model <spec>",
+      `${MODEL_SPEC_HELP}; repeat to serve several (each in its own worker; the first is the default)`,
+      collect,
+    )
     .option(
       "--host <host>",
       "address to bind; anything but loopback exposes the server to the network",
       "127.0.0.1",
     )
     .option("--port <n>", "port (0 picks a free one)", int(0, 65535), 8000)
-    .option("--api-key <key>", "require 'Authorization: Bearer <key>' on /v1 (default: $AFTERSCALE_API_KEY)")
+    .option(
+      "--api-key <key>",
+      "require 'Authorization: Bearer <key>' on /v1 and the compare page's picks (default: $AFTERSCALE_API_KEY)",
+    )
     .option(
       "--model-id <id>",
-      "the model name clients pass (default: the run's name, or the file or folder name)",
+      "the model name clients pass (default: the run's name, or the file or folder name); repeat to name several models, in --model order",
+      collect,
+    )
+    .option(
+      "--prefs <file>",
+      "SQLite file for the compare page's picks (default: prefs.sqlite in the runs root)",
     )
     .option("--max-batch <n>", "sequences decoded together in each step", int(1, 256), 8)
     .option(
@@ -38,8 +55,18 @@ export function registerServeCommand(program: Command): void {
     .option("--json", "when ready, print one JSON line (url, model, source, ...) on stdout", false)
     .action(async (o) => {
       const apiKey: string | undefined = o.apiKey ?? process.env.AFTERSCALE_API_KEY ?? undefined;
+      const specs: string[] = o.model;
+      const ids: string[] = o.modelId ?? [];
+      if (ids.length > specs.length)
+        throw new Error(
+          `${ids.length} --model-id for ${specs.length} --model: give at most one id per model, in the same order`,
+        );
       const server = await startServer({
-        modelSpec: o.model,
+        models: specs.map((modelSpec, i) => ({
+          modelSpec,
+          ...(ids[i] === undefined ? {} : { modelId: ids[i] }),
+        })),
+        ...(o.prefs === undefined ? {} : { prefs: o.prefs }),
         host: o.host,
         port: o.port,
         apiKey: apiKey || null,
@@ -48,7 +75,6 @@ export function registerServeCommand(program: Command): void {
         prefillChunk: o.prefillChunk,
         bodyLimit: o.bodyLimit,
         threads: o.threads ?? null,
-        ...(o.modelId ? { modelId: o.modelId } : {}),
       });
       closeOnSignals(server);
       const { config, loaded } = server.engine;
@@ -67,14 +93,31 @@ export function registerServeCommand(program: Command): void {
           maxBatch: o.maxBatch,
           maxQueue: o.maxQueue,
           pid: process.pid,
+          prefs: server.prefsPath,
+          // Every served model (the fields above are the first's).
+          models: server.models.map(({ id, engine }) => ({
+            modelId: id,
+            name: engine.loaded.name,
+            source: engine.loaded.source,
+            family: engine.config.family,
+            context: engine.config.context,
+            step: engine.loaded.step,
+          })),
         };
         process.stdout.write(`${JSON.stringify(ready)}\n`);
       } else {
+        const described = server.models.map(({ id, engine: e }) => {
+          const step = e.loaded.step === null ? "" : `, step ${e.loaded.step}`;
+          return { id, title: `${id} (${e.config.family}, context ${e.config.context}${step})`, e };
+        });
+        const many = described.length > 1;
+        const models = described.map((d) => `"${d.id}"`).join(", ");
         process.stderr.write(
-          `afterscale serve: ${server.modelId} (${config.family}, context ${config.context}${loaded.step === null ? "" : `, step ${loaded.step}`})\n` +
-            `  model       ${loaded.source}\n` +
+          `afterscale serve: ${described.map((d) => d.title).join("; ")}\n` +
+            described.map((d) => `  model       ${many ? `${d.id}: ` : ""}${d.e.loaded.source}\n`).join("") +
             `  chat page   ${server.url}/\n` +
-            `  OpenAI API  ${server.url}/v1  (model "${server.modelId}"${apiKey ? ", bearer key required" : ""})\n` +
+            `  compare     ${server.url}/compare  (picks kept in ${server.prefsPath})\n` +
+            `  OpenAI API  ${server.url}/v1  (model${many ? "s" : ""} ${models}${apiKey ? ", bearer key required" : ""})\n` +
             `  health      ${server.url}/health\n`,
         );
       }

@@ -28,6 +28,8 @@ export {
   type RewardFunction,
 } from "./grpo.js";
 export * from "./losses.js";
+export * from "./prefs.js";
+export * from "./prefs-export.js";
 export { type SftSettings, sftSettingsSchema, supervisedFineTuning } from "./sft.js";
 export { type FineTuneData, holdOut, TASK_PREFIX, taskOf } from "./sources.js";
 export { initModel, type StartingPoint, startingPoint } from "./start.js";

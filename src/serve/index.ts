@@ -8,5 +8,12 @@ export {
   type SequenceEvent,
   type SequenceRequest,
 } from "./protocol.js";
+export type { ServedModel } from "./routes.js";
 export { Scheduler, type SchedulerOptions } from "./scheduler.js";
-export { closeOnSignals, type RunningServer, type ServeOptions, startServer } from "./server.js";
+export {
+  closeOnSignals,
+  type ModelToServe,
+  type RunningServer,
+  type ServeOptions,
+  startServer,
+} from "./server.js";

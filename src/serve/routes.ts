@@ -9,9 +9,15 @@ import { ApiError, badRequest, errorBody } from "./errors.js";
 import type { SequenceRequest } from "./protocol.js";
 import { type ChatBody, type CompletionBody, chatSchema, completionSchema, parseBody } from "./schemas.js";
 
-export interface RouteContext {
+/** A model the server serves, under the id clients pass as `model`. */
+export interface ServedModel {
+  id: string;
   engine: Engine;
-  modelId: string;
+}
+
+export interface RouteContext {
+  /** The first is the default (the chat page's). */
+  models: readonly ServedModel[];
   created: number;
 }
 
@@ -68,24 +74,29 @@ interface Job {
 }
 
 export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  const { engine, modelId } = ctx;
-  const context = engine.config.context;
-  const tokenizer = engine.tokenizer;
-  const eot = tokenizer.specialTokens.find((s) => s.content === END_OF_TEXT)?.id ?? null;
-
-  const modelObject = () => ({ id: modelId, object: "model", created: ctx.created, owned_by: "afterscale" });
-  app.get("/v1/models", async () => ({ object: "list", data: [modelObject()] }));
-  app.get<{ Params: { id: string } }>("/v1/models/:id", async (req) => {
-    if (req.params.id !== modelId) throw modelNotFound(req.params.id, modelId);
-    return modelObject();
-  });
-
-  const encode = (text: string, param: string): Int32Array => checkIds(tokenizer.encode(text), param);
-  const checkIds = (tokens: number[], param: string): Int32Array => {
-    const ids = Int32Array.from(tokens);
-    return checkPrompt(ids.length === 0 && eot !== null ? Int32Array.of(eot) : ids, param);
+  const modelIds = ctx.models.map((m) => m.id);
+  /** The served model a request names (404 in OpenAI's shape when there is none of that id). */
+  const served = (id: string): ServedModel => {
+    const m = ctx.models.find((s) => s.id === id);
+    if (!m) throw modelNotFound(id, modelIds);
+    return m;
   };
-  const checkPrompt = (ids: Int32Array, param: string): Int32Array => {
+
+  const modelObject = (id: string) => ({ id, object: "model", created: ctx.created, owned_by: "afterscale" });
+  app.get("/v1/models", async () => ({ object: "list", data: modelIds.map(modelObject) }));
+  app.get<{ Params: { id: string } }>("/v1/models/:id", async (req) => modelObject(served(req.params.id).id));
+
+  const encode = (model: ServedModel, text: string, param: string): Int32Array =>
+    checkIds(model, model.engine.tokenizer.encode(text), param);
+  /** Token ids of a prompt; an empty prompt is <|endoftext|>, as in OpenAI's API. */
+  const checkIds = ({ engine }: ServedModel, tokens: number[], param: string): Int32Array => {
+    const eot = engine.tokenizer.specialTokens.find((s) => s.content === END_OF_TEXT)?.id ?? null;
+    const ids = Int32Array.from(tokens);
+    return checkPrompt(engine, ids.length === 0 && eot !== null ? Int32Array.of(eot) : ids, param);
+  };
+  const checkPrompt = (engine: Engine, ids: Int32Array, param: string): Int32Array => {
+    const context = engine.config.context;
+    const tokenizer = engine.tokenizer;
     if (ids.length === 0)
       throw badRequest("the prompt is empty (and the tokenizer has no <|endoftext|>)", param);
     // A prompt must leave room for at least one generated token.
@@ -105,13 +116,13 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   /** Fields common to both endpoints → the sampling settings, checked against this model. */
   const settings = (
+    { engine }: ServedModel,
     body: CompletionBody | ChatBody,
     prompts: Int32Array[],
     maxTokens: number,
     extraStops: readonly string[],
     stopIds: readonly number[],
   ): Job => {
-    if (body.model !== modelId) throw modelNotFound(body.model, modelId);
     const n = body.n ?? 1;
     const total = prompts.length * n;
     const capacity = engine.options.maxBatch + engine.options.maxQueue;
@@ -140,35 +151,39 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.post("/v1/completions", async (req, reply) => {
     const body = parseBody(completionSchema, req.body);
+    const model = served(body.model);
     const p = body.prompt ?? "";
     let prompts: Int32Array[];
-    if (typeof p === "string") prompts = [encode(p, "prompt")];
-    else if (p.every((x) => typeof x === "string")) prompts = (p as string[]).map((s) => encode(s, "prompt"));
+    if (typeof p === "string") prompts = [encode(model, p, "prompt")];
+    else if (p.every((x) => typeof x === "string"))
+      prompts = (p as string[]).map((s) => encode(model, s, "prompt"));
     else if (p.every((x) => typeof x === "number"))
-      prompts = [checkPrompt(Int32Array.from(p as number[]), "prompt")];
-    else prompts = (p as number[][]).map((ids) => checkPrompt(Int32Array.from(ids), "prompt"));
-    const job = settings(body, prompts, body.max_tokens ?? 16, [], []);
-    return run(ctx, job, completionShape, req, reply);
+      prompts = [checkPrompt(model.engine, Int32Array.from(p as number[]), "prompt")];
+    else prompts = (p as number[][]).map((ids) => checkPrompt(model.engine, Int32Array.from(ids), "prompt"));
+    const job = settings(model, body, prompts, body.max_tokens ?? 16, [], []);
+    return run(model, job, completionShape, req, reply);
   });
 
   app.post("/v1/chat/completions", async (req, reply) => {
     const body = parseBody(chatSchema, req.body);
+    const model = served(body.model);
     const messages: ChatMessage[] = body.messages.map((m) => ({
       role: m.role === "developer" ? "system" : m.role,
       content: typeof m.content === "string" ? m.content : m.content.map((part) => part.text).join(""),
     }));
-    const chat = chatPrompt(tokenizer, messages);
-    const prompt = checkIds(chat.ids, "messages");
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? context - prompt.length;
-    const job = settings(body, [prompt], maxTokens, chat.stops, chat.stopIds);
-    return run(ctx, job, chatShape, req, reply);
+    const chat = chatPrompt(model.engine.tokenizer, messages);
+    const prompt = checkIds(model, chat.ids, "messages");
+    const maxTokens =
+      body.max_completion_tokens ?? body.max_tokens ?? model.engine.config.context - prompt.length;
+    const job = settings(model, body, [prompt], maxTokens, chat.stops, chat.stopIds);
+    return run(model, job, chatShape, req, reply);
   });
 }
 
-function modelNotFound(requested: string, served: string): ApiError {
+function modelNotFound(requested: string, served: readonly string[]): ApiError {
   return new ApiError(
     404,
-    `The model '${requested}' does not exist; this server serves '${served}'.`,
+    `The model '${requested}' does not exist; this server serves ${served.map((id) => `'${id}'`).join(", ")}.`,
     "invalid_request_error",
     "model",
     "model_not_found",
@@ -177,13 +192,13 @@ function modelNotFound(requested: string, served: string): ApiError {
 
 /** Submits the job's sequences and answers, streaming or not. Client disconnects cancel them. */
 function run(
-  ctx: RouteContext,
+  model: ServedModel,
   job: Job,
   shape: Shape,
   req: FastifyRequest,
   reply: FastifyReply,
 ): Promise<unknown> {
-  const { engine } = ctx;
+  const { engine } = model;
   const count = job.prompts.length * job.n;
   if (!engine.hasRoom(count))
     throw new ApiError(
@@ -200,7 +215,7 @@ function run(
     id,
     object: job.stream ? shape.chunkObject : shape.object,
     created,
-    model: ctx.modelId,
+    model: model.id,
     choices,
     ...(usage ? { usage } : {}),
   });

@@ -1,6 +1,6 @@
-// `afterscale serve`: an OpenAI-compatible HTTP API and a chat page over one model. The HTTP thread only
-// parses, validates and streams; the model lives in a worker thread (engine.ts → worker.ts) that batches
-// every active request into each decode step.
+// `afterscale serve`: an OpenAI-compatible HTTP API, a chat page and a compare page over one model or
+// several. The HTTP thread only parses, validates and streams; each model lives in its own worker thread
+// (engine.ts → worker.ts) that batches that model's active requests into each decode step.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import type { AddressInfo, Socket } from "node:net";
@@ -8,25 +8,42 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import Fastify, { type FastifyError } from "fastify";
 import type { Tokenizer } from "../data/tokenizer.js";
+import { PrefsStore } from "../feedback/prefs.js";
 import type { Model } from "../nn/index.js";
-import { Engine, modelSource } from "./engine.js";
+import { defaultRoot } from "../train/config.js";
+import { registerCompareRoutes } from "./compare.js";
+import { Engine, type EngineStats, modelSource } from "./engine.js";
 import { ApiError, errorBody } from "./errors.js";
 import type { ModelSource } from "./protocol.js";
-import { registerRoutes } from "./routes.js";
+import { registerRoutes, type ServedModel } from "./routes.js";
 
-export interface ServeOptions {
+/** One model to serve: a spec for loadModel, or an in-memory model and its tokenizer. */
+export interface ModelToServe {
   /**
    * What loadModel (src/train/resolve.ts) accepts, as every other command does: a run name, a run folder
    * (its newest good checkpoint), a checkpoint folder, a Hugging Face folder or a GGUF file.
    */
   modelSpec?: string;
-  /** Where run names are looked up (default: $AFTERSCALE_HOME or ./runs). */
-  root?: string;
   /** Or an in-memory model and its tokenizer (copied to the worker). */
   model?: Model;
   tokenizer?: Tokenizer;
   /** The id clients pass as `model`; default: the loaded model's name (run, file or folder), or "afterscale". */
   modelId?: string;
+}
+
+export interface ServeOptions extends ModelToServe {
+  /**
+   * Several models instead of the one above, each in its own inference worker (with its own maxBatch and
+   * maxQueue); requests choose by `model`. The first is the default: the chat page's, and /health's `model`.
+   */
+  models?: ModelToServe[];
+  /** Where run names are looked up (default: $AFTERSCALE_HOME or ./runs). */
+  root?: string;
+  /**
+   * The SQLite file of the compare page's picks. Given, it is opened (and checked) at start; by default
+   * it is prefs.sqlite in the runs root, opened at the first pick.
+   */
+  prefs?: string;
   /** Where the resolver's notes and warnings go (default: stderr). */
   warn?: (message: string) => void;
   /** Default 127.0.0.1: only this machine can connect unless told otherwise. */
@@ -51,8 +68,13 @@ export interface RunningServer {
   url: string;
   /** The port bound (the one picked when asked for 0). */
   port: number;
+  /** The default (first) model's id and engine. */
   modelId: string;
   engine: Engine;
+  /** Every served model, in the order given. */
+  models: readonly ServedModel[];
+  /** Where the compare page's picks are kept. */
+  prefsPath: string;
   /** Stops accepting requests, lets in-flight ones finish, then stops the worker. */
   close(): Promise<void>;
 }
@@ -68,6 +90,9 @@ const pageTypes: Record<string, string> = {
   "index.html": "text/html; charset=utf-8",
   "chat.js": "text/javascript; charset=utf-8",
   "chat.css": "text/css; charset=utf-8",
+  "compare.html": "text/html; charset=utf-8",
+  "compare.js": "text/javascript; charset=utf-8",
+  "compare.css": "text/css; charset=utf-8",
 };
 
 /** Hash, then compare in constant time, so neither the key's content nor its length leaks through timing. */
@@ -77,24 +102,35 @@ function sameKey(a: string, b: string): boolean {
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  let source: ModelSource;
+  const wanted = opts.models ?? [opts];
+  if (opts.models && (opts.modelSpec !== undefined || opts.model || opts.modelId !== undefined))
+    throw new Error("startServer: give either models, or one model (modelSpec or model and tokenizer)");
+  if (wanted.length === 0) throw new Error("startServer: models is empty");
   // The spec goes to the worker as given (relative paths resolve against this process's cwd, which the
   // worker shares), so run names, folders and files are told apart by loadModel alone.
-  if (opts.modelSpec !== undefined)
-    source = { kind: "spec", spec: opts.modelSpec, ...(opts.root === undefined ? {} : { root: opts.root }) };
-  else if (opts.model && opts.tokenizer) source = modelSource(opts.model, opts.tokenizer);
-  else throw new Error("startServer: give modelSpec, or model and tokenizer");
-  const apiKey = opts.apiKey || null;
-
-  const engine = await Engine.start(source, {
-    maxBatch: opts.maxBatch ?? 8,
-    maxQueue: opts.maxQueue ?? 32,
-    prefillChunk: opts.prefillChunk,
-    threads: opts.threads ?? null,
+  const sources = wanted.map((m, i): ModelSource => {
+    if (m.modelSpec !== undefined)
+      return { kind: "spec", spec: m.modelSpec, ...(opts.root === undefined ? {} : { root: opts.root }) };
+    if (m.model && m.tokenizer) return modelSource(m.model, m.tokenizer);
+    throw new Error(
+      `startServer: give modelSpec, or model and tokenizer${wanted.length > 1 ? ` (model ${i + 1})` : ""}`,
+    );
   });
+  const apiKey = opts.apiKey || null;
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`afterscale: ${m}\n`));
-  for (const note of engine.notes) warn(note);
-  const modelId = opts.modelId ?? engine.loaded.name;
+  const prefsPath = opts.prefs ?? PrefsStore.defaultPath(resolve(opts.root ?? defaultRoot()));
+  let prefs: PrefsStore | null = opts.prefs === undefined ? null : PrefsStore.open(prefsPath);
+
+  let models: ServedModel[];
+  try {
+    models = await startEngines(sources, wanted, opts);
+  } catch (e) {
+    prefs?.close();
+    throw e;
+  }
+  for (const { id, engine } of models)
+    for (const note of engine.notes) warn(models.length > 1 ? `${id}: ${note}` : note);
+  const { id: modelId, engine } = models[0]!;
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 1 << 20, logger: false, forceCloseConnections: "idle" });
   let closing = false;
 
@@ -119,7 +155,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       reply.header("connection", "close");
       throw new ApiError(503, "The server is shutting down.", "server_error", null, "shutting_down");
     }
-    if (!apiKey || !req.url.startsWith("/v1/")) return;
+    // The API and the compare page's data need the key; the pages themselves and /health do not.
+    if (!apiKey || !(req.url.startsWith("/v1/") || req.url.startsWith("/compare/"))) return;
     const auth = req.headers.authorization ?? "";
     const m = /^Bearer (.+)$/.exec(auth);
     if (!m || !sameKey(m[1]!, apiKey)) {
@@ -169,7 +206,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
   const started = Date.now();
   app.get("/health", async () => {
-    const failure = engine.failure;
+    const failed = models.find((m) => m.engine.failure !== null);
+    const failure = failed ? `${models.length > 1 ? `${failed.id}: ` : ""}${failed.engine.failure}` : null;
     return {
       status: failure ? "failed" : "ok",
       ...(failure ? { error: failure } : {}),
@@ -177,7 +215,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       context: engine.config.context,
       step: engine.step,
       uptime_s: Math.round((Date.now() - started) / 1000),
-      ...engine.stats,
+      // Counters over all models; each model's own below.
+      ...totalStats(models),
+      models: models.map((m) => ({
+        id: m.id,
+        status: m.engine.failure ? "failed" : "ok",
+        context: m.engine.config.context,
+        step: m.engine.step,
+        ...m.engine.stats,
+      })),
     };
   });
 
@@ -193,14 +239,29 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     app.get("/", page("index.html"));
     app.get("/chat.js", page("chat.js"));
     app.get("/chat.css", page("chat.css"));
+    app.get("/compare", page("compare.html"));
+    app.get("/compare.js", page("compare.js"));
+    app.get("/compare.css", page("compare.css"));
   }
 
-  registerRoutes(app, { engine, modelId, created: Math.floor(started / 1000) });
+  registerRoutes(app, { models, created: Math.floor(started / 1000) });
+  registerCompareRoutes(app, {
+    models,
+    prefs: () => {
+      prefs ??= PrefsStore.open(prefsPath);
+      return prefs;
+    },
+  });
 
+  const stop = async () => {
+    await Promise.all(models.map((m) => m.engine.close()));
+    prefs?.close();
+    prefs = null;
+  };
   try {
     await app.listen({ host: opts.host ?? "127.0.0.1", port: opts.port ?? 8000 });
   } catch (e) {
-    await engine.close();
+    await stop();
     throw e;
   }
   const addr = app.server.address() as AddressInfo;
@@ -211,12 +272,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     port: addr.port,
     modelId,
     engine,
+    models,
+    prefsPath,
     close() {
       closed ??= (async () => {
         closing = true;
         for (const [socket, n] of busy) if (n === 0) socket.end();
         await app.close(); // resolves once in-flight responses (streams included) have ended
-        await engine.close();
+        await stop();
       })();
       return closed;
     },
@@ -237,7 +300,7 @@ export function closeOnSignals(
       process.exit(130);
     }
     log(
-      `afterscale serve: ${signal}: finishing ${server.engine.stats.inFlight} in-flight sequence(s), then exiting`,
+      `afterscale serve: ${signal}: finishing ${totalStats(server.models).inFlight} in-flight sequence(s), then exiting`,
     );
     server.close().then(
       () => process.exit(0),
@@ -249,4 +312,58 @@ export function closeOnSignals(
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+}
+
+/** Starts one engine per model (in parallel); if any fails, stops the others and throws its error. */
+async function startEngines(
+  sources: ModelSource[],
+  wanted: ModelToServe[],
+  opts: ServeOptions,
+): Promise<ServedModel[]> {
+  const started = await Promise.allSettled(
+    sources.map((source) =>
+      Engine.start(source, {
+        maxBatch: opts.maxBatch ?? 8,
+        maxQueue: opts.maxQueue ?? 32,
+        prefillChunk: opts.prefillChunk,
+        threads: opts.threads ?? null,
+      }),
+    ),
+  );
+  const engines = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = started.findIndex((r) => r.status === "rejected");
+  let problem: Error | null = null;
+  if (failed >= 0) {
+    const reason = (started[failed] as PromiseRejectedResult).reason as Error;
+    problem = sources.length > 1 ? new Error(`model ${failed + 1}: ${reason.message}`) : reason;
+  }
+  const models = engines.map((engine, i) => ({ id: wanted[i]!.modelId ?? engine.loaded.name, engine }));
+  if (!problem) {
+    const seen = new Set<string>();
+    for (const { id } of models) {
+      if (seen.has(id))
+        problem = new Error(`two models would both be served as '${id}': give each its own model id`);
+      seen.add(id);
+    }
+  }
+  if (problem) {
+    await Promise.all(engines.map((e) => e.close()));
+    throw problem;
+  }
+  return models;
+}
+
+function totalStats(models: readonly ServedModel[]): EngineStats {
+  const total: EngineStats = {
+    inFlight: 0,
+    active: 0,
+    waiting: 0,
+    completed: 0,
+    cancelled: 0,
+    failed: 0,
+    tokens: 0,
+  };
+  for (const { engine } of models)
+    for (const k of Object.keys(total) as (keyof EngineStats)[]) total[k] += engine.stats[k];
+  return total;
 }
