@@ -51,6 +51,7 @@ export {
   parseModelConfig,
   preset,
   presetNames,
+  resizeVocabulary,
 } from "./nn/index.js";
 // Scaling laws: points, fits with bootstrap intervals, compute-optimal allocation, sweeps, reports.
 export {
