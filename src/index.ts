@@ -6,19 +6,38 @@
 // Backends: the native addon (default) or the plain-TypeScript reference.
 export { nativeBackend, setBackend } from "./backend/index.js";
 // Data: tokenizers and prepared (tokenized, sharded) datasets.
+// Feedback: chat fine-tuning, preference optimisation and RL on the one training loop; tasks; chat format.
 export {
   BUILTIN_CORPORA,
   type BuiltinCorpus,
   byteTokenizer,
+  CHATML_JINJA,
+  type ChatMessage,
   type DatasetMeta,
+  encodeChat,
   loadTokenizer,
   type OpenDataset,
   openShards,
   type PrepareOptions,
   prepare,
+  renderChatML,
   saveTokenizer,
   Tokenizer,
 } from "./data/index.js";
+export {
+  dpo,
+  type EvaluateTaskOptions,
+  type EvaluateTaskResult,
+  evaluateTask,
+  getTask,
+  grpo,
+  readPreferenceFile,
+  readSftFile,
+  sft,
+  TASKS,
+  type Task,
+  taskExamples,
+} from "./feedback/index.js";
 // Inference: generation (whole, streamed through onText, or as an async iterator) and evaluation.
 export {
   type EvaluateOptions,

@@ -66,7 +66,9 @@ function registerFineTune(program: Command, spec: FineTuneSpec): void {
     const result = await fineTune(spec.name)(given, resume);
     output(o.json, result, () => {
       const tps = result.tokensPerSecond === null ? "-" : result.tokensPerSecond.toFixed(0);
-      const figures = Object.entries(result.valMetrics ?? {}).map(([k, x]) => `${k} ${x.toPrecision(4)}`);
+      const figures = Object.entries(result.valMetrics ?? {}).map(
+        ([k, x]) => `${k} ${Number.isInteger(x) ? x : x.toPrecision(4)}`,
+      );
       return [
         `run ${result.runName} (${result.runDir})${result.alreadyFinished ? ": already finished, nothing trained or changed" : ""}`,
         `steps ${result.step}/${result.steps}, tokens ${result.tokens}, ${result.elapsedSeconds.toFixed(0)} s, ${tps} tokens/s`,

@@ -7,7 +7,7 @@
 // and a prompt for the model ends with `<|im_start|>assistant\n`; the model ends its turn with <|im_end|>.
 // The two markers are special tokens (a tokenizer gains them with withAddedTokens, no retraining). Message
 // content is encoded with special tokens kept as text, so a message cannot forge a turn.
-import type { Tokenizer } from "./tokenizer.js";
+import { END_OF_TEXT, type Tokenizer } from "./tokenizer.js";
 
 export type ChatRole = "system" | "user" | "assistant" | "tool";
 export const CHAT_ROLES: readonly ChatRole[] = ["system", "user", "assistant", "tool"];
@@ -95,3 +95,10 @@ export function encodeChat(
 }
 
 const utf8 = new TextEncoder();
+
+/** The token ids that end a chat turn (<|im_end|>) or a text (<|endoftext|>), those the tokenizer has. */
+export function chatStopIds(tokenizer: Tokenizer): Set<number> {
+  const stops = new Set<number>();
+  for (const t of [IM_END, END_OF_TEXT]) if (tokenizer.hasSpecial(t)) stops.add(tokenizer.specialId(t));
+  return stops;
+}

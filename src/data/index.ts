@@ -10,6 +10,7 @@ export {
   CHATML_JINJA,
   type ChatMessage,
   type ChatRole,
+  chatStopIds,
   type EncodedChat,
   encodeChat,
   hasChatTokens,

@@ -5,18 +5,29 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { chatStopIds } from "../data/index.js";
 import { writeFileAtomic } from "../io/safetensors.js";
-import { forward, type Model } from "../nn/index.js";
-import { noGrad, type Tensor, tidy } from "../tensor/index.js";
+import type { Model } from "../nn/index.js";
+import { noGrad, tidy } from "../tensor/index.js";
 import { dropoutSeedFor, type ObjectiveSetup, type Validation } from "../train/index.js";
-import { ExampleOrder, padBatch, type Sequence } from "./batches.js";
-import { DPO_LOSS_TYPES, dpoLoss, sequenceLogProbs } from "./losses.js";
+import { ExampleOrder, type Sequence } from "./batches.js";
+import { sampledKl } from "./kl.js";
+import { scoreSequences, sequenceBatchLogProbs } from "./logprobs.js";
+import { DPO_LOSS_TYPES, dpoLoss } from "./losses.js";
 import { type PreferencePair, preferenceData } from "./sources.js";
 import { initModel, startingPoint } from "./start.js";
 
 const int = (min: number) => z.number().int().min(min);
 
 export const REFERENCE_FILE = "reference-logprobs.json";
+/** Held-out prompts the final evaluation samples KL(π ‖ π_ref) on. */
+export const KL_PROMPTS = 64;
+
+/** Tokens before a sequence's first trained one: its prompt. */
+function promptLength(s: Sequence): number {
+  for (let i = 0; i < s.ids.length; i++) if (s.mask[i]) return i;
+  return s.ids.length;
+}
 
 export const dpoSettingsSchema = z
   .object({
@@ -53,38 +64,6 @@ interface ReferenceLogProbs {
   average: boolean;
   train: { chosen: number[]; rejected: number[] };
   val: { chosen: number[]; rejected: number[] };
-}
-
-/** log π(completion | prompt) of each sequence, without gradients, in batches. */
-export function scoreSequences(
-  model: Model,
-  seqs: readonly Sequence[],
-  batchSize: number,
-  padId: number,
-  average: boolean,
-) {
-  const out: number[] = [];
-  noGrad(() => {
-    for (let i = 0; i < seqs.length; i += batchSize) {
-      tidy(() => {
-        const lp = sequenceBatchLogProbs(model, seqs.slice(i, i + batchSize), padId, average, null);
-        out.push(...Array.from(lp.data));
-      });
-    }
-  });
-  return out;
-}
-
-function sequenceBatchLogProbs(
-  model: Model,
-  seqs: readonly Sequence[],
-  padId: number,
-  average: boolean,
-  dropoutSeed: number | null,
-): Tensor {
-  const b = padBatch(seqs, model.config.context, padId);
-  const logits = forward(model, b.inputs, b.rows, b.time, { dropoutSeed });
-  return sequenceLogProbs(logits, b.targets, { average });
 }
 
 function referenceLogProbs(
@@ -186,6 +165,24 @@ export const directPreferenceOptimisation: ObjectiveSetup = (ctx) => {
     return { loss: loss / n, tokens: n, lossName: `${settings.loss} loss`, unit: "pairs", metrics };
   };
 
+  /** KL(π ‖ π_ref) per completion, sampled on up to KL_PROMPTS held-out prompts. */
+  const heldOutKl = (model: Model): Record<string, number> => {
+    const pairs = data.val.slice(0, KL_PROMPTS);
+    if (pairs.length === 0) return {};
+    const prompts = pairs.map((p) => Int32Array.from(p.chosen.ids.slice(0, promptLength(p.chosen))));
+    const longest = Math.max(...pairs.map((p) => p.chosen.ids.length - promptLength(p.chosen)));
+    const reference = initModel(ctx, "dpo").model;
+    const stops = chatStopIds(start.tokenizer);
+    const kl = sampledKl(model, reference, prompts, {
+      maxTokens: longest + 8,
+      stops,
+      seed: c.seed,
+      padId,
+      vocab: start.tokenizer.vocabSize,
+    });
+    return { klToReference: kl };
+  };
+
   return {
     ...start,
     data: data.describe,
@@ -225,9 +222,16 @@ export const directPreferenceOptimisation: ObjectiveSetup = (ctx) => {
         const v = validate(model, data.val.length);
         heartbeat();
         const accuracy = data.score ? data.score(model, start.tokenizer) : {};
+        heartbeat();
+        const kl = heldOutKl(model);
         return v === null && !data.score
           ? null
-          : { ...v, loss: v?.loss ?? null, tokens: v?.tokens ?? 0, metrics: { ...v?.metrics, ...accuracy } };
+          : {
+              ...v,
+              loss: v?.loss ?? null,
+              tokens: v?.tokens ?? 0,
+              metrics: { ...v?.metrics, ...accuracy, ...kl },
+            };
       },
     },
   };

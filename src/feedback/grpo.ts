@@ -10,13 +10,15 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
-import { END_OF_TEXT, IM_END, type Tokenizer } from "../data/index.js";
+import { chatStopIds } from "../data/index.js";
 import { decodeBatch } from "../infer/index.js";
 import { forward, type Model } from "../nn/index.js";
 import { noGrad, reshape, tidy } from "../tensor/index.js";
 import { tokenLogProbs } from "../tensor/ops.js";
 import { dropoutSeedFor, type ObjectiveSetup, type Validation } from "../train/index.js";
 import { ExampleOrder, padBatch, type Sequence } from "./batches.js";
+import { KL_PROMPTS } from "./dpo.js";
+import { sampledKl } from "./kl.js";
 import { GRPO_LOSS_TYPES, groupAdvantages, grpoLoss } from "./losses.js";
 import { promptData, type RlPrompt, taskScorer } from "./sources.js";
 import { initModel, startingPoint } from "./start.js";
@@ -37,8 +39,8 @@ export const grpoSettingsSchema = z
     beta: z
       .number()
       .min(0)
-      .default(0.04)
-      .describe("β: weight of the per-token KL penalty to the starting model (0: none)"),
+      .default(0)
+      .describe("β: weight of the per-token KL penalty to the starting model (0, TRL's default: none)"),
     lossType: z
       .enum(GRPO_LOSS_TYPES)
       .default("grpo")
@@ -108,12 +110,6 @@ function completionSeed(seed: number, index: number, k: number): number {
   return (dropoutSeedFor(seed ^ 0x3c6ef372, index) ^ Math.imul(k + 1, 0x9e3779b1)) >>> 0;
 }
 
-function stopIds(tokenizer: Tokenizer): Set<number> {
-  const stops = new Set<number>();
-  for (const t of [IM_END, END_OF_TEXT]) if (tokenizer.hasSpecial(t)) stops.add(tokenizer.specialId(t));
-  return stops;
-}
-
 /** Per-token log-probs [rows, time] of a padded batch, and its targets. */
 function tokenLogProbsOf(model: Model, seqs: readonly Sequence[], padId: number, dropoutSeed: number | null) {
   const b = padBatch(seqs, model.config.context, padId);
@@ -137,7 +133,7 @@ export const groupRelativePolicyOptimisation: ObjectiveSetup = async (ctx) => {
   } else throw new Error(`grpo: ${c.data} is not a task; give the reward with --reward ./reward.js`);
   // The frozen reference, for the KL penalty and the KL reported: the starting model, loaded on its own.
   const reference = initModel(ctx, "grpo").model;
-  const stops = stopIds(tokenizer);
+  const stops = chatStopIds(tokenizer);
   const padId = tokenizer.eotId;
   const context = start.modelConfig.context;
   const G = settings.groupSize;
@@ -237,7 +233,23 @@ export const groupRelativePolicyOptimisation: ObjectiveSetup = async (ctx) => {
         };
       },
       estimate: (model) => validate(model, Math.min(64, c.batchSize * c.evalBatches)),
-      final: (model) => validate(model, data.val.length),
+      final(model, heartbeat) {
+        const v = validate(model, data.val.length);
+        heartbeat();
+        const kl = sampledKl(
+          model,
+          reference,
+          data.val.slice(0, KL_PROMPTS).map((p) => p.ids),
+          {
+            maxTokens: settings.maxNewTokens,
+            stops,
+            seed: c.seed,
+            padId,
+            vocab: tokenizer.vocabSize,
+          },
+        );
+        return v === null ? null : { ...v, metrics: { ...v.metrics, klToReference: kl } };
+      },
     },
   };
 };

@@ -18,7 +18,13 @@ export {
   type SftRecord,
   type UnpairedRecord,
 } from "./datasets.js";
-export { type DpoSettings, directPreferenceOptimisation, dpoSettingsSchema, REFERENCE_FILE } from "./dpo.js";
+export {
+  type DpoSettings,
+  directPreferenceOptimisation,
+  dpoSettingsSchema,
+  KL_PROMPTS,
+  REFERENCE_FILE,
+} from "./dpo.js";
 export { dpo, FINE_TUNES, type FineTuneSpec, fineTune, fineTuneSpec, grpo, sft } from "./fine-tune.js";
 export {
   type GrpoSettings,
@@ -27,6 +33,8 @@ export {
   loadReward,
   type RewardFunction,
 } from "./grpo.js";
+export { type KlOptions, sampledKl } from "./kl.js";
+export { scoreSequences, sequenceBatchLogProbs } from "./logprobs.js";
 export * from "./losses.js";
 export * from "./prefs.js";
 export * from "./prefs-export.js";

@@ -4,8 +4,8 @@
 // the model ends its turn with the <|im_end|> token (or <|endoftext|>, maxTokens, or the context). Prompts
 // are decoded in batches (infer's decodeBatch: one forward pass per step over every unfinished sequence,
 // each with its own KV cache), so the completions are those of one-by-one greedy generation.
-import { encodeChat, hasChatTokens, IM_END } from "../data/chat.js";
-import { END_OF_TEXT, type Tokenizer } from "../data/tokenizer.js";
+import { chatStopIds, encodeChat, hasChatTokens } from "../data/chat.js";
+import type { Tokenizer } from "../data/tokenizer.js";
 import { decodeBatch } from "../infer/index.js";
 import type { Model } from "../nn/index.js";
 import { getTask, type Task, type TaskSplit, taskExamples } from "./tasks.js";
@@ -106,8 +106,7 @@ export function evaluateTask(
       );
     return ids;
   });
-  const stops = new Set([tokenizer.specialId(IM_END)]);
-  if (tokenizer.hasSpecial(END_OF_TEXT)) stops.add(tokenizer.specialId(END_OF_TEXT));
+  const stops = chatStopIds(tokenizer);
 
   const completions: string[] = [];
   for (let at = 0; at < prompts.length; at += batchSize) {
