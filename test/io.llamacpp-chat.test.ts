@@ -12,11 +12,14 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CHAT_TOKENS, CHATML_JINJA, type ChatMessage, encodeChat, IM_END } from "../src/data/chat.js";
+import { sft } from "../src/feedback/index.js";
 import { modelToGguf } from "../src/io/gguf-model.js";
 import { forward, type Model, newKVCache } from "../src/nn/index.js";
 import { noGrad, tidy } from "../src/tensor/index.js";
+import { loadModel, train } from "../src/train/index.js";
 import { ioTokenizer } from "./helpers/io-models.js";
 import { scriptedChatModel } from "./helpers/scripted-chat-model.js";
+import { tinyDataset, tinyModel } from "./helpers/train-data.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const devDir = process.env.AFTERSCALE_NODE_LLAMA_CPP;
@@ -121,4 +124,69 @@ test("llama.cpp formats a chat with the exported template as encodeChat and stop
     ours.slice(0, -1),
     "llama.cpp's answer tokens (its stop token is not reported)",
   );
+});
+
+test("a model tuned with sft, exported to GGUF, answers a chat in llama.cpp exactly as in afterscale", {
+  skip,
+}, async () => {
+  const { root, data } = tinyDataset();
+  try {
+    const quiet = { quiet: true, log: () => {} };
+    const base = await train(
+      { ...tinyModel, context: 64, data, root, runName: "base", steps: 5, evalInterval: 0 },
+      quiet,
+    );
+    const tuned = await sft(
+      {
+        init: base.runDir,
+        data: "task:addition",
+        objectiveConfig: { taskDifficulty: 1, taskEvalCount: 20 },
+        root,
+        runName: "chat",
+        steps: 150,
+        batchSize: 16,
+        lr: 1e-2,
+        evalInterval: 0,
+      },
+      quiet,
+    );
+    const { model, tokenizer: tok } = loadModel(tuned.runDir, { warn: () => {} });
+    const path = join(dir, "sft.gguf");
+    writeFileSync(path, modelToGguf(model, tok, { dtype: "f32" }));
+    const end = tok.specialId(IM_END);
+    const messages: ChatMessage[] = [
+      { role: "system", content: "You add." },
+      { role: "user", content: "3+4=" },
+    ];
+    const prompt = encodeChat(tok, messages, { addGenerationPrompt: true }).ids;
+    const ours = ourGreedy(model, prompt, end, 8);
+    assert.equal(ours[ours.length - 1], end, `the tuned model ends its turn (answered ${tok.decode(ours)})`);
+    const job = join(dir, "sft-job.json");
+    writeFileSync(
+      job,
+      JSON.stringify({
+        modelPath: path,
+        system: messages[0]!.content,
+        user: messages[1]!.content,
+        endId: end,
+      }),
+    );
+    const out = execFileSync(process.execPath, [childScript, job], {
+      encoding: "utf8",
+      timeout: 120_000,
+      maxBuffer: 64 << 20,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const cpp = JSON.parse(out) as ChildResult;
+    assert.deepEqual(
+      cpp.jinjaIds,
+      prompt,
+      "llama.cpp's ids for the conversation through the exported template",
+    );
+    assert.equal(cpp.stopReason, "eogToken", "llama.cpp stops at <|im_end|>");
+    assert.deepEqual(cpp.generated, ours.slice(0, -1), "llama.cpp's answer tokens are afterscale's");
+    assert.equal(cpp.response, tok.decode(ours.slice(0, -1)));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
