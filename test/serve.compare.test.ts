@@ -13,6 +13,7 @@ import Database from "better-sqlite3";
 import type { BrowserContext, Page } from "playwright-core";
 import { CHAT_TOKENS } from "../src/data/chat.js";
 import { byteTokenizer } from "../src/data/tokenizer.js";
+import { readPreferenceFile } from "../src/feedback/index.js";
 import { createModel, preset } from "../src/nn/index.js";
 import { type RunningServer, startServer } from "../src/serve/index.js";
 import { launchBrowser, noBrowser } from "./helpers/browser.js";
@@ -127,6 +128,8 @@ function exportPrefs(db: string, out: string, ...flags: string[]) {
   assert.equal(r.status, 0, r.stderr);
   const lines = readFileSync(out, "utf8").split("\n");
   assert.equal(lines.pop(), "", "the file ends with a newline");
+  // What dpo reads: every exported line is a valid preference record.
+  if (lines.length > 0) assert.equal(readPreferenceFile(out).length, lines.length);
   return { stdout: r.stdout, records: lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
