@@ -127,6 +127,21 @@ export const directPreferenceOptimisation: ObjectiveSetup = (ctx) => {
   const options = { type: settings.loss, beta: settings.beta, labelSmoothing: settings.labelSmoothing };
   const order = new ExampleOrder(data.train.length, c.batchSize, c.seed);
 
+  /** log π of one side (chosen or rejected) of each pair, [pairs]. */
+  const sideLogProbs = (
+    model: Model,
+    pairs: PreferencePair[],
+    side: "chosen" | "rejected",
+    seed: number | null,
+  ) =>
+    sequenceBatchLogProbs(
+      model,
+      pairs.map((p) => p[side]),
+      padId,
+      average,
+      seed,
+    );
+
   /** DPO loss and metrics over held-out pairs, batch by batch, weighted by pairs. */
   const validate = (model: Model, count: number): Validation | null => {
     const n = Math.min(count, data.val.length);
@@ -138,20 +153,8 @@ export const directPreferenceOptimisation: ObjectiveSetup = (ctx) => {
         tidy(() => {
           const pairs = data.val.slice(i, Math.min(n, i + c.batchSize));
           const r = dpoLoss(
-            sequenceBatchLogProbs(
-              model,
-              pairs.map((p) => p.chosen),
-              padId,
-              average,
-              null,
-            ),
-            sequenceBatchLogProbs(
-              model,
-              pairs.map((p) => p.rejected),
-              padId,
-              average,
-              null,
-            ),
+            sideLogProbs(model, pairs, "chosen", null),
+            sideLogProbs(model, pairs, "rejected", null),
             ref.val.chosen.slice(i, i + pairs.length),
             ref.val.rejected.slice(i, i + pairs.length),
             options,
@@ -193,23 +196,9 @@ export const directPreferenceOptimisation: ObjectiveSetup = (ctx) => {
         const which = order.batch(index);
         const pairs = which.map((i) => data.train[i]!);
         const seed = model.config.dropout > 0 ? dropoutSeedFor(c.seed, index) : null;
-        const chosen = sequenceBatchLogProbs(
-          model,
-          pairs.map((p) => p.chosen),
-          padId,
-          average,
-          seed,
-        );
-        const rejected = sequenceBatchLogProbs(
-          model,
-          pairs.map((p) => p.rejected),
-          padId,
-          average,
-          seed,
-        );
         const r = dpoLoss(
-          chosen,
-          rejected,
+          sideLogProbs(model, pairs, "chosen", seed),
+          sideLogProbs(model, pairs, "rejected", seed),
           which.map((i) => ref.train.chosen[i]!),
           which.map((i) => ref.train.rejected[i]!),
           options,

@@ -20,7 +20,7 @@ import { ExampleOrder, padBatch, type Sequence } from "./batches.js";
 import { KL_PROMPTS } from "./dpo.js";
 import { sampledKl } from "./kl.js";
 import { GRPO_LOSS_TYPES, groupAdvantages, grpoLoss } from "./losses.js";
-import { promptData, type RlPrompt, taskScorer } from "./sources.js";
+import { promptData, type RlPrompt } from "./sources.js";
 import { initModel, startingPoint } from "./start.js";
 
 const int = (min: number) => z.number().int().min(min);
@@ -142,7 +142,7 @@ export const groupRelativePolicyOptimisation: ObjectiveSetup = async (ctx) => {
     if (p.ids.length >= context)
       throw new Error(`grpo: a prompt of ${p.ids.length} tokens leaves no room in the context of ${context}`);
   }
-  const scorer = data.task ? taskScorer(data.task, settings, c.seed) : null;
+  const scorer = data.score ?? null;
 
   /** Mean reward of greedy completions of held-out prompts (a task reports its accuracy instead). */
   const validate = (model: Model, count: number): Validation | null => {

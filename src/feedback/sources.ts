@@ -12,13 +12,25 @@ import { getTask, type Task, type TaskExample, taskExamples, wrongAnswer } from 
 
 export const TASK_PREFIX = "task:";
 
-export interface FineTuneData {
-  train: Sequence[];
-  val: Sequence[];
+/** A fine-tune's examples of one kind (sequences, preference pairs, prompts). */
+export interface FineTuneData<T> {
+  train: T[];
+  val: T[];
   /** What the data is, for messages and the run's config.json. */
   describe: string;
+  /** The task, for task data. */
+  task: Task | null;
   /** For task data: the task's accuracy on its held-out split (figures for the final validation). */
   score?: (model: Model, tokenizer: Tokenizer) => Record<string, number>;
+}
+
+/** Settings every fine-tune's data takes (the objectives' schemas have these fields). */
+export interface DataSettings {
+  valData?: string | undefined;
+  valFraction: number;
+  taskCount: number;
+  taskDifficulty?: number | undefined;
+  taskEvalCount: number;
 }
 
 /** The task named by `data` ("task:addition"), or null for a file. */
@@ -27,8 +39,8 @@ export function taskOf(data: string): Task | null {
 }
 
 /** A task example as a conversation whose assistant turn is `answer`. */
-export function taskConversation(e: TaskExample, answer = e.answer) {
-  return [...e.messages, { role: "assistant" as const, content: answer }];
+export function taskConversation(e: TaskExample, answer = e.answer): ChatMessage[] {
+  return [...e.messages, { role: "assistant", content: answer }];
 }
 
 /** Splits off a seeded `fraction` of the examples (at least one when there are two or more). */
@@ -45,14 +57,8 @@ export function holdOut<T>(items: readonly T[], fraction: number, seed: number):
   return { train: items.filter((_, i) => !val.has(i)), val: items.filter((_, i) => val.has(i)) };
 }
 
-export interface TaskDataSettings {
-  taskCount: number;
-  taskDifficulty?: number | undefined;
-  taskEvalCount: number;
-}
-
 /** Accuracy on the task's held-out split, as `afterscale eval --task` scores it (greedy, exact match). */
-export function taskScorer(task: Task, settings: TaskDataSettings, seed: number) {
+export function taskScorer(task: Task, settings: DataSettings, seed: number) {
   return (model: Model, tokenizer: Tokenizer): Record<string, number> => {
     const r = evaluateTask(model, tokenizer, task, {
       count: settings.taskEvalCount,
@@ -63,39 +69,64 @@ export function taskScorer(task: Task, settings: TaskDataSettings, seed: number)
   };
 }
 
-/** SFT examples: conversations (or prompt-completion pairs) with their trained-token masks. */
-export function sftData(
+/**
+ * A fine-tune's examples: for `task:NAME`, `taskCount` from the task's train split and `taskEvalCount`
+ * from its held-out split (seeded by the run's seed); for a file, its records, with `valData` or a seeded
+ * `valFraction` of them held out.
+ */
+function fineTuneData<T>(
   c: TrainConfig,
-  settings: TaskDataSettings & { valData?: string | undefined; valFraction: number },
-  tokenizer: Tokenizer,
+  settings: DataSettings,
+  what: string,
   say: (m: string) => void,
-): FineTuneData {
+  fromTask: (e: TaskExample) => T,
+  fromFile: (path: string) => T[],
+): FineTuneData<T> {
   const task = taskOf(c.data);
   if (task) {
     const difficulty = settings.taskDifficulty;
-    const make = (split: "train" | "test", count: number): Sequence[] =>
+    const make = (split: "train" | "test", count: number): T[] =>
       taskExamples(task, {
         split,
         count,
         seed: c.seed,
         ...(difficulty !== undefined ? { difficulty } : {}),
-      }).map((e) => {
-        const { ids, assistantMask } = encodeChat(tokenizer, taskConversation(e));
-        return { ids, mask: assistantMask };
-      });
+      }).map(fromTask);
     return {
       train: make("train", settings.taskCount),
       val: make("test", settings.taskEvalCount),
       describe: c.data,
+      task,
       score: taskScorer(task, settings, c.seed),
     };
   }
-  const encode = (path: string) => readSftFile(path).map((r) => encodeSft(tokenizer, r));
-  const all = encode(c.data);
-  if (settings.valData) return { train: all, val: encode(settings.valData), describe: c.data };
+  const all = fromFile(c.data);
+  if (settings.valData) return { train: all, val: fromFile(settings.valData), describe: c.data, task: null };
   const { train, val } = holdOut(all, settings.valFraction, c.seed);
-  if (val.length === 0) say(`sft: ${c.data} has too few examples to hold any out; no validation`);
-  return { train, val, describe: c.data };
+  if (val.length === 0) say(`${c.objective}: ${c.data} has too few ${what} to hold any out; no validation`);
+  return { train, val, describe: c.data, task: null };
+}
+
+const chatSequence = (e: { ids: number[]; assistantMask: Uint8Array }): Sequence => ({
+  ids: e.ids,
+  mask: e.assistantMask,
+});
+
+/** SFT examples: conversations (or prompt-completion pairs) with their trained-token masks. */
+export function sftData(
+  c: TrainConfig,
+  settings: DataSettings,
+  tokenizer: Tokenizer,
+  say: (m: string) => void,
+): FineTuneData<Sequence> {
+  return fineTuneData(
+    c,
+    settings,
+    "examples",
+    say,
+    (e) => chatSequence(encodeChat(tokenizer, taskConversation(e))),
+    (path) => readSftFile(path).map((r) => encodeSft(tokenizer, r)),
+  );
 }
 
 export interface PreferencePair {
@@ -107,49 +138,30 @@ export interface PreferencePair {
 /** Preference pairs: from a JSONL file, or from a task (chosen: the right answer; rejected: a wrong one). */
 export function preferenceData(
   c: TrainConfig,
-  settings: TaskDataSettings & { valData?: string | undefined; valFraction: number },
+  settings: DataSettings,
   tokenizer: Tokenizer,
   say: (m: string) => void,
-): { train: PreferencePair[]; val: PreferencePair[]; describe: string; score?: FineTuneData["score"] } {
-  const task = taskOf(c.data);
-  const asSequence = (e: { ids: number[]; assistantMask: Uint8Array }): Sequence => ({
-    ids: e.ids,
-    mask: e.assistantMask,
-  });
-  if (task) {
-    const difficulty = settings.taskDifficulty;
-    const rng = new Rng((c.seed ^ 0x2545f491) >>> 0);
-    const make = (split: "train" | "test", count: number): PreferencePair[] =>
-      taskExamples(task, {
-        split,
-        count,
-        seed: c.seed,
-        ...(difficulty !== undefined ? { difficulty } : {}),
-      }).map((e) => ({
-        chosen: asSequence(encodeChat(tokenizer, taskConversation(e))),
-        rejected: asSequence(encodeChat(tokenizer, taskConversation(e, wrongAnswer(e, rng)))),
-      }));
-    return {
-      train: make("train", settings.taskCount),
-      val: make("test", settings.taskEvalCount),
-      describe: c.data,
-      score: taskScorer(task, settings, c.seed),
-    };
-  }
-  const encode = (path: string): PreferencePair[] =>
-    readPreferenceFile(path).map((r) => {
-      const { prompt, chosen, rejected } = encodePreference(tokenizer, r);
-      const seq = (completion: number[]): Sequence => ({
-        ids: [...prompt, ...completion],
-        mask: Uint8Array.from([...prompt.map(() => 0), ...completion.map(() => 1)]),
-      });
-      return { chosen: seq(chosen), rejected: seq(rejected) };
-    });
-  const all = encode(c.data);
-  if (settings.valData) return { train: all, val: encode(settings.valData), describe: c.data };
-  const { train, val } = holdOut(all, settings.valFraction, c.seed);
-  if (val.length === 0) say(`dpo: ${c.data} has too few pairs to hold any out; no validation`);
-  return { train, val, describe: c.data };
+): FineTuneData<PreferencePair> {
+  const rng = new Rng((c.seed ^ 0x2545f491) >>> 0);
+  return fineTuneData(
+    c,
+    settings,
+    "pairs",
+    say,
+    (e) => ({
+      chosen: chatSequence(encodeChat(tokenizer, taskConversation(e))),
+      rejected: chatSequence(encodeChat(tokenizer, taskConversation(e, wrongAnswer(e, rng)))),
+    }),
+    (path) =>
+      readPreferenceFile(path).map((r) => {
+        const { prompt, chosen, rejected } = encodePreference(tokenizer, r);
+        const seq = (completion: number[]): Sequence => ({
+          ids: [...prompt, ...completion],
+          mask: Uint8Array.from([...prompt.map(() => 0), ...completion.map(() => 1)]),
+        });
+        return { chosen: seq(chosen), rejected: seq(rejected) };
+      }),
+  );
 }
 
 /** A prompt for RL: its token ids (ending with the generation prompt in chat), and what the reward sees. */
@@ -161,41 +173,25 @@ export interface RlPrompt {
   record: Record<string, unknown>;
 }
 
-/** RL prompts: a task's train / test split, or a JSONL file of {"prompt": text | messages, …} lines. */
+/** RL prompts: a task's splits, or a JSONL file of {"prompt": text | messages, …} lines. */
 export function promptData(
   c: TrainConfig,
-  settings: TaskDataSettings & { valData?: string | undefined; valFraction: number },
+  settings: DataSettings,
   tokenizer: Tokenizer,
   say: (m: string) => void,
-): { train: RlPrompt[]; val: RlPrompt[]; describe: string; task: Task | null } {
-  const task = taskOf(c.data);
+): FineTuneData<RlPrompt> {
   const encode = (prompt: string | ChatMessage[]) =>
     Int32Array.from(
       typeof prompt === "string"
         ? tokenizer.encode(prompt, { allowSpecial: false })
         : encodeChat(tokenizer, prompt, { addGenerationPrompt: true }).ids,
     );
-  if (task) {
-    const difficulty = settings.taskDifficulty;
-    const make = (split: "train" | "test", count: number): RlPrompt[] =>
-      taskExamples(task, {
-        split,
-        count,
-        seed: c.seed,
-        ...(difficulty !== undefined ? { difficulty } : {}),
-      }).map((e) => ({ ids: encode(e.messages), prompt: e.messages, record: { answer: e.answer } }));
-    return {
-      train: make("train", settings.taskCount),
-      val: make("test", settings.taskEvalCount),
-      describe: c.data,
-      task,
-    };
-  }
-  const read = (path: string): RlPrompt[] =>
-    readPromptFile(path).map((r) => ({ ids: encode(r.prompt), prompt: r.prompt, record: r }));
-  const all = read(c.data);
-  if (settings.valData) return { train: all, val: read(settings.valData), describe: c.data, task: null };
-  const { train, val } = holdOut(all, settings.valFraction, c.seed);
-  if (val.length === 0) say(`grpo: ${c.data} has too few prompts to hold any out; no validation`);
-  return { train, val, describe: c.data, task: null };
+  return fineTuneData<RlPrompt>(
+    c,
+    settings,
+    "prompts",
+    say,
+    (e) => ({ ids: encode(e.messages), prompt: e.messages, record: { answer: e.answer } }),
+    (path) => readPromptFile(path).map((r) => ({ ids: encode(r.prompt), prompt: r.prompt, record: r })),
+  );
 }
