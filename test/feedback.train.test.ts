@@ -2,7 +2,7 @@
 // objective resumes bit-exactly (stopped after a checkpoint, resumed, same weights as an uninterrupted run).
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { CHAT_TOKENS, encodeChat } from "../src/data/index.js";
@@ -123,3 +123,52 @@ for (const [name, setup, objectiveConfig] of objectives) {
     );
   });
 }
+
+test("grpo takes prompts from a JSONL file and rewards from a user's module; a bad reward is named", async () => {
+  const prompts = join(root, "prompts.jsonl");
+  writeFileSync(
+    prompts,
+    `${Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: [{ role: "user", content: `${i}+1=` }], answer: String(i + 1) })).join("\n")}\n`,
+  );
+  const good = join(root, "reward.mjs");
+  writeFileSync(
+    good,
+    "export default (prompt, completion, record) => (completion.trim() === record.answer ? 1 : completion.length / 100);\n",
+  );
+  const config = (runName: string, reward: string) => ({
+    init: base.runDir,
+    data: prompts,
+    objectiveConfig: { reward, groupSize: 3, maxNewTokens: 4, valFraction: 0.25 },
+    root,
+    runName,
+    steps: 2,
+    batchSize: 2,
+    evalInterval: 0,
+  });
+  const r = await runTraining("grpo", groupRelativePolicyOptimisation, config("grpo-file", good), {
+    quiet: true,
+  });
+  assert.equal(r.step, 2);
+  assert.ok(r.valMetrics && typeof r.valMetrics.reward === "number", "held-out mean reward");
+  const lines = readFileSync(join(r.runDir, "metrics.jsonl"), "utf8").trim().split("\n");
+  const first = JSON.parse(lines[0]!) as Record<string, number>;
+  for (const k of ["reward", "kl", "completionLength", "clipFraction"])
+    assert.equal(typeof first[k], "number", k);
+
+  const bad = join(root, "bad-reward.mjs");
+  writeFileSync(bad, "export default async () => 1;\n");
+  await assert.rejects(
+    runTraining("grpo", groupRelativePolicyOptimisation, config("grpo-bad", bad), { quiet: true }),
+    /bad-reward\.mjs returned a Promise/,
+  );
+  const none = join(root, "no-reward.mjs");
+  writeFileSync(none, "export const x = 1;\n");
+  await assert.rejects(
+    runTraining("grpo", groupRelativePolicyOptimisation, config("grpo-none", none), { quiet: true }),
+    /export a function/,
+  );
+  await assert.rejects(
+    runTraining("grpo", groupRelativePolicyOptimisation, config("grpo-task-less", ""), { quiet: true }),
+    /^Error: grpo: .*reward/,
+  );
+});

@@ -2,8 +2,7 @@
 // plugged in, so checkpoints, --resume, the registry, progress and --json work as they do for `train`.
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { z } from "zod";
-import { FINE_TUNES, type FineTuneSpec, fineTune } from "../feedback/index.js";
+import { FINE_TUNES, type FineTuneSpec, fineTune, parseSettings } from "../feedback/index.js";
 import { MODEL_SPEC_HELP, schemaFields, type TrainField, trainConfigFields } from "../train/index.js";
 import { givenTrainFields, output, trainFieldOption } from "./options.js";
 
@@ -51,9 +50,7 @@ function registerFineTune(program: Command, spec: FineTuneSpec): void {
   cmd.action(async (o) => {
     const file = o.config ? readConfig(o.config) : {};
     const settings = { ...((file.objectiveConfig as object) ?? {}), ...givenTrainFields(o, own) };
-    const parsed = spec.settings.safeParse(settings);
-    if (!parsed.success)
-      throw new Error(`${spec.name}: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`);
+    parseSettings(spec.settings, settings, spec.name);
     const given: Record<string, unknown> = { ...file, ...givenTrainFields(o, shared) };
     if (o.model) given.init = o.model;
     if (o.data) given.data = o.data;

@@ -15,7 +15,7 @@ import { sampledKl } from "./kl.js";
 import { scoreSequences, sequenceBatchLogProbs } from "./logprobs.js";
 import { DPO_LOSS_TYPES, dpoLoss } from "./losses.js";
 import { type PreferencePair, preferenceData } from "./sources.js";
-import { initModel, startingPoint } from "./start.js";
+import { initModel, parseSettings, startingPoint } from "./start.js";
 
 const int = (min: number) => z.number().int().min(min);
 
@@ -92,7 +92,7 @@ function referenceLogProbs(
 
 export const directPreferenceOptimisation: ObjectiveSetup = (ctx) => {
   const { config: c, runDir, say } = ctx;
-  const settings = dpoSettingsSchema.parse(c.objectiveConfig ?? {});
+  const settings = parseSettings(dpoSettingsSchema, c.objectiveConfig, "dpo");
   const start = startingPoint(ctx, "dpo");
   const padId = start.tokenizer.eotId;
   const data = preferenceData(c, settings, start.tokenizer, say);

@@ -21,7 +21,7 @@ import { KL_PROMPTS } from "./dpo.js";
 import { sampledKl } from "./kl.js";
 import { GRPO_LOSS_TYPES, groupAdvantages, grpoLoss } from "./losses.js";
 import { promptData, type RlPrompt } from "./sources.js";
-import { initModel, startingPoint } from "./start.js";
+import { initModel, parseSettings, startingPoint } from "./start.js";
 
 const int = (min: number) => z.number().int().min(min);
 
@@ -120,7 +120,7 @@ function tokenLogProbsOf(model: Model, seqs: readonly Sequence[], padId: number,
 
 export const groupRelativePolicyOptimisation: ObjectiveSetup = async (ctx) => {
   const { config: c, say } = ctx;
-  const settings = grpoSettingsSchema.parse(c.objectiveConfig ?? {});
+  const settings = parseSettings(grpoSettingsSchema, c.objectiveConfig, "grpo");
   const start = startingPoint(ctx, "grpo");
   const { tokenizer } = start;
   const data = promptData(c, settings, tokenizer, say);

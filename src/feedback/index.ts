@@ -40,7 +40,7 @@ export * from "./prefs.js";
 export * from "./prefs-export.js";
 export { type SftSettings, sftSettingsSchema, supervisedFineTuning } from "./sft.js";
 export { type FineTuneData, holdOut, TASK_PREFIX, taskOf } from "./sources.js";
-export { initModel, type StartingPoint, startingPoint } from "./start.js";
+export { initModel, parseSettings, type StartingPoint, startingPoint } from "./start.js";
 export {
   DEFAULT_TASK_EVAL_BATCH,
   DEFAULT_TASK_EVAL_COUNT,

@@ -7,7 +7,7 @@ import { crossEntropy, noGrad, tidy } from "../tensor/index.js";
 import { dropoutSeedFor, type ObjectiveSetup, type Validation } from "../train/index.js";
 import { ExampleOrder, padBatch, type Sequence } from "./batches.js";
 import { sftData } from "./sources.js";
-import { startingPoint } from "./start.js";
+import { parseSettings, startingPoint } from "./start.js";
 
 const int = (min: number) => z.number().int().min(min);
 
@@ -59,7 +59,7 @@ export function maskedLoss(
 
 export const supervisedFineTuning: ObjectiveSetup = (ctx) => {
   const { config: c, say } = ctx;
-  const settings = sftSettingsSchema.parse(c.objectiveConfig ?? {});
+  const settings = parseSettings(sftSettingsSchema, c.objectiveConfig, "sft");
   const start = startingPoint(ctx, "sft");
   const data = sftData(c, settings, start.tokenizer, say);
   const padId = start.tokenizer.eotId;

@@ -1,6 +1,7 @@
 // The model a fine-tune trains. A fresh run loads `init` through the one resolver (run name or folder,
 // Hugging Face folder, GGUF) and gives its tokenizer the chat markers (new embedding rows at the mean of
 // the old ones); a resumed run continues from its checkpoint's weights and tokenizer.
+import { z } from "zod";
 import { CHAT_TOKENS, type Tokenizer, tokenizerFromJson } from "../data/index.js";
 import { type Model, type ModelConfig, resizeVocabulary } from "../nn/index.js";
 import { loadModel, modelFromCheckpoint, type SetupContext } from "../train/index.js";
@@ -34,4 +35,11 @@ export function startingPoint(ctx: SetupContext, command: string): StartingPoint
     modelConfig: ckpt.state.modelConfig,
     tokenizer: tokenizerFromJson(JSON.parse(ckpt.tokenizerJson), `${ckpt.dir}/tokenizer.json`),
   };
+}
+
+/** A fine-tune's own settings (the run's objectiveConfig), or an error naming each bad field. */
+export function parseSettings<S extends z.ZodObject>(schema: S, raw: unknown, command: string): z.output<S> {
+  const r = schema.safeParse(raw ?? {});
+  if (!r.success) throw new Error(`${command}: ${z.prettifyError(r.error).replace(/\n/g, "; ")}`);
+  return r.data;
 }
