@@ -2,12 +2,15 @@
 //   1. a micro model pretrained briefly on Brown, then SFT on the task's train split;
 //   2. GRPO from that SFT model (the same size): held-out accuracy gain, with a paired 95% interval;
 //   3. DPO from the same SFT model on task preference pairs (right answer chosen, wrong rejected);
-//   4. a larger model (≥ 4× the parameters) through the same pretraining and SFT, without RL.
+//   4. a larger model (≥ 4× the parameters) through the same pretraining and SFT, without RL;
+//   5. a control: the micro SFT trained --sft-extra-steps longer (about GRPO's compute), so a GRPO gain is
+//      not mistaken for what more SFT would have given.
 // Every model answers the same held-out problems (the task's test split, greedy), so differences are
 // paired: per problem d = correct(B) − correct(A), mean ± 1.96·sd/√n.
 //
 //   node dist/bench/feedback.js --root /tmp/fb [--task addition] [--difficulty 4] [--sft-steps 3000]
-//     [--grpo-steps 200] [--dpo-steps 200] [--eval-count 1000] [--big-layers 9]
+//     [--grpo-steps 200] [--dpo-steps 200] [--sft-extra-steps 1000] [--grpo-lr 1e-4] [--eval-count 1000]
+//     [--big-layers 9]
 // Prints progress on stderr and one JSON object (every figure, the settings and the seconds each phase took)
 // on stdout; a run that exists in --root is resumed or reused, so a stopped benchmark continues.
 import { existsSync, readFileSync } from "node:fs";
@@ -25,6 +28,9 @@ interface Args {
   sftSteps: number;
   grpoSteps: number;
   dpoSteps: number;
+  sftExtraSteps: number;
+  grpoLr: number;
+  dpoLr: number;
   evalCount: number;
   bigLayers: number;
   seed: number;
@@ -39,6 +45,9 @@ function parseArgs(argv: string[]): Args {
     sftSteps: 3000,
     grpoSteps: 200,
     dpoSteps: 200,
+    sftExtraSteps: 1000,
+    grpoLr: 1e-4,
+    dpoLr: 2e-4,
     evalCount: 1000,
     bigLayers: 9,
     seed: 1337,
@@ -51,6 +60,9 @@ function parseArgs(argv: string[]): Args {
     "--sft-steps": "sftSteps",
     "--grpo-steps": "grpoSteps",
     "--dpo-steps": "dpoSteps",
+    "--sft-extra-steps": "sftExtraSteps",
+    "--grpo-lr": "grpoLr",
+    "--dpo-lr": "dpoLr",
     "--eval-count": "evalCount",
     "--big-layers": "bigLayers",
     "--seed": "seed",
@@ -62,7 +74,9 @@ function parseArgs(argv: string[]): Args {
       throw new Error(`unknown argument ${argv[i]} (known: ${Object.keys(names).join(", ")})`);
     if (typeof a[key] === "number") {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new Error(`${argv[i]}: expected an integer ≥ 0, got ${v}`);
+      const integer = key !== "grpoLr" && key !== "dpoLr";
+      if (!(n >= 0) || (integer && !Number.isInteger(n)))
+        throw new Error(`${argv[i]}: expected ${integer ? "an integer" : "a number"} ≥ 0, got ${v}`);
       (a as unknown as Record<string, number>)[key] = n;
     } else (a as unknown as Record<string, string>)[key] = v;
   }
@@ -120,14 +134,14 @@ async function main(): Promise<void> {
   const baseSmall = await base("base-micro", {});
   const baseBig = await base("base-big", { model: "mini", layers: a.bigLayers });
 
-  const sftRun = (name: string, init: string) =>
+  const sftRun = (name: string, init: string, steps = a.sftSteps) =>
     phase(name, dir(name), seconds, (resume) =>
       sft(
         {
           init,
           data,
           objectiveConfig: { ...task, taskCount: 50_000 },
-          steps: a.sftSteps,
+          steps,
           batchSize: 16,
           evalInterval: 500,
           checkpointInterval: 500,
@@ -140,6 +154,7 @@ async function main(): Promise<void> {
     );
   const sftSmall = await sftRun("sft-micro", baseSmall);
   const sftBig = await sftRun("sft-big", baseBig);
+  const sftLong = await sftRun("sft-micro-long", baseSmall, a.sftSteps + a.sftExtraSteps);
 
   const grpoSmall = await phase("grpo-micro", dir("grpo-micro"), seconds, (resume) =>
     grpo(
@@ -148,6 +163,7 @@ async function main(): Promise<void> {
         data,
         objectiveConfig: task,
         steps: a.grpoSteps,
+        lr: a.grpoLr,
         evalInterval: 50,
         root,
         runName: "grpo-micro",
@@ -163,6 +179,7 @@ async function main(): Promise<void> {
         data,
         objectiveConfig: { ...task, taskCount: 5000 },
         steps: a.dpoSteps,
+        lr: a.dpoLr,
         root,
         runName: "dpo-micro",
         seed,
@@ -172,7 +189,7 @@ async function main(): Promise<void> {
   );
 
   // The same held-out problems for every model (seed 0 of the test split, as `eval --task` defaults).
-  const models = { sftSmall, grpoSmall, dpoSmall, sftBig };
+  const models = { sftSmall, grpoSmall, dpoSmall, sftBig, sftLong };
   const results: Record<
     string,
     { accuracy: number; interval: [number, number]; correct: boolean[]; parameters: number }
@@ -204,6 +221,7 @@ async function main(): Promise<void> {
     ),
     grpoGain: diff("sftSmall", "grpoSmall"),
     dpoGain: diff("sftSmall", "dpoSmall"),
+    grpoOverLongerSft: diff("sftLong", "grpoSmall"),
     smallTunedOverBig: diff("sftBig", "grpoSmall"),
     parameterRatio: results.sftBig!.parameters / results.sftSmall!.parameters,
     grpoFinal: readLastVal(grpoSmall),

@@ -15,7 +15,7 @@ import {
 } from "../src/feedback/index.js";
 import { createModel, forward, parseModelConfig } from "../src/nn/index.js";
 import { crossEntropy } from "../src/tensor/index.js";
-import { loadModel, type ObjectiveSetup, runTraining, train } from "../src/train/index.js";
+import { listRuns, loadModel, type ObjectiveSetup, runTraining, train } from "../src/train/index.js";
 import { tinyDataset, tinyModel } from "./helpers/train-data.js";
 
 const { root, data } = tinyDataset();
@@ -105,6 +105,8 @@ for (const [name, setup, objectiveConfig] of objectives) {
       },
     });
     assert.equal(part.interrupted, true);
+    const listed = listRuns(root).find((r) => r.runDir === part.runDir);
+    assert.equal(listed?.resumeCommand, `npx afterscale ${name} --resume ${part.runDir}`);
     const resumed = await runTraining(name, setup, {}, { quiet: true, resume: part.runDir });
     assert.equal(resumed.resumedFrom, 3);
     assert.equal(resumed.step, 6);

@@ -130,9 +130,24 @@ function shellWord(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
+/** The command a run was started by: train, or a fine-tuning objective's (sft, dpo, grpo). */
+export function commandOf(config: Record<string, unknown>): string {
+  return typeof config.objective === "string" && config.objective !== "pretrain" ? config.objective : "train";
+}
+
+/** The model column: "micro/llama" for a preset run; "sft of <init>" for a fine-tune. */
+function modelLabel(c: Record<string, unknown>): string {
+  if (typeof c.init === "string") {
+    const m = (c.modelConfig ?? {}) as Record<string, unknown>;
+    return `${commandOf(c)} of ${c.init.split(/[\\/]/).filter(Boolean).pop()} (${String(m.family ?? "?")})`;
+  }
+  return `${String(c.model ?? "?")}/${String(c.family ?? "?")}`;
+}
+
 function fromRow(r: Row, now = Date.now()): RunRecord {
   const staleReason = staleReasonOf(r, now);
   const status: RunStatus = staleReason === null ? r.status : "interrupted";
+  const config = JSON.parse(r.config) as Record<string, unknown>;
   return {
     id: r.id,
     name: r.name,
@@ -141,8 +156,11 @@ function fromRow(r: Row, now = Date.now()): RunRecord {
     status,
     recordedStatus: r.status,
     staleReason,
-    resumeCommand: status === "interrupted" ? `npx afterscale train --resume ${shellWord(r.run_dir)}` : null,
-    config: JSON.parse(r.config) as Record<string, unknown>,
+    resumeCommand:
+      status === "interrupted"
+        ? `npx afterscale ${commandOf(config)} --resume ${shellWord(r.run_dir)}`
+        : null,
+    config,
     gitRevision: r.git_revision,
     machine: JSON.parse(r.machine) as MachineInfo,
     metrics: r.metrics === null ? null : (JSON.parse(r.metrics) as Record<string, unknown>),
@@ -376,7 +394,7 @@ export function formatRunsTable(runs: RunRecord[]): string {
       String(r.id),
       r.name,
       r.status,
-      `${String(c.model ?? "?")}/${String(c.family ?? "?")}`,
+      modelLabel(c),
       `${m.step ?? 0}/${c.steps ?? "?"}`,
       num(m.loss, 4),
       num(m.valLoss, 4),
