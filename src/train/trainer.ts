@@ -281,7 +281,7 @@ function describeVal(valLoss: number | null, tokens: number | null, estimate: bo
     : `val loss ${valLoss.toFixed(4)} (whole validation split${on ? `, ${on}` : ""})`;
 }
 
-/** "micro llama" for a preset run, "fine-tune of <init>" for one that starts from a model. */
+/** "micro llama" for a preset run, "llama model from <init>" for a fine-tune. */
 function describeModel(c: TrainConfig, m: ModelConfig): string {
   return c.init ? `${m.family} model from ${c.init}` : `${c.model} ${c.family}`;
 }
