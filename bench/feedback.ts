@@ -16,9 +16,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { dpo, evaluateTask, grpo, sft } from "../src/feedback/index.js";
-import { parameterCounts } from "../src/nn/index.js";
-import { loadModel, type TrainResult, train } from "../src/train/index.js";
+import { dpo, grpo, sft } from "../src/feedback/index.js";
+import { type TrainResult, train } from "../src/train/index.js";
+import { pairedDifference, scoreModels } from "./task-compare.js";
 
 interface Args {
   root: string;
@@ -47,7 +47,7 @@ function parseArgs(argv: string[]): Args {
     dpoSteps: 200,
     sftExtraSteps: 1000,
     grpoLr: 1e-4,
-    dpoLr: 2e-4,
+    dpoLr: 1e-5,
     evalCount: 1000,
     bigLayers: 9,
     seed: 1337,
@@ -99,20 +99,6 @@ async function phase(
   seconds[name] = (performance.now() - t0) / 1000;
   say(`${name}: ${r.step}/${r.steps} steps, ${seconds[name]!.toFixed(0)} s`);
   return r.runDir;
-}
-
-/** Paired difference of two correctness vectors over the same problems: mean and 95% interval. */
-export function pairedDifference(
-  a: readonly boolean[],
-  b: readonly boolean[],
-): { mean: number; interval: [number, number] } {
-  if (a.length !== b.length || a.length < 2)
-    throw new Error("pairedDifference: two equal vectors of ≥ 2 needed");
-  const d = a.map((x, i) => Number(b[i]) - Number(x));
-  const mean = d.reduce((s, x) => s + x, 0) / d.length;
-  const sd = Math.sqrt(d.reduce((s, x) => s + (x - mean) ** 2, 0) / (d.length - 1));
-  const half = (1.959963984540054 * sd) / Math.sqrt(d.length);
-  return { mean, interval: [mean - half, mean + half] };
 }
 
 async function main(): Promise<void> {
@@ -190,22 +176,12 @@ async function main(): Promise<void> {
 
   // The same held-out problems for every model (seed 0 of the test split, as `eval --task` defaults).
   const models = { sftSmall, grpoSmall, dpoSmall, sftBig, sftLong };
-  const results: Record<
-    string,
-    { accuracy: number; interval: [number, number]; correct: boolean[]; parameters: number }
-  > = {};
   const t0 = performance.now();
-  for (const [name, spec] of Object.entries(models)) {
-    const { model, tokenizer } = loadModel(spec, { warn: () => {} });
-    const r = evaluateTask(model, tokenizer, a.task, { count: a.evalCount, difficulty: a.difficulty });
-    results[name] = {
-      accuracy: r.accuracy,
-      interval: r.interval,
-      correct: r.examples.map((e) => e.correct),
-      parameters: parameterCounts(model.config).total,
-    };
+  const names = Object.keys(models);
+  const scores = scoreModels(Object.values(models), a.task, a.difficulty, a.evalCount);
+  const results = Object.fromEntries(names.map((n, i) => [n, scores[i]!]));
+  for (const [name, r] of Object.entries(results))
     say(`${name}: accuracy ${r.accuracy.toFixed(4)} [${r.interval.map((x) => x.toFixed(4)).join(", ")}]`);
-  }
   seconds.evaluation = (performance.now() - t0) / 1000;
   const diff = (x: string, y: string) => pairedDifference(results[x]!.correct, results[y]!.correct);
   const out = {
