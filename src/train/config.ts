@@ -228,9 +228,15 @@ export interface TrainField {
   description: string;
 }
 
-/** Every config field with its type, allowed values, default and description (for --help and flags). */
+/**
+ * Fields that the command sets, not flags: what the run optimises, the model a fine-tune starts from
+ * (`sft --model`) and the objective's own settings (its own flags).
+ */
+export const OBJECTIVE_FIELDS: readonly string[] = ["objective", "init", "objectiveConfig"];
+
+/** Every flag-able config field with its type, allowed values, default and description (for --help). */
 export function trainConfigFields(): TrainField[] {
-  return schemaFields(trainConfigSchema);
+  return schemaFields(trainConfigSchema).filter((f) => !OBJECTIVE_FIELDS.includes(f.name));
 }
 
 /** The fields of a flat zod object schema (trainConfigSchema, an objective's settings) as TrainFields. */

@@ -27,6 +27,7 @@ export {
   defaultRoot,
   familyNames,
   modelConfigFor,
+  OBJECTIVE_FIELDS,
   optimizerNames,
   parseTrainConfig,
   runDirOf,
