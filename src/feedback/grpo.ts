@@ -149,7 +149,7 @@ export const groupRelativePolicyOptimisation: ObjectiveSetup = async (ctx) => {
     const n = Math.min(count, data.val.length);
     if (n === 0) return null;
     if (scorer && count >= data.val.length)
-      return { loss: null, tokens: n, metrics: scorer(model, tokenizer) };
+      return { loss: null, tokens: n, unit: "prompts", metrics: scorer(model, tokenizer) };
     const prompts = data.val.slice(0, n);
     const done = decodeBatch(
       model,
