@@ -6,7 +6,7 @@
 // to answer "Hi" and end its turn.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -18,17 +18,10 @@ import { forward, type Model, newKVCache } from "../src/nn/index.js";
 import { noGrad, tidy } from "../src/tensor/index.js";
 import { loadModel, train } from "../src/train/index.js";
 import { ioTokenizer } from "./helpers/io-models.js";
+import { skip } from "./helpers/node-llama-cpp.js";
 import { scriptedChatModel } from "./helpers/scripted-chat-model.js";
 import { tinyDataset, tinyModel } from "./helpers/train-data.js";
 
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-const devDir = process.env.AFTERSCALE_NODE_LLAMA_CPP;
-const available = devDir
-  ? existsSync(join(devDir, "node_modules", "node-llama-cpp"))
-  : existsSync(join(repoRoot, "node_modules", "node-llama-cpp"));
-const skip = available
-  ? false
-  : "node-llama-cpp is not installed (npm install, or set AFTERSCALE_NODE_LLAMA_CPP)";
 const childScript = fileURLToPath(new URL("./helpers/llamacpp-chat-child.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "afterscale-llamacpp-chat-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

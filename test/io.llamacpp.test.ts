@@ -7,7 +7,7 @@
 // whose node_modules holds it) while developing.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -16,15 +16,8 @@ import { ggufToModel, modelToGguf } from "../src/io/gguf-model.js";
 import { forward, type Model, newKVCache } from "../src/nn/index.js";
 import { noGrad, tidy } from "../src/tensor/index.js";
 import { IO_TEXTS, ioModel, ioTokenizer } from "./helpers/io-models.js";
+import { skip } from "./helpers/node-llama-cpp.js";
 
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-const devDir = process.env.AFTERSCALE_NODE_LLAMA_CPP;
-const available = devDir
-  ? existsSync(join(devDir, "node_modules", "node-llama-cpp"))
-  : existsSync(join(repoRoot, "node_modules", "node-llama-cpp"));
-const skip = available
-  ? false
-  : "node-llama-cpp is not installed (npm install, or set AFTERSCALE_NODE_LLAMA_CPP)";
 const childScript = fileURLToPath(new URL("./helpers/llamacpp-child.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "afterscale-llamacpp-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

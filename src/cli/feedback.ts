@@ -1,10 +1,9 @@
 // `afterscale sft | dpo | grpo`: fine-tuning commands. Each is the trainer (src/train) with its objective
 // plugged in, so checkpoints, --resume, the registry, progress and --json work as they do for `train`.
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { FINE_TUNES, type FineTuneSpec, fineTune, parseSettings } from "../feedback/index.js";
 import { MODEL_SPEC_HELP, schemaFields, type TrainField, trainConfigFields } from "../train/index.js";
-import { givenTrainFields, output, trainFieldOption } from "./options.js";
+import { givenTrainFields, output, readConfigFile, trainFieldOption } from "./options.js";
 
 /** The training fields a fine-tuning command takes (the model's shape comes from --model). */
 const SHARED_FIELDS = [
@@ -48,7 +47,7 @@ function registerFineTune(program: Command, spec: FineTuneSpec): void {
   const own = schemaFields(spec.settings);
   for (const f of [...shared, ...own]) cmd.addOption(trainFieldOption(f));
   cmd.action(async (o) => {
-    const file = o.config ? readConfig(o.config) : {};
+    const file = o.config ? readConfigFile(o.config) : {};
     const settings = { ...((file.objectiveConfig as object) ?? {}), ...givenTrainFields(o, own) };
     parseSettings(spec.settings, settings, spec.name);
     const given: Record<string, unknown> = { ...file, ...givenTrainFields(o, shared) };
@@ -75,18 +74,6 @@ function registerFineTune(program: Command, spec: FineTuneSpec): void {
     });
     if (result.interrupted) process.exitCode = 130;
   });
-}
-
-function readConfig(path: string): Record<string, unknown> {
-  let input: unknown;
-  try {
-    input = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new Error(`--config ${path}: ${(e as Error).message}`);
-  }
-  if (!input || typeof input !== "object" || Array.isArray(input))
-    throw new Error(`--config ${path}: not a JSON object`);
-  return input as Record<string, unknown>;
 }
 
 export function registerFeedbackCommands(program: Command): void {

@@ -1,4 +1,5 @@
 // Parsers for option values, so a bad flag is an error that names the flag and what it accepts.
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError, Option } from "commander";
 import type { TrainField } from "../train/index.js";
 
@@ -107,4 +108,17 @@ export function abortOnSignals(what: string): { signal: AbortSignal; release: ()
       process.off("SIGTERM", onSignal);
     },
   };
+}
+
+/** A `--config` file: a JSON object of run fields, or an error naming the file. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let input: unknown;
+  try {
+    input = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`--config ${path}: ${(e as Error).message}`);
+  }
+  if (!input || typeof input !== "object" || Array.isArray(input))
+    throw new Error(`--config ${path}: not a JSON object`);
+  return input as Record<string, unknown>;
 }

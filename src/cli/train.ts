@@ -1,5 +1,4 @@
 // `afterscale train | sample | eval | runs`.
-import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { openShards } from "../data/index.js";
 import { DEFAULT_TASK_EVAL_BATCH } from "../feedback/index.js";
@@ -17,7 +16,7 @@ import {
   train,
   trainConfigFields,
 } from "../train/index.js";
-import { givenTrainFields, int, num, output, trainFieldOption } from "./options.js";
+import { givenTrainFields, int, num, output, readConfigFile, trainFieldOption } from "./options.js";
 import { addTaskEvalOptions, checkEvalOptions, evalTaskCommand } from "./tasks.js";
 
 /** "(whole split, 201,600 tokens)" or "(estimate on 40,960 tokens)". */
@@ -47,16 +46,7 @@ export function registerTrainCommands(program: Command): void {
   const fields = trainConfigFields();
   for (const f of fields) cmd.addOption(trainFieldOption(f));
   cmd.action(async (o) => {
-    let input: Record<string, unknown> = {};
-    if (o.config) {
-      try {
-        input = JSON.parse(readFileSync(o.config, "utf8"));
-      } catch (e) {
-        throw new Error(`--config ${o.config}: ${(e as Error).message}`);
-      }
-      if (!input || typeof input !== "object" || Array.isArray(input))
-        throw new Error(`--config ${o.config}: not a JSON object`);
-    }
+    const input: Record<string, unknown> = o.config ? readConfigFile(o.config) : {};
     Object.assign(input, givenTrainFields(o, fields));
     const result =
       o.resume !== undefined
