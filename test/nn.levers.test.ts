@@ -49,6 +49,7 @@ const single: [string, (family: "gpt2" | "llama") => Partial<ModelConfig>][] = [
   ["mlp relu2", () => ({ mlp: "relu2" })],
   ["mlp gelu", () => ({ mlp: "gelu" })],
   ["mlp swiglu", () => ({ mlp: "swiglu" })],
+  ["mlp none (attention only)", () => ({ mlp: "none" })],
   ["zeroInit", () => ({ zeroInit: true })],
   ["softcap 2", () => ({ softcap: 2 })],
   ["tie flipped", (f) => ({ tie: f === "llama" })],
@@ -80,8 +81,8 @@ function expectedCounts(c: ModelConfig): { total: number; nonEmbedding: number }
   const norm = r.norm === "layernorm" ? 2 * d : d;
   const gated = isGated(r.mlp);
   const attn = d * q + 2 * d * kv + q * d + (r.bias ? q + 2 * kv + d : 0) + (r.qkNorm ? 2 * hd : 0);
-  const mlp = (gated ? 3 : 2) * d * f + (r.bias ? (gated ? 2 : 1) * f + d : 0);
-  const nonEmbedding = L * (2 * norm + attn + mlp) + norm;
+  const mlp = r.mlp === "none" ? 0 : (gated ? 3 : 2) * d * f + (r.bias ? (gated ? 2 : 1) * f + d : 0);
+  const nonEmbedding = L * ((r.mlp === "none" ? 1 : 2) * norm + attn + mlp) + norm;
   const vocabulary = c.vocab * d * (c.tie ? 1 : 2) + (r.positions === "learned" ? c.context * d : 0);
   return { total: nonEmbedding + vocabulary, nonEmbedding };
 }
@@ -193,6 +194,7 @@ test("hook points: every applicable name fires once, in forward order; identity 
   for (const [family, levers] of [
     ["llama", { qkNorm: true }],
     ["gpt2", {}],
+    ["llama", { mlp: "none" }],
   ] as const) {
     const model = perturbed(config(family, levers), 3);
     const r = blockParts(model.config);
@@ -212,10 +214,12 @@ test("hook points: every applicable name fires once, in forward order; identity 
         ),
       ]),
     );
-    assert.deepEqual(hooked, plain);
+    // With a hook, attention runs op by op (so its pattern can be hooked): the same function, rounded apart.
+    assertClose(hooked, plain, 1e-5, 1e-5, family);
     const want = new Set<string>();
     for (const p of HOOK_POINTS) {
       if (p === "hook_pos_embed" && r.positions !== "learned") continue;
+      if (p.includes("mlp") && r.mlp === "none") continue;
       if (p === "blocks.{l}.mlp.hook_pre_linear" && !isGated(r.mlp)) continue;
       for (let l = 0; l < (p.startsWith("blocks.") ? model.config.layers : 1); l++) want.add(hookName(p, l));
     }

@@ -75,6 +75,7 @@ test("gradcheck elementwise", () => {
   gradcheck("mul broadcast", { a: [3, 4], b: [4] }, (x) => T.mul(x.a!, x.b!));
   gradcheck("mul self", { a: [5] }, (x) => T.mul(x.a!, x.a!));
   gradcheck("scale", { a: [5] }, (x) => T.scale(x.a!, -2.5));
+  gradcheck("swapAxes12", { a: [2, 3, 4, 2] }, (x) => T.mul(T.swapAxes12(x.a!), T.swapAxes12(x.a!)));
   gradcheck("reshape", { a: [2, 6] }, (x) => T.mul(T.reshape(x.a!, [3, -1]), T.reshape(x.a!, [3, 4])));
 });
 

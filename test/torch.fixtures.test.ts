@@ -109,10 +109,12 @@ function run(fx: Fixture, x: Record<string, T.Tensor>, ints: Record<string, Int3
         qNorm: x.qNorm,
         kNorm: x.kNorm,
         o: { weight: x.wo! },
-        mlpNorm: { weight: x.mlpNorm! },
-        gate: { weight: x.wGate! },
-        up: { weight: x.wUp! },
-        down: { weight: x.wDown! },
+        mlp: {
+          norm: { weight: x.mlpNorm! },
+          gate: { weight: x.wGate! },
+          up: { weight: x.wUp! },
+          down: { weight: x.wDown! },
+        },
       };
       return decoderBlock(x.x!, w, cfg, { dropoutSeed: null });
     }

@@ -8,7 +8,8 @@ export const familyNames = ["gpt2", "llama"] as const;
 export type Family = (typeof familyNames)[number];
 export const normKinds = ["layernorm", "rmsnorm"] as const;
 export const positionKinds = ["learned", "rope"] as const;
-export const mlpKinds = ["swiglu", "gelu", "relu2"] as const;
+// "none" leaves the MLP out: an attention-only model (Olsson et al. 2022's induction-head models).
+export const mlpKinds = ["swiglu", "gelu", "relu2", "none"] as const;
 export type MlpKind = (typeof mlpKinds)[number];
 
 export const modelConfigSchema = z
@@ -130,6 +131,7 @@ export const isGated = (mlp: MlpKind): boolean => mlp === "swiglu";
 
 /** The MLP hidden width: mlpHidden if given, else from mlpRatio (see the schema). */
 export function mlpHidden(c: ModelConfig): number {
+  if (blockParts(c).mlp === "none") return 0;
   if (c.mlpHidden !== undefined) return c.mlpHidden;
   const h = c.mlpRatio * c.dModel;
   const own = c.family === "llama" ? Math.ceil(h / 32) * 32 : Math.round(h);

@@ -18,12 +18,18 @@ import {
   gelu,
   layerNorm,
   linear,
+  matmul,
   relu2,
   reshape,
   rmsNorm,
+  rope,
+  scale,
   softcap,
+  softmax,
+  swapAxes12,
   swiglu,
   type Tensor,
+  tensor,
 } from "../tensor/index.js";
 import {
   type BlockParts,
@@ -139,6 +145,7 @@ export function decoderParams(c: ModelConfig): ParamSpec[] {
       specs.push({ name: `${p}${n.kNorm}.weight`, shape: [hd], init: "ones", decay: false });
     }
     linearSpec(p + n.o, d, c.heads * hd, outStd);
+    if (r.mlp === "none") continue;
     norm(p + n.mlpNorm, d);
     if (isGated(r.mlp)) linearSpec(p + n.gate, hidden, d, 0.02);
     linearSpec(p + n.up, hidden, d, 0.02);
@@ -162,7 +169,7 @@ export interface Affine {
   bias?: Tensor | undefined;
 }
 
-/** One block's parameters; gate only for gated MLPs, qNorm/kNorm only with QK-norm. */
+/** One block's parameters; gate only for gated MLPs, qNorm/kNorm only with QK-norm, no MLP with mlp none. */
 export interface BlockWeights {
   attnNorm: Affine;
   q: Affine;
@@ -171,10 +178,7 @@ export interface BlockWeights {
   qNorm?: Tensor | undefined;
   kNorm?: Tensor | undefined;
   o: Affine;
-  mlpNorm: Affine;
-  gate?: Affine | undefined;
-  up: Affine;
-  down: Affine;
+  mlp: { norm: Affine; gate?: Affine | undefined; up: Affine; down: Affine } | null;
 }
 
 function getter(params: Map<string, Tensor>) {
@@ -205,10 +209,15 @@ export function blockWeights(params: Map<string, Tensor>, c: ModelConfig, l: num
     qNorm: r.qkNorm ? getter(params)(`${p}${n.qNorm}.weight`) : undefined,
     kNorm: r.qkNorm ? getter(params)(`${p}${n.kNorm}.weight`) : undefined,
     o: lin(n.o),
-    mlpNorm: affine(params, p + n.mlpNorm, ln),
-    gate: isGated(r.mlp) ? lin(n.gate) : undefined,
-    up: lin(n.up),
-    down: lin(n.down),
+    mlp:
+      r.mlp === "none"
+        ? null
+        : {
+            norm: affine(params, p + n.mlpNorm, ln),
+            gate: isGated(r.mlp) ? lin(n.gate) : undefined,
+            up: lin(n.up),
+            down: lin(n.down),
+          },
   };
 }
 
@@ -262,28 +271,74 @@ export function decoderBlock(x: Tensor, w: BlockWeights, c: ModelConfig, ctx: Bl
   q = tap(ctx, "blocks.{l}.attn.hook_q", q);
   k = tap(ctx, "blocks.{l}.attn.hook_k", k);
   const v = tap(ctx, "blocks.{l}.attn.hook_v", apply(n, w.v));
-  const heads = {
-    heads: c.heads,
-    kvHeads: c.kvHeads,
-    ...(r.positions === "rope" ? { rope: { theta: c.ropeTheta } } : {}),
-  };
+  // A hook sees the attention scores and pattern only through the explicit path; the fused kernel never
+  // forms them. Cached decoding keeps the fused path.
   const z = ctx.step
-    ? attendCached(ctx.step, l, q, k, v, heads)
-    : attention(q, k, v, { ...heads, causal: true });
+    ? attendCached(ctx.step, l, q, k, v, attnHeads(c, r))
+    : ctx.hook
+      ? explicitAttention(q, k, v, c, r, ctx)
+      : attention(q, k, v, { ...attnHeads(c, r), causal: true });
   const attnOut = tap(ctx, "blocks.{l}.hook_attn_out", apply(tap(ctx, "blocks.{l}.attn.hook_z", z), w.o));
   x = tap(ctx, "blocks.{l}.hook_resid_mid", add(x, drop(attnOut, c, ctx, 2 * l + 1)));
-  const m = normalize(x, w.mlpNorm, r, c.normEps);
-  const pre = tap(ctx, "blocks.{l}.mlp.hook_pre", apply(m, w.gate ?? w.up));
+  if (!w.mlp) return tap(ctx, "blocks.{l}.hook_resid_post", x);
+  const m = normalize(x, w.mlp.norm, r, c.normEps);
+  const pre = tap(ctx, "blocks.{l}.mlp.hook_pre", apply(m, w.mlp.gate ?? w.mlp.up));
   let post: Tensor;
   if (r.mlp === "swiglu") {
-    if (!w.gate) throw new Error("decoder: a SwiGLU MLP needs its gate");
-    post = swiglu(pre, tap(ctx, "blocks.{l}.mlp.hook_pre_linear", apply(m, w.up)));
+    if (!w.mlp.gate) throw new Error("decoder: a SwiGLU MLP needs its gate");
+    post = swiglu(pre, tap(ctx, "blocks.{l}.mlp.hook_pre_linear", apply(m, w.mlp.up)));
   } else {
     post = r.mlp === "gelu" ? gelu(pre) : relu2(pre);
   }
   post = tap(ctx, "blocks.{l}.mlp.hook_post", post);
-  const mlpOut = tap(ctx, "blocks.{l}.hook_mlp_out", apply(post, w.down));
+  const mlpOut = tap(ctx, "blocks.{l}.hook_mlp_out", apply(post, w.mlp.down));
   return tap(ctx, "blocks.{l}.hook_resid_post", add(x, drop(mlpOut, c, ctx, 2 * l + 2)));
+}
+
+const attnHeads = (c: ModelConfig, r: BlockParts) => ({
+  heads: c.heads,
+  kvHeads: c.kvHeads,
+  ...(r.positions === "rope" ? { rope: { theta: c.ropeTheta } } : {}),
+});
+
+/**
+ * Causal attention written out op by op, the same function as the fused kernel, so that hooks can read and
+ * replace its scores and pattern (TransformerLens's hook_attn_scores and hook_pattern, [B, heads, T, T]):
+ *   scores = q·kᵀ/√hd, −∞ above the diagonal;  pattern = softmax(scores);  z = pattern·v
+ * Query head h uses key/value head ⌊h / (heads/kvHeads)⌋, as in the fused kernel (grouped-query attention).
+ */
+function explicitAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  c: ModelConfig,
+  r: BlockParts,
+  ctx: BlockContext,
+) {
+  const [B, T] = q.shape as [number, number];
+  const hd = headDim(c);
+  const [H, KV] = [c.heads, c.kvHeads];
+  if (r.positions === "rope") {
+    q = rope(q, H, c.ropeTheta);
+    k = rope(k, KV, c.ropeTheta);
+  }
+  const qh = swapAxes12(reshape(q, [B, T, H, hd])); // [B, H, T, hd]
+  const kh = swapAxes12(reshape(k, [B, T, KV, hd])); // [B, KV, T, hd]
+  const vh = swapAxes12(reshape(v, [B, T, KV, hd]));
+  // The heads that share a key/value head stacked along time: [B, KV, (H/KV)·T, hd].
+  const qk = matmul(reshape(qh, [B, KV, (H / KV) * T, hd]), kh, { transB: true });
+  const masked = add(scale(reshape(qk, [B, H, T, T]), 1 / Math.sqrt(hd)), causalMask(T, q.dtype));
+  const scores = tap(ctx, "blocks.{l}.attn.hook_attn_scores", masked);
+  const pattern = tap(ctx, "blocks.{l}.attn.hook_pattern", softmax(scores));
+  const z = matmul(reshape(pattern, [B, KV, (H / KV) * T, T]), vh); // [B, KV, (H/KV)·T, hd]
+  return reshape(swapAxes12(reshape(z, [B, H, T, hd])), [B, T, H * hd]);
+}
+
+/** [T, T]: 0 on and below the diagonal, −∞ above it (a query never sees a later key). */
+function causalMask(T: number, dtype: Tensor["dtype"]): Tensor {
+  const m = new Array<number>(T * T).fill(0);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = Number.NEGATIVE_INFINITY;
+  return tensor(m, [T, T], { dtype });
 }
 
 export interface DecoderOptions {

@@ -9,9 +9,11 @@ export const HOOK_POINTS = [
   "blocks.{l}.attn.hook_q", // queries [B, T, heads·headDim], after QK-norm, before rotary
   "blocks.{l}.attn.hook_k", // keys [B, T, kvHeads·headDim], after QK-norm, before rotary
   "blocks.{l}.attn.hook_v", // values [B, T, kvHeads·headDim]
+  "blocks.{l}.attn.hook_attn_scores", // q·kᵀ/√hd after rotary, −∞ above the diagonal [B, heads, T, T]
+  "blocks.{l}.attn.hook_pattern", // softmax of the scores [B, heads, T, T]
   "blocks.{l}.attn.hook_z", // attention's weighted values, heads side by side, before o_proj
   "blocks.{l}.hook_attn_out", // o_proj's output (before residual dropout)
-  "blocks.{l}.hook_resid_mid", // the residual stream after attention
+  "blocks.{l}.hook_resid_mid", // the residual stream after attention (MLP points: absent with mlp none)
   "blocks.{l}.mlp.hook_pre", // the activation's input (the gate, for SwiGLU)
   "blocks.{l}.mlp.hook_pre_linear", // SwiGLU's up projection (gated MLPs only)
   "blocks.{l}.mlp.hook_post", // the activation's output, down_proj's input
@@ -23,7 +25,8 @@ export const HOOK_POINTS = [
 export type HookPoint = (typeof HOOK_POINTS)[number];
 
 /**
- * Called at every hook point with its name (layer filled in) and activation; returning a tensor of the
+ * Called at every hook point (the scores and pattern only in a forward pass without a KV cache: the
+ * decoder then runs attention op by op instead of the fused kernel) with its name (layer filled in) and activation; returning a tensor of the
  * same shape replaces the activation, returning undefined leaves it. Without a hook the forward pass
  * only tests for one at each point.
  */

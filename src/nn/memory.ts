@@ -30,14 +30,16 @@ export function trainingStepMemory(c: ModelConfig, batch: number, context = c.co
   const stats = ln ? 2 : 1; // LayerNorm keeps mean and rstd per row, RMSNorm rstd
   const rope = r.positions === "rope";
   // d each: x, attention norm, attention out, residual, MLP norm; q, o_proj, down_proj (×b); with rope the
-  // rotated q, with QK-norm the normed q.
-  const dTerms = 5 * d + 3 * b * d + (rope ? d : 0) + (r.qkNorm ? d : 0);
+  // rotated q, with QK-norm the normed q. Attention-only blocks (mlp none) lack the MLP norm, residual and
+  // down_proj.
+  const mlp = r.mlp !== "none";
+  const dTerms = (mlp ? 5 : 3) * d + (mlp ? 3 : 2) * b * d + (rope ? d : 0) + (r.qkNorm ? d : 0);
   // kv each: k, v (×b); rotated k; normed k.
   const kvTerms = 2 * b * kv + (rope ? kv : 0) + (r.qkNorm ? kv : 0);
   // f each: gate and up (×b) and swiglu, or up (×b) and the activation.
   const fTerms = isGated(r.mlp) ? 2 * b * f + f : b * f + f;
   // two norms' statistics, the attention's lse per head, QK-norm's rstd per query and key head.
-  const rowTerms = 2 * stats + H + (r.qkNorm ? H + c.kvHeads : 0);
+  const rowTerms = (mlp ? 2 : 1) * stats + H + (r.qkNorm ? H + c.kvHeads : 0);
   const perLayer = N * (dTerms + kvTerms + fTerms + rowTerms);
   // the token embedding is layer 0's x (with learned positions: the two lookups, and their sum is layer
   // 0's x); the last residual, the final norm and its statistics, the logits (and the soft-capped logits),

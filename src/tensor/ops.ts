@@ -48,6 +48,39 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return out;
 }
 
+/**
+ * [a, b, c, d] → [a, c, b, d]: a copy with axes 1 and 2 swapped, e.g. [batch, time, heads, headDim] to
+ * [batch, heads, time, headDim] and back. Its backward is the same swap of the gradient.
+ */
+export function swapAxes12(x: Tensor): Tensor {
+  if (x.shape.length !== 4) throw new Error(`swapAxes12: ${fmt(x.shape)} is not 4-D`);
+  const [a, b, c, d] = x.shape as [number, number, number, number];
+  const out = empty([a, c, b, d], x.dtype);
+  swap12(x.data, out.data, a, b, c, d);
+  if (needsGrad(x)) {
+    record(out, {
+      op: "swapAxes12",
+      inputs: [x],
+      backward: (g) => {
+        const gx = empty(x.shape, x.dtype);
+        swap12(g.data, gx.data, a, c, b, d);
+        accumulateGrad(x, gx, true);
+      },
+    });
+  }
+  return out;
+}
+
+/** out[i, k, j, :] = src[i, j, k, :] for src [a, b, c, d]: rows of d values move whole. */
+function swap12(src: FloatArray, out: FloatArray, a: number, b: number, c: number, d: number): void {
+  for (let i = 0; i < a; i++)
+    for (let j = 0; j < b; j++)
+      for (let k = 0; k < c; k++) {
+        const from = ((i * b + j) * c + k) * d;
+        out.set(src.subarray(from, from + d), ((i * c + k) * b + j) * d);
+      }
+}
+
 // ---------------------------------------------------------------- matmul
 
 export interface MatmulOptions {
