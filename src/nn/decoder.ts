@@ -378,8 +378,19 @@ export function decoderForward(
     ctx.layer = l;
     x = decoderBlock(x, blockWeights(params, c, l), c, ctx);
   }
-  const final = affine(params, n.finalNorm, r.norm === "layernorm");
-  x = tap(ctx, "ln_final.hook_normalized", normalize(stepOutput(x, step), final, r, c.normEps));
-  const logits = linear(x, get(c.tie ? `${n.embed}.weight` : `${n.head}.weight`));
-  return r.softcap > 0 ? softcap(logits, r.softcap) : logits;
+  return unembed(params, c, tap(ctx, "ln_final.hook_normalized", finalNorm(params, c, stepOutput(x, step))));
+}
+
+/** The final norm of the residual stream (the logit lens applies it to every layer's residual). */
+export function finalNorm(params: Map<string, Tensor>, c: ModelConfig, x: Tensor): Tensor {
+  const r = blockParts(c);
+  return normalize(x, affine(params, partNames[c.family].finalNorm, r.norm === "layernorm"), r, c.normEps);
+}
+
+/** The unembedding: the head's matrix (the token embedding when tied), then the soft-cap when configured. */
+export function unembed(params: Map<string, Tensor>, c: ModelConfig, normed: Tensor): Tensor {
+  const n = partNames[c.family];
+  const softcapAt = blockParts(c).softcap;
+  const logits = linear(normed, getter(params)(c.tie ? `${n.embed}.weight` : `${n.head}.weight`));
+  return softcapAt > 0 ? softcap(logits, softcapAt) : logits;
 }

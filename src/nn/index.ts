@@ -18,7 +18,7 @@ export {
   preset,
   presetNames,
 } from "./config.js";
-export { type BlockWeights, blockWeights, decoderBlock, partNames } from "./decoder.js";
+export { type BlockWeights, blockWeights, decoderBlock, finalNorm, partNames, unembed } from "./decoder.js";
 export { type ForwardHook, HOOK_POINTS, type HookPoint, hookName } from "./hooks.js";
 export { KVCache } from "./kv-cache.js";
 export {
