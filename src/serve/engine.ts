@@ -4,6 +4,7 @@ import { Worker } from "node:worker_threads";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { tokenizerFromJson } from "../data/tokenizer-json.js";
 import type { Model, ModelConfig } from "../nn/index.js";
+import type { HeadRef, InspectReport } from "./inspect.js";
 import {
   DEFAULT_PREFILL_CHUNK,
   type FromWorker,
@@ -61,8 +62,15 @@ export function modelSource(model: Model, tokenizer: Tokenizer): ModelSource {
   };
 }
 
+/** Inspect requests an engine holds at once (each is several forward passes); beyond, the server says 429. */
+export const MAX_PENDING_INSPECTS = 4;
+
 export class Engine {
   private readonly listeners = new Map<number, SequenceListener>();
+  private readonly inspections = new Map<
+    number,
+    { resolve: (r: InspectReport) => void; reject: (e: Error) => void }
+  >();
   private nextId = 1;
   private dead: string | null = null;
   private readonly counts = { active: 0, waiting: 0, completed: 0, cancelled: 0, failed: 0, tokens: 0 };
@@ -172,6 +180,21 @@ export class Engine {
     return withIds.map((s) => s.id);
   }
 
+  /** Room for one more inspect request? */
+  get canInspect(): boolean {
+    return this.inspections.size < MAX_PENDING_INSPECTS;
+  }
+
+  /** The inspect page's analyses of one prompt (src/serve/inspect.ts), run in the worker. */
+  inspect(ids: readonly number[], ablate: readonly HeadRef[], top: number): Promise<InspectReport> {
+    if (this.dead) return Promise.reject(new Error(this.dead));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.inspections.set(id, { resolve, reject });
+      this.post({ type: "inspect", id, ids: [...ids], ablate: ablate.map((h) => ({ ...h })), top });
+    });
+  }
+
   /** Stops sequences; each still gets its done event (finishReason "cancelled") once the worker drops it. */
   cancel(ids: number[]): void {
     const live = ids.filter((id) => this.listeners.has(id));
@@ -193,6 +216,13 @@ export class Engine {
   private onMessage(m: FromWorker): void {
     if (m.type === "fatal") {
       this.die(m.message);
+      return;
+    }
+    if (m.type === "inspected") {
+      const pending = this.inspections.get(m.id);
+      this.inspections.delete(m.id);
+      if ("error" in m) pending?.reject(new Error(m.error));
+      else pending?.resolve(m.report);
       return;
     }
     if (m.type !== "events") return;
@@ -221,6 +251,9 @@ export class Engine {
   }
 
   private failAll(message: string): void {
+    const inspections = [...this.inspections.values()];
+    this.inspections.clear();
+    for (const p of inspections) p.reject(new Error(message));
     const pending = [...this.listeners];
     this.listeners.clear();
     for (const [id, l] of pending) {

@@ -1,5 +1,6 @@
 // Messages between the HTTP thread and the inference worker. Everything here is structured-clone data.
 import type { ModelConfig } from "../nn/index.js";
+import type { HeadRef, InspectReport } from "./inspect.js";
 
 /** One sequence to generate: an already tokenized prompt and its sampling settings. */
 export interface SequenceRequest {
@@ -60,7 +61,18 @@ export interface WorkerInit {
   threads: number | null;
 }
 
-export type ToWorker = { type: "submit"; sequences: SequenceRequest[] } | { type: "cancel"; ids: number[] };
+/** One prompt for the inspect page's analyses (src/serve/inspect.ts), run between decode steps. */
+export interface InspectJob {
+  id: number;
+  ids: number[];
+  ablate: HeadRef[];
+  top: number;
+}
+
+export type ToWorker =
+  | { type: "submit"; sequences: SequenceRequest[] }
+  | { type: "cancel"; ids: number[] }
+  | ({ type: "inspect" } & InspectJob);
 
 /** What the worker loaded, as the resolver described it. */
 export interface LoadedModelInfo {
@@ -82,4 +94,6 @@ export type FromWorker =
       notes: string[];
     }
   | { type: "events"; events: SequenceEvent[]; active: number; waiting: number }
+  | { type: "inspected"; id: number; report: InspectReport }
+  | { type: "inspected"; id: number; error: string }
   | { type: "fatal"; message: string };

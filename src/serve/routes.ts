@@ -180,7 +180,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
 }
 
-function modelNotFound(requested: string, served: readonly string[]): ApiError {
+export function modelNotFound(requested: string, served: readonly string[]): ApiError {
   return new ApiError(
     404,
     `The model '${requested}' does not exist; this server serves ${served.map((id) => `'${id}'`).join(", ")}.`,

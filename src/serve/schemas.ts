@@ -75,6 +75,26 @@ export const chatSchema = z.object({
     .nullish(),
 });
 
+/** POST /inspect: the inspect page's analyses of one prompt (src/serve/inspect.ts). */
+export const inspectSchema = z.object({
+  model: z.string().min(1).nullish(),
+  prompt: z.union([z.string().min(1, { error: "must not be empty" }), tokenIds.min(1)], {
+    error: "must be a non-empty string or an array of token ids",
+  }),
+  ablate: z
+    .array(
+      z.object({
+        layer: z.number({ error: "must be a layer index" }).int().min(0),
+        head: z.number({ error: "must be a head index" }).int().min(0),
+      }),
+      { error: "must be an array of heads ({layer, head})" },
+    )
+    .max(1024)
+    .nullish(),
+  top: z.number().int().min(1).max(50).nullish(),
+});
+
+export type InspectBody = z.infer<typeof inspectSchema>;
 export type CompletionBody = z.infer<typeof completionSchema>;
 export type ChatBody = z.infer<typeof chatSchema>;
 

@@ -1,5 +1,5 @@
-// `afterscale serve`: an OpenAI-compatible HTTP API, a chat page and a compare page over one model or
-// several. The HTTP thread only parses, validates and streams; each model lives in its own worker thread
+// `afterscale serve`: an OpenAI-compatible HTTP API, a chat page, a compare page and an inspect page over
+// one model or several. The HTTP thread only parses, validates and streams; each model lives in its own worker thread
 // (engine.ts → worker.ts) that batches that model's active requests into each decode step.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -14,6 +14,7 @@ import { defaultRoot } from "../train/config.js";
 import { registerCompareRoutes } from "./compare.js";
 import { Engine, type EngineStats, modelSource } from "./engine.js";
 import { ApiError, errorBody } from "./errors.js";
+import { registerInspectRoute } from "./inspect-route.js";
 import type { ModelSource } from "./protocol.js";
 import { registerRoutes, type ServedModel } from "./routes.js";
 
@@ -93,6 +94,9 @@ const pageTypes: Record<string, string> = {
   "compare.html": "text/html; charset=utf-8",
   "compare.js": "text/javascript; charset=utf-8",
   "compare.css": "text/css; charset=utf-8",
+  "inspect.html": "text/html; charset=utf-8",
+  "inspect.js": "text/javascript; charset=utf-8",
+  "inspect.css": "text/css; charset=utf-8",
 };
 
 /** Hash, then compare in constant time, so neither the key's content nor its length leaks through timing. */
@@ -155,8 +159,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       reply.header("connection", "close");
       throw new ApiError(503, "The server is shutting down.", "server_error", null, "shutting_down");
     }
-    // The API and the compare page's data need the key; the pages themselves and /health do not.
-    if (!apiKey || !(req.url.startsWith("/v1/") || req.url.startsWith("/compare/"))) return;
+    // The API and the compare and inspect pages' data need the key; the pages themselves and /health do not.
+    const data =
+      req.url.startsWith("/v1/") ||
+      req.url.startsWith("/compare/") ||
+      (req.method === "POST" && /^\/inspect(\?|$)/.test(req.url));
+    if (!apiKey || !data) return;
     const auth = req.headers.authorization ?? "";
     const m = /^Bearer (.+)$/.exec(auth);
     if (!m || !sameKey(m[1]!, apiKey)) {
@@ -242,9 +250,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     app.get("/compare", page("compare.html"));
     app.get("/compare.js", page("compare.js"));
     app.get("/compare.css", page("compare.css"));
+    app.get("/inspect", page("inspect.html"));
+    app.get("/inspect.js", page("inspect.js"));
+    app.get("/inspect.css", page("inspect.css"));
   }
 
   registerRoutes(app, { models, created: Math.floor(started / 1000) });
+  registerInspectRoute(app, models);
   registerCompareRoutes(app, {
     models,
     prefs: () => {

@@ -9,8 +9,10 @@ import { tokenizerFromJson } from "../data/tokenizer-json.js";
 import { type Model, paramSpecs, parseModelConfig } from "../nn/index.js";
 import { parameter, type Tensor } from "../tensor/index.js";
 import { loadModel } from "../train/resolve.js";
+import { inspectPrompt } from "./inspect.js";
 import type {
   FromWorker,
+  InspectJob,
   LoadedModelInfo,
   ModelSource,
   SequenceEvent,
@@ -105,9 +107,27 @@ function main(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
     setImmediate(loop);
   };
 
+  // The induction scores depend on the model alone: computed at the first inspect request, then kept.
+  let induction: number[][] | undefined;
+  const inspect = (job: InspectJob) => {
+    try {
+      const report = inspectPrompt(loaded.model, loaded.tokenizer, job.ids, {
+        ablate: job.ablate,
+        top: job.top,
+        ...(induction ? { induction } : {}),
+      });
+      induction = report.induction;
+      post({ type: "inspected", id: job.id, report });
+    } catch (e) {
+      post({ type: "inspected", id: job.id, error: (e as Error).message });
+    }
+  };
+
   port.on("message", (msg: ToWorker) => {
     if (msg.type === "submit") for (const s of msg.sequences) scheduler.submit(s);
     else if (msg.type === "cancel") for (const id of msg.ids) scheduler.cancel(id);
+    // Synchronous, between two decode steps: streams pause for its length (a few forward passes).
+    else if (msg.type === "inspect") inspect(msg);
     flush(); // rejections and cancellations are reported at once
     wake();
   });
