@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
 import { registerFeedbackCommands } from "./feedback.js";
+import { registerInspectCommand } from "./inspect.js";
 import { registerIoCommands } from "./io.js";
 import { registerPrefsCommands } from "./prefs.js";
 import { registerScalingCommands } from "./scaling.js";
@@ -30,6 +31,7 @@ registerStudyCommand(program);
 registerFeedbackCommands(program);
 registerIoCommands(program);
 registerServeCommand(program);
+registerInspectCommand(program);
 registerTasksCommands(program);
 registerPrefsCommands(program);
 

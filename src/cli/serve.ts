@@ -11,7 +11,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command("serve")
     .description(
-      "Serve models over an OpenAI-compatible HTTP API (/v1/...), with a chat page at / and a compare page at /compare",
+      "Serve models over an OpenAI-compatible HTTP API (/v1/...), with a chat page at /, a compare page at /compare and an inspect page at /inspect",
     )
     .requiredOption(
       "-m, --model <spec>",
