@@ -117,7 +117,7 @@ export function formatReport(
     .flatMap((scores, layer) => scores.map((score, head) => ({ name: `L${layer}H${head}`, score })))
     .sort((a, b) => b.score - a.score)
     .slice(0, about.top);
-  lines.push("", "top heads by induction score (repeated random tokens)");
+  lines.push("", `top heads by induction score (random tokens repeated, halves of ${r.inductionLength})`);
   for (const h of heads) lines.push(`  ${pad(h.name, 8)} ${h.score.toFixed(3)}`);
 
   const { dla } = r;

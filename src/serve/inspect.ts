@@ -35,6 +35,8 @@ export interface InspectReport {
   patterns: number[][][][];
   /** TransformerLens's induction score per head [layer][head] (random repeated tokens, not this prompt). */
   induction: number[][];
+  /** The length of each random half those scores repeat: 50 (TransformerLens's), or less for a short context. */
+  inductionLength: number;
   /** Direct logit attribution of the top token at the last position; component values sum to `logit`. */
   dla: {
     position: number;
@@ -55,6 +57,11 @@ export interface InspectOptions {
   top?: number;
   /** The model's induction scores when already known (they depend on the model only). */
   induction?: number[][];
+}
+
+/** TransformerLens's 50-token halves, shortened where twice that does not fit the context. */
+export function inductionLength(model: Pick<Model, "config">): number {
+  return Math.min(50, Math.floor(model.config.context / 2));
 }
 
 /** Fewest tokens a prompt may have: the loss is over next-token predictions within it. */
@@ -107,7 +114,8 @@ export function inspectPrompt(
     tokens: ids.map((id) => ({ id, text: text(id) })),
     lens: { labels: lens.labels, top: lens.top.map((row) => row.map((cell) => cell.map(withText))) },
     patterns: attentionPatterns(model, ids),
-    induction: opts.induction ?? inductionScores(model, {}),
+    induction: opts.induction ?? inductionScores(model, { length: inductionLength(model) }),
+    inductionLength: inductionLength(model),
     dla: { ...dla, targetText: text(dla.target) },
     clean: run([]),
     ablated: ablate.length === 0 ? null : { heads: [...ablate], ...run(ablate) },

@@ -218,7 +218,7 @@ function renderHeads() {
               el("strong", { textContent: name }),
               el("span", {
                 className: "induction",
-                title: "induction score (TransformerLens's, on repeated random tokens)",
+                title: `induction score (TransformerLens's: random tokens repeated, halves of ${report.inductionLength})`,
                 textContent: ` ind ${score.toFixed(2)}`,
                 dataset: { value: String(score) },
               }),
