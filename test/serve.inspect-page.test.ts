@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
 import { type RunningServer, startServer } from "../src/serve/index.js";
-import type { InspectReport } from "../src/serve/inspect.js";
+import { type InspectReport, showToken } from "../src/serve/inspect.js";
 import { launchBrowser, noBrowser } from "./helpers/browser.js";
 import { ioModel, ioTokenizer } from "./helpers/io-models.js";
 
@@ -34,7 +34,7 @@ async function api(ablate: { layer: number; head: number }[] = []): Promise<Insp
   return (await response.json()) as InspectReport;
 }
 
-const show = (text: string) => text.replace(/ /g, "·").replace(/\n/g, "↵").replace(/\t/g, "⇥");
+const show = showToken;
 
 async function openInspected(errors: string[]): Promise<Page> {
   const page = await browser!.newPage();

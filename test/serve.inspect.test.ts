@@ -17,7 +17,7 @@ import {
 } from "../src/interp/index.js";
 import { exportModel, importModel } from "../src/io/index.js";
 import { type RunningServer, startServer } from "../src/serve/index.js";
-import { type InspectReport, inspectPrompt } from "../src/serve/inspect.js";
+import { type InspectReport, inspectPrompt, showToken } from "../src/serve/inspect.js";
 import { MAX_INSPECT_TOKENS } from "../src/serve/inspect-route.js";
 import { ioModel, ioTokenizer } from "./helpers/io-models.js";
 
@@ -186,7 +186,7 @@ test("afterscale inspect: --json is the library's report; the text shows the len
   for (const [i, label] of expected.lens.labels.entries()) {
     const row = lines.find((l) => l.startsWith(`${label.padEnd(5)} `));
     assert.ok(row, `a lens row ${label}`);
-    assert.ok(row.includes(expected.lens.top[i]![0]![0]!.text.replace(/ /g, "·")), row);
+    assert.ok(row.includes(showToken(expected.lens.top[i]![0]![0]!.text)), row);
   }
   const heads = expected.induction
     .flatMap((s, layer) => s.map((score, head) => ({ name: `L${layer}H${head}`, score })))
@@ -214,4 +214,10 @@ test("afterscale inspect: --json is the library's report; the text shows the len
   );
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--ablate L5H0: 5 is not a layer of this model \(0\.\.1\)/);
+});
+
+test("showToken: whitespace made visible, control characters escaped, the empty token shown", () => {
+  assert.equal(showToken(" the\n\tend\u0001\u007f"), "·the↵⇥end\\x01\\x7f");
+  assert.equal(showToken(""), "∅");
+  assert.equal(showToken("café"), "café");
 });

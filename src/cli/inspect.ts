@@ -8,6 +8,7 @@ import {
   type InspectReport,
   inspectPrompt,
   MIN_INSPECT_TOKENS,
+  showToken,
 } from "../serve/inspect.js";
 import { loadModel, MODEL_SPEC_HELP } from "../train/index.js";
 import { int, output } from "./options.js";
@@ -56,8 +57,7 @@ export function registerInspectCommand(program: Command): void {
     });
 }
 
-/** A token as printed: spaces and line breaks made visible (as on the page). */
-const show = (text: string) => text.replace(/ /g, "·").replace(/\n/g, "↵").replace(/\t/g, "⇥");
+const show = showToken;
 
 const signed = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(3)}`;
 

@@ -64,6 +64,22 @@ export function inductionLength(model: Pick<Model, "config">): number {
   return Math.min(50, Math.floor(model.config.context / 2));
 }
 
+/**
+ * A token as people see it on the page and in the CLI: spaces, tabs and line breaks made visible, other
+ * control characters escaped, an empty token as ∅. (public/inspect.js has the same function.)
+ */
+export function showToken(text: string): string {
+  if (text === "") return "∅";
+  const shown: Record<string, string> = { " ": "·", "\n": "↵", "\t": "⇥" };
+  return [...text]
+    .map((c) => {
+      if (c in shown) return shown[c]!;
+      const code = c.charCodeAt(0);
+      return code < 0x20 || code === 0x7f ? `\\x${code.toString(16).padStart(2, "0")}` : c;
+    })
+    .join("");
+}
+
 /** Fewest tokens a prompt may have: the loss is over next-token predictions within it. */
 export const MIN_INSPECT_TOKENS = 2;
 

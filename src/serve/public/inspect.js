@@ -40,9 +40,17 @@ function say(text, error = false) {
   status.classList.toggle("error", error);
 }
 
-/** A token as shown: spaces and line breaks made visible. */
+/** A token as shown: whitespace made visible, control characters escaped (src/serve/inspect.ts: showToken). */
 function show(text) {
-  return text.replace(/ /g, "·").replace(/\n/g, "↵").replace(/\t/g, "⇥");
+  if (text === "") return "∅";
+  const shown = { " ": "·", "\n": "↵", "\t": "⇥" };
+  return [...text]
+    .map((c) => {
+      if (c in shown) return shown[c];
+      const code = c.charCodeAt(0);
+      return code < 0x20 || code === 0x7f ? `\\x${code.toString(16).padStart(2, "0")}` : c;
+    })
+    .join("");
 }
 
 const headName = (layer, head) => `L${layer}H${head}`;
