@@ -117,6 +117,7 @@ export function registerServeCommand(program: Command): void {
             described.map((d) => `  model       ${many ? `${d.id}: ` : ""}${d.e.loaded.source}\n`).join("") +
             `  chat page   ${server.url}/\n` +
             `  compare     ${server.url}/compare  (picks kept in ${server.prefsPath})\n` +
+            `  inspect     ${server.url}/inspect\n` +
             `  OpenAI API  ${server.url}/v1  (model${many ? "s" : ""} ${models}${apiKey ? ", bearer key required" : ""})\n` +
             `  health      ${server.url}/health\n`,
         );
