@@ -6,7 +6,8 @@
 //   PyTorch     python3 bench/torch_bench.py      training, prefill, decode
 //   llama.cpp   node dist/bench/llamacpp-bench.js prefill, decode (afterscale's F32 GGUF of the same weights)
 // and then, afterscale alone, the optimizer's share of a training step with AdamW and with Muon at the
-// trainer's micro and small presets (node dist/bench/optimizer.js; --optimizer-only runs just that).
+// trainer's micro and small presets (node dist/bench/optimizer.js; --optimizer-only runs just that), and
+// what the interpretability hooks cost a forward pass (node dist/bench/hooks.js).
 // Usage: node dist/bench/index.js [--configs tiny,small,medium,char] [--threads 2] [--warmup 2] [--steps 5]
 //                                 [--decode 128] [--json] [--no-docs] [--optimizer-only]
 // Prints a table of afterscale / peer ratios (stdout; progress on stderr), or the figures as JSON with
@@ -25,6 +26,7 @@ import {
   type ConfigName,
   type SideResult,
 } from "./configs.js";
+import type { HookCost } from "./hooks.js";
 import type { OptimizerShare } from "./optimizer.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -286,6 +288,17 @@ export function optimizerTable(shares: OptimizerShare[]): string {
   return rows.join("\n");
 }
 
+function hookCosts(o: Options, env: NodeJS.ProcessEnv): string {
+  process.stderr.write("[bench hooks] forward passes with and without interpretability hooks …\n");
+  const args = [join(here, "hooks.js"), "--warmup", String(o.warmup), "--steps", String(o.steps + 2)];
+  const r = runChild(process.execPath, args, env) as Side & { results?: HookCost[] };
+  if (!r.results) return `- not measured: ${r.note ?? "no result"}`;
+  const rows = ["| preset | forward pass | seconds | / forward() |", "|---|---|---|---|"];
+  for (const c of r.results)
+    rows.push(`| ${c.preset} | ${c.way} | ${fmt(c.seconds, 4)} | ${c.ratio.toFixed(2)}× |`);
+  return rows.join("\n");
+}
+
 function notes(results: ConfigResult[]): string[] {
   const out: string[] = [];
   for (const r of results) {
@@ -364,6 +377,10 @@ function main(): void {
     else process.stdout.write(`${sharesBlock}\n`);
     return;
   }
+  const hooksBlock =
+    "Interpretability hooks (afterscale alone; llama, one sequence of 128 tokens, median of " +
+    `${o.steps + 2} interleaved passes; with no hook set the fused path runs, so its ratio is 1 within noise):\n\n` +
+    hookCosts(o, env);
   const minutes = (performance.now() - t0) / 60000;
   const header =
     `Measured ${started.toISOString().replace(/\.\d+Z$/, "Z")} on ${machine()}; ${o.threads} threads per side ` +
@@ -374,7 +391,7 @@ function main(): void {
     `the run took ${minutes.toFixed(1)} minutes.`;
   const table = resultsTable(results);
   const extra = notes(results);
-  const block = `${header}\n\n${table}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}\n${sharesBlock}\n`;
+  const block = `${header}\n\n${table}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}\n${sharesBlock}\n\n${hooksBlock}\n`;
   if (o.json) {
     process.stdout.write(
       `${JSON.stringify({ date: started.toISOString(), machine: machine(), threads: o.threads, minutes, results, shares }, null, 2)}\n`,

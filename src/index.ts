@@ -50,6 +50,21 @@ export {
   generateStream,
   type SamplingOptions,
 } from "./infer/index.js";
+// Interpretability: activations by TransformerLens hook name, and the analyses built on them.
+export {
+  ActivationCache,
+  ablatedRun,
+  activationPatching,
+  attentionPatterns,
+  directLogitAttribution,
+  headAblationLosses,
+  hookNames,
+  inductionScores,
+  logitLens,
+  runWithCache,
+  runWithHooks,
+  topActivatingContexts,
+} from "./interp/index.js";
 // Interop: Hugging Face folders and GGUF files.
 export {
   type ExportOptions,

@@ -38,8 +38,8 @@ function run(
 
 test("docs/api.md and README.md: every library example runs as written, in order", async (t) => {
   const examples = jsExamples(readFileSync(join(repo, "docs", "api.md"), "utf8"));
-  // Train, generate, evaluate, tune, export, serve, fit, sweep: dropping one from the doc should be deliberate.
-  assert.equal(examples.length, 8, "docs/api.md should have eight ```js examples");
+  // Train, generate, evaluate, tune, look inside, export, serve, fit, sweep: dropping one from the doc should be deliberate.
+  assert.equal(examples.length, 9, "docs/api.md should have nine ```js examples");
   const dir = userFolder();
   const outputs: string[] = [];
   try {
@@ -67,6 +67,8 @@ test("docs/api.md and README.md: every library example runs as written, in order
     assert.match(all, /tiny: 40 steps, 20480 tokens, val loss \d+\.\d{3}/);
     assert.match(all, /the stream gave the same text/);
     assert.match(all, /loss \d+\.\d{3} nats\/token, perplexity/);
+    assert.match(all, /pattern 1,4,\d+,\d+, logits 1,\d+,512/);
+    assert.match(all, /induction scores, layer 1: \d\.\d\d \d\.\d\d \d\.\d\d \d\.\d\d\n/);
     assert.match(all, /the Hugging Face copy generates the same text/);
     assert.match(all, /tiny at http:\/\/127\.0\.0\.1:\d+ answered 200: \d+ tokens/);
     // Epoch AI's published approach-3 estimate on these points is alpha 0.3478.
