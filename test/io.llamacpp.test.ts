@@ -293,7 +293,7 @@ const QUANT_CASES: { preset: QuantPreset; family: "llama" | "gpt2"; tie: boolean
 
 /**
  * Per-type tolerance: mean KL(afterscale ‖ llama.cpp) in nats, and the share of positions whose top-1
- * token agrees. Measured (x86-64, AVX-512 ggml): Q8_0 0.020, Q4_0 0.026, Q4_1 0.027, Q5_0 0.024 (activations
+ * token agrees. Measured (AMD EPYC, AVX-512 ggml CPU kernels): Q8_0 0.020, Q4_0 0.026, Q4_1 0.027, Q5_0 0.024 (activations
  * as Q8_0); Q4_K 0.055, Q4_K_S 0.071, Q4_K_M 0.050, Q6_K 0.041 (activations as Q8_K); top-1 42–46 of 48.
  * These deliberately sharp test models (logits up to ~20) magnify the activation rounding; the bounds
  * leave about 2× room for other CPUs' kernels.

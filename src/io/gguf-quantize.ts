@@ -76,8 +76,17 @@ export function quantizeGguf(buf: Uint8Array, preset: QuantPreset, where = "gguf
     tensorBytesIn += t.bytes.length;
     tensorBytesOut += bytes.length;
   }
-  const metadata = new Map<string, GgufValue>(file.metadata);
-  metadata.set("general.quantization_version", { type: "u32", value: GGML_QNT_VERSION });
-  metadata.set("general.file_type", { type: "u32", value: info.fileType });
+  // general.file_type changes in place with general.quantization_version beside it, where afterscale's
+  // own quantized export puts it: quantizing an F32 export gives the same file as exporting quantized.
+  const metadata = new Map<string, GgufValue>();
+  const fileType: GgufValue = { type: "u32", value: info.fileType };
+  const version: GgufValue = { type: "u32", value: GGML_QNT_VERSION };
+  for (const [key, value] of file.metadata) {
+    if (key === "general.quantization_version") continue;
+    if (key !== "general.file_type") metadata.set(key, value);
+    else metadata.set(key, fileType).set("general.quantization_version", version);
+  }
+  if (!metadata.has("general.file_type")) metadata.set("general.file_type", fileType);
+  if (!metadata.has("general.quantization_version")) metadata.set("general.quantization_version", version);
   return { bytes: encodeGguf(metadata, tensors), tensors: report, tensorBytesIn, tensorBytesOut };
 }
