@@ -1,13 +1,15 @@
-// Quantized GGUF files: llama.cpp's per-tensor type rules, `afterscale quantize` (the same bytes as a
-// direct export), import of every type, and the errors for inputs quantize must refuse.
+// Quantized GGUF files: llama.cpp's per-tensor type rules, `afterscale quantize` (the same tensors as
+// llama.cpp's own llama_model_quantize, and the same bytes as a direct export), import of every type, and
+// the errors for inputs quantize must refuse.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { decodeTensorData } from "../src/io/gguf.js";
+import { decodeTensorData, GgmlType } from "../src/io/gguf.js";
 import {
   allowsQuantization,
   fallbackType,
@@ -18,6 +20,7 @@ import {
 import { quantizeGguf } from "../src/io/gguf-quantize.js";
 import { decodeGguf, type GgufFile, ggufToModel, modelToGguf, quantizationTable } from "../src/io/index.js";
 import { ioModel, ioTokenizer } from "./helpers/io-models.js";
+import { QUANT_MODEL_CASES, quantSourceGguf } from "./helpers/quant-models.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "afterscale-quantize-"));
@@ -91,7 +94,7 @@ test("quantize of an F32 export writes the same bytes as the quantized export it
     ["llama", false, "q6_k"],
     ["gpt2", true, "q4_0"],
   ] as const) {
-    const model = ioModel(family, tokenizer.vocabSize, tie, 3, { dModel: 256, mlpHidden: 512 });
+    const model = ioModel(family, tokenizer.vocabSize, tie, 3, { dModel: 256, mlpHidden: 256, layers: 1 });
     const f32 = modelToGguf(model, tokenizer, { dtype: "f32" });
     const direct = modelToGguf(model, tokenizer, { dtype: preset });
     const r = quantizeGguf(f32, preset);
@@ -137,7 +140,7 @@ test("quantize reads F16 files, and refuses a quantized input or an unknown arch
 });
 
 test("import reads every quantized type back: the model holds the file's dequantized weights", () => {
-  const model = ioModel("llama", tokenizer.vocabSize, false, 3, { dModel: 256, mlpHidden: 512 });
+  const model = ioModel("llama", tokenizer.vocabSize, false, 3, { dModel: 256, mlpHidden: 256, layers: 1 });
   const ref = model.params.get("model.layers.0.mlp.down_proj.weight")!.data;
   for (const preset of QUANT_PRESETS) {
     const bytes = modelToGguf(model, tokenizer, { dtype: preset });
@@ -157,7 +160,7 @@ test("import reads every quantized type back: the model holds the file's dequant
 });
 
 test("quantizationTable reports size and validation loss per type", () => {
-  const model = ioModel("llama", tokenizer.vocabSize, false, 3, { dModel: 256, mlpHidden: 512 });
+  const model = ioModel("llama", tokenizer.vocabSize, false, 3, { dModel: 256, mlpHidden: 256, layers: 1 });
   const val = tokenizer.encode("The quick brown fox jumps over the lazy dog. ".repeat(8));
   const rows = quantizationTable(model, tokenizer, val, ["q8_0", "q4_k_m", "q4_0"], 2);
   const [q8, q4km, q40] = rows;
@@ -196,4 +199,43 @@ test("afterscale quantize writes the file and refuses to overwrite its input", (
   });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /expected one of q4_0/);
+});
+
+test("afterscale quantize writes the tensors llama.cpp's llama_model_quantize writes, byte for byte", () => {
+  const fixture = JSON.parse(
+    readFileSync(
+      fileURLToPath(new URL("../../test/fixtures/quant/llama-quantize.json", import.meta.url)),
+      "utf8",
+    ),
+  ) as {
+    models: {
+      name: string;
+      sourceSha256: string;
+      presets: Record<string, { name: string; ggmlType: number; sha256: string }[]>;
+    }[];
+  };
+  const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+  assert.deepEqual(
+    fixture.models.map((m) => m.name),
+    QUANT_MODEL_CASES.map((c) => c.name),
+  );
+  for (const c of QUANT_MODEL_CASES) {
+    const want = fixture.models.find((m) => m.name === c.name)!;
+    const source = quantSourceGguf(c);
+    assert.equal(
+      sha(source),
+      want.sourceSha256,
+      `${c.name}: the source file changed; rerun tools/gen_quant_fixtures.py`,
+    );
+    for (const preset of c.presets) {
+      const ours = decodeGguf(quantizeGguf(source, preset).bytes);
+      const theirs = want.presets[preset]!;
+      assert.deepEqual(ours.tensors.map((t) => t.name).sort(), theirs.map((t) => t.name).sort());
+      for (const t of theirs) {
+        const mine = ours.tensors.find((x) => x.name === t.name)!;
+        assert.equal(GgmlType[mine.type], t.ggmlType, `${c.name} ${preset} ${t.name}: type ${mine.type}`);
+        assert.equal(sha(mine.bytes), t.sha256, `${c.name} ${preset} ${t.name} (${mine.type}): bytes differ`);
+      }
+    }
+  }
 });

@@ -11,12 +11,20 @@ Writes test/fixtures/quant/:
   <type>.bin           ggml's bytes for every row, concatenated
   <type>.f32           dequantize_row_<type> of those bytes
   manifest.json        shapes, types, block sizes and the library that produced them
+  llama-quantize.json  for each source model of test/helpers/quant-models.ts (written by
+                       dist/tools/write_quant_sources.js) and each of its presets: the sha256 of the source
+                       file, and the type and sha256 of every tensor of the file llama.cpp's own
+                       llama_model_quantize (libllama, what the llama-quantize tool calls) writes from it
 
-Run from the repository root (numpy only):  python3 tools/gen_quant_fixtures.py
+Run from the repository root (numpy only):  npm run build && python3 tools/gen_quant_fixtures.py
 """
 import ctypes
+import hashlib
 import json
 import os
+import struct
+import subprocess
+import tempfile
 
 import numpy as np
 
@@ -65,6 +73,105 @@ def rows():
     return [(n, r.astype(np.float32)) for n, r in out]
 
 
+# llama_ftype and --pure of each preset (src/io/gguf-quant-rules.ts PRESETS)
+PRESETS = {
+    "q4_0": (2, False), "q4_1": (3, False), "q8_0": (7, False), "q5_0": (8, False),
+    "q4_k": (14, True), "q4_k_s": (14, False), "q4_k_m": (15, False), "q6_k": (18, False),
+}
+BLOCK = {0: (1, 4), 1: (1, 2), **{tid: (qk, size) for _, tid, qk, size in TYPES}}
+
+
+def gguf_tensors(path):
+    """(name, ggml type id, sha256 of the data) of every tensor of a GGUF v3 file."""
+    b = open(path, "rb").read()
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        v = struct.unpack_from("<" + fmt, b, pos)
+        pos += struct.calcsize("<" + fmt)
+        return v[0]
+
+    def string():
+        nonlocal pos
+        n = take("Q")
+        pos += n
+        return b[pos - n:pos].decode()
+
+    sizes = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+    def value(t):
+        if t == 8:
+            return string()
+        if t == 9:
+            it, n = take("I"), take("Q")
+            return [value(it) for _ in range(n)]
+        return take(sizes[t])
+
+    assert b[:4] == b"GGUF"
+    pos = 8
+    n_tensors, n_kv = take("Q"), take("Q")
+    align = 32
+    for _ in range(n_kv):
+        key, t = string(), take("I")
+        v = value(t)
+        if key == "general.alignment":
+            align = v
+    infos = []
+    for _ in range(n_tensors):
+        name, nd = string(), take("I")
+        ne = [take("Q") for _ in range(nd)]
+        tid, off = take("I"), take("Q")
+        count = 1
+        for d in ne:
+            count *= d
+        qk, size = BLOCK[tid]
+        infos.append((name, tid, off, count // qk * size))
+    start = (pos + align - 1) // align * align
+    return [(n, tid, hashlib.sha256(b[start + o:start + o + sz]).hexdigest()) for n, tid, o, sz in infos]
+
+
+def llama_quantize_fixture():
+    d = os.path.join(ROOT, "node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/")
+    ctypes.CDLL(d + "libggml-base.so", mode=ctypes.RTLD_GLOBAL)
+    ctypes.CDLL(d + "libggml.v0.4.0.so", mode=ctypes.RTLD_GLOBAL)
+    llama = ctypes.CDLL(d + "libllama.v0.4.0.so")
+
+    # llama_model_quantize_params, as this libllama lays it out: int32 nthread, ftype, output_tensor_type,
+    # token_embedding_type; bools allow_requantize, quantize_output_tensor, only_copy, pure, keep_split,
+    # dry_run; four pointers. Read the defaults into a roomy buffer and set only nthread, ftype and pure.
+    class Params(ctypes.Structure):
+        _fields_ = [("raw", ctypes.c_uint8 * 256)]
+
+    llama.llama_model_quantize_default_params.restype = Params
+    llama.llama_model_quantize.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(Params)]
+    llama.llama_backend_init()
+    defaults = llama.llama_model_quantize_default_params()
+    assert struct.unpack_from("<iiii", bytes(defaults.raw)) == (0, 7, 43, 43), "unexpected params layout"
+    assert bytes(defaults.raw[16:22]) == bytes([0, 1, 0, 0, 0, 0]), "unexpected params layout"
+    out = {"generator": "tools/gen_quant_fixtures.py (llama_model_quantize)", "models": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = json.loads(subprocess.check_output(
+            ["node", os.path.join(ROOT, "dist/tools/write_quant_sources.js"), tmp]))
+        for case in cases:
+            src = os.path.join(tmp, case["name"] + ".gguf")
+            entry = {"name": case["name"], "sourceSha256": hashlib.sha256(open(src, "rb").read()).hexdigest(),
+                     "presets": {}}
+            for preset in case["presets"]:
+                ftype, pure = PRESETS[preset]
+                p = llama.llama_model_quantize_default_params()
+                struct.pack_into("<ii", p.raw, 0, 1, ftype)
+                p.raw[19] = int(pure)
+                dst = os.path.join(tmp, f"{case['name']}.{preset}.gguf")
+                assert llama.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p)) == 0, preset
+                entry["presets"][preset] = [
+                    {"name": n, "ggmlType": t, "sha256": h} for n, t, h in gguf_tensors(dst)]
+            out["models"].append(entry)
+    with open(os.path.join(OUT, "llama-quantize.json"), "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
 def main():
     lib = ctypes.CDLL(LIB)
     lib.ggml_quantize_chunk.restype = ctypes.c_size_t
@@ -109,6 +216,7 @@ def main():
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
+    llama_quantize_fixture()
 
 
 if __name__ == "__main__":
