@@ -145,7 +145,9 @@ test("import reads every quantized type back: the model holds the file's dequant
   for (const preset of QUANT_PRESETS) {
     const bytes = modelToGguf(model, tokenizer, { dtype: preset });
     const file = decodeGguf(bytes);
-    const back = ggufToModel(bytes).model;
+    const imported = ggufToModel(bytes);
+    const back = imported.model;
+    assert.match(imported.notes.join("\n"), /tensors are dequantized to float32/);
     const t = file.tensors.find((x) => x.name === "blk.0.ffn_down.weight")!;
     const got = back.params.get("model.layers.0.mlp.down_proj.weight")!.data;
     assert.deepEqual(Array.from(got), Array.from(decodeTensorData(t)), `${preset} (${t.type})`);

@@ -423,6 +423,13 @@ export function ggufToModel(
     params.set(s.name, parameter(v, s.shape, s.name));
   }
   for (const t of file.tensors) if (!used.has(t.name)) notes.push(`ignored tensor ${t.name}`);
+  const quantized = [
+    ...new Set(file.tensors.filter((t) => t.type !== "F32" && t.type !== "F16").map((t) => t.type)),
+  ];
+  if (quantized.length > 0)
+    notes.push(
+      `${quantized.join(", ")} tensors are dequantized to float32: the model runs on the values the file holds, at float32's memory cost`,
+    );
   const tokenizer = tokenizerFromGguf(file, where);
   if (tokenizer && tokenizer.vocabSize !== config.vocab)
     throw new Error(
