@@ -131,13 +131,13 @@ function rotaryHeads(c: ModelConfig, name: string): number {
 }
 
 const u32 = (value: number): GgufValue => ({ type: "u32", value });
+const f32 = (value: number): GgufValue => ({ type: "f32", value });
+const str = (value: string): GgufValue => ({ type: "string", value });
 
 /** general.file_type (llama_ftype) of an export. */
 function fileType(dtype: GgufExportOptions["dtype"]): number {
   return dtype === "f32" ? FILE_TYPE_F32 : dtype === "f16" ? FILE_TYPE_F16 : PRESETS[dtype].fileType;
 }
-const f32 = (value: number): GgufValue => ({ type: "f32", value });
-const str = (value: string): GgufValue => ({ type: "string", value });
 
 /** GGUF tokenizer metadata for afterscale's byte-level BPE: llama.cpp's "gpt2" tokenizer model. */
 export function tokenizerMetadata(tok: Tokenizer): [string, GgufValue][] {
