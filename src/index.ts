@@ -72,8 +72,12 @@ export {
   exportModel,
   type ImportResult,
   importModel,
+  QUANT_PRESETS,
   type QuantizationReport,
+  type QuantPreset,
   quantizationReport,
+  quantizationTable,
+  quantizeGguf,
 } from "./io/index.js";
 // Models: architectures, presets, parameter counts.
 export {

@@ -166,7 +166,11 @@ test("GGUF: each kind of lie is a clear error", () => {
     [edit((dv) => dv.setUint32(32 + keyLen, 42, true)), /unknown value type 42/],
     [edit((dv) => dv.setUint32(tensorInfoAt + 8 + 1, 9, true)), /n_dims 9/],
     [edit((dv) => dv.setBigUint64(tensorInfoAt + 8 + 1 + 4, 2n ** 50n, true)), /needs more bytes|too large/],
-    [edit((dv) => dv.setUint32(tensorInfoAt + 8 + 1 + 4 + 16, 2, true)), /ggml type 2 is not supported/],
+    [edit((dv) => dv.setUint32(tensorInfoAt + 8 + 1 + 4 + 16, 10, true)), /ggml type 10 is not supported/], // Q2_K
+    [
+      edit((dv) => dv.setUint32(tensorInfoAt + 8 + 1 + 4 + 16, 12, true)), // Q4_K, on rows of 32
+      /Q4_K rows of 32 are not a multiple of its block size 256/,
+    ],
     [
       edit((dv) => dv.setBigUint64(tensorInfoAt + 8 + 1 + 4 + 16 + 4, 7n, true)),
       /not a multiple of the alignment/,

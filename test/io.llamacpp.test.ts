@@ -12,7 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { decodeGguf } from "../src/io/gguf.js";
 import { ggufToModel, modelToGguf } from "../src/io/gguf-model.js";
+import { QUANT_PRESETS, type QuantPreset } from "../src/io/gguf-quant-rules.js";
 import { forward, type Model, newKVCache } from "../src/nn/index.js";
 import { noGrad, tidy } from "../src/tensor/index.js";
 import { IO_TEXTS, ioModel, ioTokenizer } from "./helpers/io-models.js";
@@ -234,4 +236,114 @@ test("llama.cpp agrees with afterscale on an F16 GGUF export", { skip }, () => {
   console.log(`llama.cpp F16: max |Δp| ${r.worst.toExponential(2)}, top-1 ${r.agree}/${tokens.length}`);
   assert.ok(r.worst <= 4e-3, `max |Δp| ${r.worst}`);
   assert.ok(r.agree >= tokens.length - 2, `top-1 agreement ${r.agree}/${tokens.length}`);
+});
+
+// ---------------------------------------------------------------- quantized exports
+//
+// Every quantization preset, written by afterscale, loads in llama.cpp, and llama.cpp's next-token
+// distributions agree with afterscale's forward pass on the weights the file holds (dequantized to float32).
+// They cannot agree exactly: for these weight types ggml's CPU matmul first quantizes each activation row
+// itself (to Q8_0 blocks for Q4_0/Q4_1/Q5_0/Q8_0, to Q8_K for the K-quants), an 8-bit rounding afterscale's
+// float32 forward does not make. The tolerances below bound that rounding's effect per type, measured on
+// these models: mean KL(afterscale ‖ llama.cpp) and max |Δp| over all positions, and top-1 agreement.
+
+/** The types each tensor of a GGUF file holds, by name. */
+function tensorTypes(bytes: Uint8Array): Map<string, string> {
+  return new Map(decodeGguf(bytes).tensors.map((t) => [t.name, t.type]));
+}
+
+function runLlamaCppMany(paths: string[]): ChildResult[] {
+  const job = join(dir, "job-many.json");
+  const vocab = tokenizer.vocabSize;
+  writeFileSync(job, JSON.stringify({ modelPaths: paths, tokens, prompt: 1, generate: 0, texts: [], vocab }));
+  const out = execFileSync(process.execPath, [childScript, job], {
+    encoding: "utf8",
+    timeout: 300_000,
+    maxBuffer: 512 << 20,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return (JSON.parse(out) as { results: ChildResult[] }).results;
+}
+
+/** Mean KL(p‖q) in nats over positions, max |Δp|, and top-1 agreements. */
+function divergence(ours: Float32Array[], cpp: ChildResult): { kl: number; worst: number; agree: number } {
+  let kl = 0;
+  let worst = 0;
+  let agree = 0;
+  ours.forEach((row, t) => {
+    const p = softmax64(row);
+    const q = softmax64(cpp.logProbs[t]!);
+    for (let i = 0; i < p.length; i++) {
+      worst = Math.max(worst, Math.abs(p[i]! - q[i]!));
+      if (p[i]! > 0) kl += p[i]! * (Math.log(p[i]!) - Math.log(Math.max(q[i]!, 1e-300)));
+    }
+    if (argmax(row) === argmax(cpp.logProbs[t]!)) agree++;
+  });
+  return { kl: kl / ours.length, worst, agree };
+}
+
+// dModel 256 and an MLP of 512 so that the K-quants' 256-blocks fit every matrix (no fallback to Q5_0/Q8_0).
+const K_LEVERS = { dModel: 256, heads: 4, kvHeads: 2, mlpHidden: 512 };
+const QUANT_CASES: { preset: QuantPreset; family: "llama" | "gpt2"; tie: boolean }[] = [
+  ...QUANT_PRESETS.map((preset) => ({ preset, family: "llama" as const, tie: false })),
+  // gpt2: fused attn_qkv (Q4_K_M's attn_v rule), tied embeddings (token_embd takes the output head's Q6_K)
+  { preset: "q4_k_m", family: "gpt2", tie: true },
+  { preset: "q4_0", family: "gpt2", tie: true },
+];
+
+/**
+ * Per-type tolerance: mean KL(afterscale ‖ llama.cpp) in nats, and the share of positions whose top-1
+ * token agrees. Measured (AMD EPYC, AVX-512 ggml CPU kernels): Q8_0 0.020, Q4_0 0.026, Q4_1 0.027, Q5_0 0.024 (activations
+ * as Q8_0); Q4_K 0.055, Q4_K_S 0.071, Q4_K_M 0.050, Q6_K 0.041 (activations as Q8_K); top-1 42–46 of 48.
+ * These deliberately sharp test models (logits up to ~20) magnify the activation rounding; the bounds
+ * leave about 2× room for other CPUs' kernels.
+ */
+const QUANT_TOLERANCE: Record<QuantPreset, { kl: number; top1: number }> = {
+  q8_0: { kl: 0.05, top1: 0.85 },
+  q4_0: { kl: 0.06, top1: 0.8 },
+  q4_1: { kl: 0.06, top1: 0.8 },
+  q5_0: { kl: 0.06, top1: 0.8 },
+  q4_k: { kl: 0.12, top1: 0.8 },
+  q4_k_s: { kl: 0.15, top1: 0.8 },
+  q4_k_m: { kl: 0.12, top1: 0.8 },
+  q6_k: { kl: 0.1, top1: 0.8 },
+};
+
+test("llama.cpp loads every quantized export and agrees with afterscale on the weights it holds", {
+  skip,
+}, () => {
+  const paths: string[] = [];
+  const dequantized: Float32Array[][] = [];
+  const original: Float32Array[][] = [];
+  const types: Map<string, string>[] = [];
+  for (const c of QUANT_CASES) {
+    const levers = c.family === "llama" ? K_LEVERS : { dModel: 256 };
+    const model = ioModel(c.family, tokenizer.vocabSize, c.tie, 7, levers);
+    const bytes = modelToGguf(model, tokenizer, { dtype: c.preset });
+    const path = join(dir, `${c.family}-${c.preset}.gguf`);
+    writeFileSync(path, bytes);
+    paths.push(path);
+    dequantized.push(ourLogits(ggufToModel(bytes).model, tokens));
+    original.push(ourLogits(model, tokens));
+    types.push(tensorTypes(bytes));
+  }
+  const cpp = runLlamaCppMany(paths);
+  QUANT_CASES.forEach((c, i) => {
+    const what = `${c.family} ${c.preset}`;
+    const r = divergence(dequantized[i]!, cpp[i]!);
+    const vsF32 = divergence(original[i]!, cpp[i]!);
+    const t = types[i]!;
+    console.log(
+      `llama.cpp ${what}: mean KL ${r.kl.toExponential(2)}, max |Δp| ${r.worst.toExponential(2)}, top-1 ${r.agree}/${tokens.length} ` +
+        `(against the unquantized model: KL ${vsF32.kl.toExponential(2)}, top-1 ${vsF32.agree}); ` +
+        `attn_output ${t.get("blk.0.attn_output.weight")}, head ${t.get("output.weight") ?? t.get("token_embd.weight")}`,
+    );
+    const tol = QUANT_TOLERANCE[c.preset];
+    assert.ok(r.kl <= tol.kl, `${what}: mean KL ${r.kl} exceeds ${tol.kl}`);
+    assert.ok(r.agree >= tol.top1 * tokens.length, `${what}: top-1 agreement ${r.agree}/${tokens.length}`);
+    // Where quantization moves the model a lot, llama.cpp must be running the very weights afterscale
+    // dequantizes, not something near the original ones.
+    if (vsF32.kl > 0.3)
+      assert.ok(r.kl < vsF32.kl / 5, `${what}: KL ${r.kl} is not far below the F32 model's ${vsF32.kl}`);
+  });
 });

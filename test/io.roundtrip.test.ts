@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { Tokenizer } from "../src/data/tokenizer.js";
-import { decodeGguf, decodeTensorData, encodeGguf, type GgufValue, quantizeQ8_0 } from "../src/io/gguf.js";
+import { quantizeBlocks } from "../src/io/ggml-quants.js";
+import { decodeGguf, decodeTensorData, encodeGguf, type GgufValue } from "../src/io/gguf.js";
 import { ggufToModel, modelToGguf, permuteRotary } from "../src/io/gguf-model.js";
 import { floatToHalf, halfToFloat } from "../src/io/half.js";
 import { hfTensors } from "../src/io/hf.js";
@@ -164,7 +165,7 @@ test("GGUF F16 and Q8_0: weights within the format's rounding, logits close", ()
 test("Q8_0 blocks: d = max|x|/127 as f16, q = round(x/d), exact for representable blocks", () => {
   const x = new Float32Array(64);
   for (let i = 0; i < 32; i++) x[i] = (i - 16) * 0.25; // amax 4 → d = 4/127
-  const q = quantizeQ8_0(x);
+  const q = quantizeBlocks("Q8_0", x);
   assert.equal(q.length, 2 * 34);
   assert.equal(halfToFloat(q[0]! | (q[1]! << 8)), halfToFloat(floatToHalf(4 / 127)));
   const back = decodeTensorData({ name: "x", shape: [64], type: "Q8_0", bytes: q });

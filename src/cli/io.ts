@@ -1,7 +1,18 @@
 // `afterscale export` (Hugging Face folder or GGUF file) and `afterscale import` (read one back and check it).
+
+import { readFileSync, realpathSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { openShards } from "../data/index.js";
-import { exportModel, importModel, quantizationReport } from "../io/index.js";
+import {
+  bitsPerWeight,
+  exportModel,
+  importModel,
+  QUANT_PRESETS,
+  quantizationReport,
+  quantizeGguf,
+  writeFileAtomic,
+} from "../io/index.js";
 import { parameterCounts } from "../nn/index.js";
 import { loadModel, MODEL_SPEC_HELP, resolveDataDir } from "../train/index.js";
 import { oneOf, output } from "./options.js";
@@ -15,7 +26,12 @@ export function registerIoCommands(program: Command): void {
     .requiredOption("--model <path>", MODEL_SPEC_HELP)
     .requiredOption("-o, --out <path>", "output folder (hf) or file (gguf)")
     .option("--format <format>", "hf or gguf", oneOf(["hf", "gguf"] as const), "gguf")
-    .option("--dtype <dtype>", "f32, f16 or q8_0 (gguf only)", oneOf(["f32", "f16", "q8_0"] as const), "f32")
+    .option(
+      "--dtype <dtype>",
+      `f32, f16, or (gguf only) a llama.cpp quantization: ${QUANT_PRESETS.join(", ")}`,
+      oneOf(["f32", "f16", ...QUANT_PRESETS] as const),
+      "f32",
+    )
     .option("--json", "print the result as JSON", false)
     .action((o) => {
       const { model, tokenizer, trainConfig } = loadModel(o.model);
@@ -31,6 +47,63 @@ export function registerIoCommands(program: Command): void {
         if (report) lines.push(JSON.stringify(report, null, 2));
         return lines.join("\n");
       });
+    });
+
+  program
+    .command("quantize")
+    .description(
+      "Quantize an F32 or F16 GGUF file (afterscale's or llama.cpp's) as llama-quantize does: its block encodings, per-tensor types and fallbacks",
+    )
+    .argument("<in>", "an F32 or F16 GGUF file (llama, qwen3 or gpt2)")
+    .argument("<out>", "the GGUF file to write")
+    .requiredOption("--type <type>", QUANT_PRESETS.join(", "), oneOf(QUANT_PRESETS))
+    .option("--json", "print the result as JSON", false)
+    .action((input: string, out: string, o) => {
+      let bytes: Uint8Array;
+      try {
+        bytes = readFileSync(input);
+      } catch (e) {
+        throw new Error(`quantize: cannot read ${input}: ${(e as Error).message}`);
+      }
+      const same = (() => {
+        try {
+          return realpathSync(out) === realpathSync(input);
+        } catch {
+          return resolve(out) === resolve(input);
+        }
+      })();
+      if (same) throw new Error(`quantize: the output ${out} is the input file; write to another path`);
+      const r = quantizeGguf(bytes, o.type, input);
+      writeFileAtomic(out, r.bytes);
+      const counts = new Map<string, number>();
+      let weights = 0;
+      let quantBits = 0;
+      for (const t of r.tensors) {
+        counts.set(t.to, (counts.get(t.to) ?? 0) + 1);
+        const n = t.shape.reduce((a, b) => a * b, 1);
+        weights += n;
+        quantBits += n * bitsPerWeight(t.to);
+      }
+      const summary = {
+        in: input,
+        out,
+        type: o.type,
+        bytes: r.bytes.length,
+        tensorBytesIn: r.tensorBytesIn,
+        tensorBytesOut: r.tensorBytesOut,
+        bitsPerWeight: quantBits / weights,
+        tensorTypes: Object.fromEntries(counts),
+        tensors: r.tensors,
+      };
+      output(o.json, summary, () =>
+        [
+          `wrote ${out} (${r.bytes.length} bytes): tensors ${(r.tensorBytesIn / 2 ** 20).toFixed(2)} MiB → ${(r.tensorBytesOut / 2 ** 20).toFixed(2)} MiB, ${summary.bitsPerWeight.toFixed(2)} bits per weight`,
+          `tensor types: ${[...counts].map(([t, n]) => `${n} ${t}`).join(", ")}`,
+          ...r.tensors
+            .filter((t) => t.from !== t.to)
+            .map((t) => `  ${t.name} [${t.shape}] ${t.from} → ${t.to}`),
+        ].join("\n"),
+      );
     });
 
   program

@@ -37,6 +37,16 @@ import {
   metaNumber,
   metaString,
 } from "./gguf.js";
+import {
+  allowsQuantization,
+  FILE_TYPE_F16,
+  FILE_TYPE_F32,
+  GGML_QNT_VERSION,
+  PRESETS,
+  type QuantModel,
+  type QuantPreset,
+  quantTensorType,
+} from "./gguf-quant-rules.js";
 
 /** The shortest decimal that rounds to the same float32: GGUF stores eps and theta as f32, 1e-5 stays 1e-5. */
 function shortestF32(x: number): number {
@@ -124,6 +134,11 @@ const u32 = (value: number): GgufValue => ({ type: "u32", value });
 const f32 = (value: number): GgufValue => ({ type: "f32", value });
 const str = (value: string): GgufValue => ({ type: "string", value });
 
+/** general.file_type (llama_ftype) of an export. */
+function fileType(dtype: GgufExportOptions["dtype"]): number {
+  return dtype === "f32" ? FILE_TYPE_F32 : dtype === "f16" ? FILE_TYPE_F16 : PRESETS[dtype].fileType;
+}
+
 /** GGUF tokenizer metadata for afterscale's byte-level BPE: llama.cpp's "gpt2" tokenizer model. */
 export function tokenizerMetadata(tok: Tokenizer): [string, GgufValue][] {
   const tokens: string[] = [];
@@ -200,15 +215,26 @@ export function tokenizerFromGguf(file: GgufFile, where = "gguf"): Tokenizer | n
 }
 
 export interface GgufExportOptions {
-  dtype: "f32" | "f16" | "q8_0";
+  /** f32, f16, or a llama.cpp quantization preset (q8_0, q4_k_m, …; see gguf-quant-rules.ts). */
+  dtype: "f32" | "f16" | QuantPreset;
   name?: string;
 }
 
-/** 2-D weight matrices get the requested type; norms, biases (and Q8_0-incompatible shapes) stay F32. */
-function tensorType(shape: readonly number[], dtype: GgufExportOptions["dtype"]): GgmlTypeName {
-  if (shape.length !== 2 || dtype === "f32") return "F32";
-  if (dtype === "f16") return "F16";
-  return shape[1]! % 32 === 0 ? "Q8_0" : "F16";
+/**
+ * f32/f16: 2-D weights F32/F16, everything else F32. Quantization presets: llama-quantize's choice for
+ * each tensor it would quantize (its rules, from an F32 source); the rest (norms, biases, GPT-2's
+ * position embeddings) stay F32.
+ */
+function tensorType(
+  name: string,
+  shape: readonly number[],
+  dtype: GgufExportOptions["dtype"],
+  qm: QuantModel,
+): GgmlTypeName {
+  if (dtype === "f32") return "F32";
+  if (dtype === "f16") return shape.length === 2 ? "F16" : "F32";
+  if (!allowsQuantization(name, shape.length)) return "F32";
+  return quantTensorType(name, shape[shape.length - 1]!, dtype, qm);
 }
 
 /** Encodes a model (and its tokenizer) as a GGUF file llama.cpp can load. */
@@ -216,12 +242,15 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
   const c = model.config;
   const arch: Architecture = exportArchitecture(c, "gguf export");
   const hd = headDim(c);
+  const quantized = opts.dtype !== "f32" && opts.dtype !== "f16";
+  const qm: QuantModel = { arch, layers: c.layers, heads: c.heads, kvHeads: c.kvHeads, tied: c.tie };
   const meta: [string, GgufValue][] = [
     ["general.architecture", str(arch)],
     ["general.name", str(opts.name ?? "afterscale")],
     ["general.alignment", u32(32)],
-    // llama_ftype: 0 all F32, 1 mostly F16, 7 mostly Q8_0.
-    ["general.file_type", u32({ f32: 0, f16: 1, q8_0: 7 }[opts.dtype])],
+    // llama_ftype: 0 all F32, 1 mostly F16, else the preset's (7 mostly Q8_0, 15 Q4_K_M, …).
+    ["general.file_type", u32(fileType(opts.dtype))],
+    ...(quantized ? [["general.quantization_version", u32(GGML_QNT_VERSION)] as [string, GgufValue]] : []),
     [`${arch}.context_length`, u32(c.context)],
     [`${arch}.embedding_length`, u32(c.dModel)],
     [`${arch}.block_count`, u32(c.layers)],
@@ -256,9 +285,10 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
   }
   const tensors: GgufTensor[] = [];
   const add = (name: string, shape: number[], values: Float32Array) => {
-    const type = tensorType(shape, opts.dtype);
+    const gname = ggufName(c.family, name);
+    const type = tensorType(gname, shape, opts.dtype, qm);
     tensors.push({
-      name: ggufName(c.family, name),
+      name: gname,
       shape,
       type,
       bytes: encodeTensorData(values, shape[shape.length - 1]!, type),
@@ -298,7 +328,11 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
 /** Longest context an imported model may claim (2^21 positions); larger is treated as a corrupt file. */
 export const MAX_CONTEXT = 1 << 21;
 
-/** Reads a GGUF file (llama, qwen3 or gpt2 architecture, F32/F16/Q8_0 tensors) into an afterscale model. */
+/**
+ * Reads a GGUF file (llama, qwen3 or gpt2 architecture; F32, F16 or any block type in ggml-quants.ts)
+ * into an afterscale model. Quantized tensors are dequantized to float32: the model runs on the values the
+ * file holds, at float32's memory cost.
+ */
 export function ggufToModel(
   buf: Uint8Array,
   where = "gguf",
@@ -389,6 +423,13 @@ export function ggufToModel(
     params.set(s.name, parameter(v, s.shape, s.name));
   }
   for (const t of file.tensors) if (!used.has(t.name)) notes.push(`ignored tensor ${t.name}`);
+  const quantized = [
+    ...new Set(file.tensors.filter((t) => t.type !== "F32" && t.type !== "F16").map((t) => t.type)),
+  ];
+  if (quantized.length > 0)
+    notes.push(
+      `${quantized.join(", ")} tensors are dequantized to float32: the model runs on the values the file holds, at float32's memory cost`,
+    );
   const tokenizer = tokenizerFromGguf(file, where);
   if (tokenizer && tokenizer.vocabSize !== config.vocab)
     throw new Error(

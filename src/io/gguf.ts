@@ -6,7 +6,18 @@
 // ne[0] is the innermost (fastest-varying) dimension, so a row-major [rows, cols] matrix has ne = [cols, rows].
 // The reader trusts nothing: every count, length, shape and offset is checked against the bytes that are
 // actually there before anything is allocated, so a hostile file gives an Error, not a crash or a hang.
+import {
+  dequantizeBlocks,
+  GGML_BLOCK,
+  GgmlType,
+  type GgmlTypeName,
+  ggmlBytes,
+  ggmlTypeName,
+  quantizeBlocks,
+} from "./ggml-quants.js";
 import { floatToHalf, halfToFloat } from "./half.js";
+
+export { GgmlType, type GgmlTypeName, ggmlBytes } from "./ggml-quants.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_VERSION = 3;
@@ -29,19 +40,6 @@ export const GgufType = {
   FLOAT64: 12,
 } as const;
 export type GgufTypeId = (typeof GgufType)[keyof typeof GgufType];
-
-/** Tensor data types we read and write (ggml_type). */
-export const GgmlType = { F32: 0, F16: 1, Q8_0: 8 } as const;
-export type GgmlTypeName = keyof typeof GgmlType;
-const GGML_NAMES = new Map<number, GgmlTypeName>([
-  [0, "F32"],
-  [1, "F16"],
-  [8, "Q8_0"],
-]);
-
-/** Q8_0: blocks of 32 weights, each an f16 scale d and 32 int8 q, value = d·q. */
-export const Q8_0_BLOCK = 32;
-const Q8_0_BLOCK_BYTES = 2 + Q8_0_BLOCK;
 
 /** A metadata value with its GGUF type; arrays carry their element type. */
 export type GgufValue =
@@ -104,7 +102,7 @@ export interface GgufTensor {
   /** Row-major shape, outermost first (the reverse of GGUF's ne). */
   shape: number[];
   type: GgmlTypeName;
-  /** The encoded bytes (F32/F16 little-endian, or Q8_0 blocks). */
+  /** The encoded bytes (F32/F16 little-endian, or ggml blocks). */
   bytes: Uint8Array;
 }
 
@@ -117,13 +115,6 @@ export interface GgufFile {
 
 // ---------------------------------------------------------------- tensor data codecs
 
-/** Bytes one tensor of this type and element count occupies. */
-export function ggmlBytes(type: GgmlTypeName, count: number): number {
-  if (type === "F32") return 4 * count;
-  if (type === "F16") return 2 * count;
-  return (count / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
-}
-
 /** Encodes float32 values (row-major, innermost dimension `cols`) as the given ggml type. */
 export function encodeTensorData(values: Float32Array, cols: number, type: GgmlTypeName): Uint8Array {
   if (type === "F32")
@@ -133,48 +124,21 @@ export function encodeTensorData(values: Float32Array, cols: number, type: GgmlT
     for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i]!);
     return new Uint8Array(out.buffer);
   }
-  if (cols % Q8_0_BLOCK !== 0)
-    throw new Error(`Q8_0 needs rows whose length is a multiple of 32, got ${cols}`);
-  return quantizeQ8_0(values);
+  if (cols % GGML_BLOCK[type].size !== 0)
+    throw new Error(`${type} needs rows whose length is a multiple of ${GGML_BLOCK[type].size}, got ${cols}`);
+  return quantizeBlocks(type, values);
 }
 
-/** llama.cpp's reference Q8_0 quantiser (quantize_row_q8_0_ref): d = max|x|/127, q = round(x/d). */
-export function quantizeQ8_0(values: Float32Array): Uint8Array {
-  if (values.length % Q8_0_BLOCK !== 0)
-    throw new Error(`Q8_0 needs a multiple of 32 values, got ${values.length}`);
-  const blocks = values.length / Q8_0_BLOCK;
-  const out = new Uint8Array(blocks * Q8_0_BLOCK_BYTES);
-  const dv = new DataView(out.buffer);
-  for (let b = 0; b < blocks; b++) {
-    let amax = 0;
-    for (let j = 0; j < Q8_0_BLOCK; j++) amax = Math.max(amax, Math.abs(values[b * Q8_0_BLOCK + j]!));
-    const d = Math.fround(amax / 127);
-    const id = d ? Math.fround(1 / d) : 0;
-    dv.setUint16(b * Q8_0_BLOCK_BYTES, floatToHalf(d), true);
-    for (let j = 0; j < Q8_0_BLOCK; j++) {
-      // roundf rounds half away from zero; Math.round rounds half up, so round the magnitude.
-      const x = Math.fround(values[b * Q8_0_BLOCK + j]! * id);
-      dv.setInt8(b * Q8_0_BLOCK_BYTES + 2 + j, Math.sign(x) * Math.round(Math.abs(x)));
-    }
-  }
-  return out;
-}
-
-/** Decodes a tensor's bytes to float32 (Q8_0 and F16 dequantised). */
+/** Decodes a tensor's bytes to float32 (F16 and the block types dequantised as ggml does). */
 export function decodeTensorData(t: GgufTensor): Float32Array {
   const count = t.shape.reduce((p, d) => p * d, 1);
+  if (t.type !== "F32" && t.type !== "F16") return dequantizeBlocks(t.type, t.bytes, count);
   const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
   const out = new Float32Array(count);
   if (t.type === "F32") {
     for (let i = 0; i < count; i++) out[i] = dv.getFloat32(4 * i, true);
-  } else if (t.type === "F16") {
-    for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true));
   } else {
-    for (let b = 0; b < count / Q8_0_BLOCK; b++) {
-      const d = halfToFloat(dv.getUint16(b * Q8_0_BLOCK_BYTES, true));
-      for (let j = 0; j < Q8_0_BLOCK; j++)
-        out[b * Q8_0_BLOCK + j] = d * dv.getInt8(b * Q8_0_BLOCK_BYTES + 2 + j);
-    }
+    for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true));
   }
   return out;
 }
@@ -467,10 +431,13 @@ export function decodeGguf(buf: Uint8Array, where = "gguf"): GgufFile {
       if (count > buf.length * 2) fail(`${name}: shape [${ne}] needs more bytes than the file holds`);
     }
     const typeId = u32(`${name} type`);
-    const type = GGML_NAMES.get(typeId);
-    if (type === undefined) fail(`${name}: ggml type ${typeId} is not supported (F32, F16, Q8_0)`);
-    if (type === "Q8_0" && ne[0]! % Q8_0_BLOCK !== 0)
-      fail(`${name}: Q8_0 rows of ${ne[0]} are not a multiple of 32`);
+    const type = ggmlTypeName(typeId);
+    if (type === undefined)
+      fail(`${name}: ggml type ${typeId} is not supported (${Object.keys(GgmlType).join(", ")})`);
+    if (ne[0]! % GGML_BLOCK[type!].size !== 0)
+      fail(
+        `${name}: ${type} rows of ${ne[0]} are not a multiple of its block size ${GGML_BLOCK[type!].size}`,
+      );
     const offset = u64(`${name} offset`);
     if (offset % alignment !== 0)
       fail(`${name}: offset ${offset} is not a multiple of the alignment ${alignment}`);

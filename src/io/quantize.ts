@@ -5,9 +5,12 @@ import type { Tokenizer } from "../data/index.js";
 import { forward, type Model } from "../nn/index.js";
 import { crossEntropy, noGrad, tidy } from "../tensor/index.js";
 import { ggufToModel, modelToGguf } from "./gguf-model.js";
+import type { QuantPreset } from "./gguf-quant-rules.js";
 
 export interface QuantizationReport {
-  dtype: "f16" | "q8_0";
+  dtype: "f16" | QuantPreset;
+  /** Bits per weight of the whole file against its parameter count (F32: 32 plus metadata). */
+  bitsPerWeight: number;
   f32Bytes: number;
   bytes: number;
   /** f32Bytes / bytes. */
@@ -41,28 +44,43 @@ export function validationLoss(
   return { loss: sum / windows, windows };
 }
 
-/** Size and validation-loss cost of exporting `model` as F16 or Q8_0 GGUF instead of F32. */
+/** Size and validation-loss cost of exporting `model` as an F16 or quantized GGUF instead of F32. */
 export function quantizationReport(
   model: Model,
   tokenizer: Tokenizer | null,
   validationTokens: ArrayLike<number>,
-  dtype: "f16" | "q8_0" = "q8_0",
+  dtype: "f16" | QuantPreset = "q8_0",
   maxWindows = 16,
 ): QuantizationReport {
-  const f32 = modelToGguf(model, tokenizer, { dtype: "f32" });
-  const quant = modelToGguf(model, tokenizer, { dtype });
-  const restored = ggufToModel(quant).model;
+  return quantizationTable(model, tokenizer, validationTokens, [dtype], maxWindows)[0]!;
+}
+
+/** One quantizationReport row per type, the F32 export and its loss computed once. */
+export function quantizationTable(
+  model: Model,
+  tokenizer: Tokenizer | null,
+  validationTokens: ArrayLike<number>,
+  dtypes: readonly ("f16" | QuantPreset)[],
+  maxWindows = 16,
+): QuantizationReport[] {
+  const f32 = modelToGguf(model, tokenizer, { dtype: "f32" }).length;
   const ctx = model.config.context;
   const base = validationLoss(model, validationTokens, ctx, maxWindows);
-  const q = validationLoss(restored, validationTokens, ctx, maxWindows);
-  return {
-    dtype,
-    f32Bytes: f32.length,
-    bytes: quant.length,
-    sizeRatio: f32.length / quant.length,
-    lossF32: base.loss,
-    loss: q.loss,
-    lossDelta: q.loss - base.loss,
-    windows: base.windows,
-  };
+  let params = 0;
+  for (const t of model.params.values()) params += t.data.length;
+  return dtypes.map((dtype) => {
+    const quant = modelToGguf(model, tokenizer, { dtype });
+    const q = validationLoss(ggufToModel(quant).model, validationTokens, ctx, maxWindows);
+    return {
+      dtype,
+      bitsPerWeight: (8 * quant.length) / params,
+      f32Bytes: f32,
+      bytes: quant.length,
+      sizeRatio: f32 / quant.length,
+      lossF32: base.loss,
+      loss: q.loss,
+      lossDelta: q.loss - base.loss,
+      windows: base.windows,
+    };
+  });
 }

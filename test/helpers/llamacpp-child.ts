@@ -4,6 +4,8 @@
 // crash inside llama.cpp fails the test with a message instead of killing the test runner.
 //
 // Usage: node llamacpp-child.js <job.json>   job = {modelPath, tokens, prompt, generate, texts, vocab}
+// With job.modelPaths (a list) instead, every model is evaluated in turn and the output is {results: [...]},
+// one result per model: one process start for many files.
 // node-llama-cpp is resolved from AFTERSCALE_NODE_LLAMA_CPP (a directory whose node_modules has it) when
 // set, else from the repository's own node_modules.
 import { readFileSync } from "node:fs";
@@ -12,6 +14,7 @@ import { pathToFileURL } from "node:url";
 
 interface Job {
   modelPath: string;
+  modelPaths?: string[];
   tokens: number[];
   /** Greedy generation continues the first `prompt` tokens by `generate` tokens. */
   prompt: number;
@@ -35,6 +38,18 @@ async function main(): Promise<void> {
   const job = JSON.parse(readFileSync(process.argv[2], "utf8")) as Job;
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
   const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: 2 });
+  if (job.modelPaths) {
+    const results: unknown[] = [];
+    for (const modelPath of job.modelPaths) results.push(await evaluate(llama, { ...job, modelPath }));
+    process.stdout.write(JSON.stringify({ results }));
+  } else {
+    process.stdout.write(JSON.stringify(await evaluate(llama, job)));
+  }
+  await llama.dispose();
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: node-llama-cpp's Llama, untyped here
+async function evaluate(llama: any, job: Job): Promise<unknown> {
   const model = await llama.loadModel({ modelPath: job.modelPath, gpuLayers: 0 });
   const context = await model.createContext({
     contextSize: Math.max(64, job.tokens.length + job.generate + 8),
@@ -74,10 +89,9 @@ async function main(): Promise<void> {
     input = [tok];
   }
   const tokenized = job.texts.map((t) => Array.from(model.tokenize(t, false) as number[]));
-  process.stdout.write(JSON.stringify({ logProbs, greedy, tokenized }));
   await context.dispose();
   await model.dispose();
-  await llama.dispose();
+  return { logProbs, greedy, tokenized };
 }
 
 main().catch((e) => {
