@@ -27,7 +27,9 @@ export function parseQueueUrl(url: string): URL {
   try {
     u = new URL(url);
   } catch {
-    throw new Error(`queue URL ${JSON.stringify(url)}: not a URL; expected redis://[user:pass@]host:port[/db]`);
+    throw new Error(
+      `queue URL ${JSON.stringify(url)}: not a URL; expected redis://[user:pass@]host:port[/db]`,
+    );
   }
   if (u.protocol !== "redis:" && u.protocol !== "rediss:")
     throw new Error(
