@@ -8,7 +8,7 @@ import { Worker as ThreadWorker } from "node:worker_threads";
 import { type Job, WaitingError, Worker } from "bullmq";
 import { checkRedis, openRedis, REDIS_OUTAGE_SECONDS, redactUrl } from "./connection.js";
 import { QUEUE_NAME, type RunJob, type RunOutcome, type RunProgress, readRunJob } from "./jobs.js";
-import type { FromThread, ThreadInit } from "./train-thread.js";
+import type { FromThread, ThreadInit, ToThread } from "./train-thread.js";
 
 export interface WorkerOptions {
   url: string;
@@ -39,38 +39,54 @@ export interface RunningWorker {
   done: Promise<void>;
 }
 
-/** Trains one run in a thread; resolves with its outcome (interrupted when `stop` was called). */
-function trainInThread(
-  init: ThreadInit,
-  onProgress: (p: RunProgress) => void,
-  register: (stop: () => void) => () => void,
-): Promise<{ outcome: RunOutcome; interrupted: boolean }> {
-  const thread = new ThreadWorker(new URL("./train-thread.js", import.meta.url), {
-    workerData: init,
-    // The parent's --input-type (node -e scripts) would stop the thread's file from loading.
-    execArgv: process.execArgv.filter((a) => !a.startsWith("--input-type")),
-  });
-  const unregister = register(() => thread.postMessage("stop"));
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const settle = (f: () => void) => {
-      if (settled) return;
-      settled = true;
-      unregister();
-      // The thread listens for "stop" until told to go: end it, or every finished run would leave one behind.
-      void thread.terminate();
-      f();
-    };
-    thread.on("message", (m: FromThread) => {
-      if (m.type === "progress") onProgress(m.progress);
-      else if (m.type === "done") settle(() => resolve({ outcome: m.outcome, interrupted: m.interrupted }));
-      else settle(() => reject(new Error(m.message)));
+/** Training threads kept between runs, one per concurrent run. */
+class ThreadPool {
+  private readonly idle: ThreadWorker[] = [];
+
+  private spawn(): ThreadWorker {
+    return new ThreadWorker(new URL("./train-thread.js", import.meta.url), {
+      // The parent's --input-type (node -e scripts) would stop the thread's file from loading.
+      execArgv: process.execArgv.filter((a) => !a.startsWith("--input-type")),
     });
-    thread.on("error", (e) => settle(() => reject(e)));
-    thread.on("exit", (code) =>
-      settle(() => reject(new Error(`the training thread exited (code ${code}) without a result`))),
-    );
-  });
+  }
+
+  /** Trains one run on a free thread; resolves with its outcome (interrupted when `stop` was called). */
+  train(
+    init: ThreadInit,
+    onProgress: (p: RunProgress) => void,
+    register: (stop: () => void) => () => void,
+  ): Promise<{ outcome: RunOutcome; interrupted: boolean }> {
+    const thread = this.idle.pop() ?? this.spawn();
+    const unregister = register(() => thread.postMessage({ type: "stop" } satisfies ToThread));
+    return new Promise((resolve, reject) => {
+      const settle = (f: () => void, keep: boolean) => {
+        thread.off("message", onMessage);
+        thread.off("error", onError);
+        thread.off("exit", onExit);
+        unregister();
+        if (keep) this.idle.push(thread);
+        else void thread.terminate();
+        f();
+      };
+      const onMessage = (m: FromThread) => {
+        if (m.type === "progress") onProgress(m.progress);
+        else if (m.type === "done")
+          settle(() => resolve({ outcome: m.outcome, interrupted: m.interrupted }), true);
+        else settle(() => reject(new Error(m.message)), true);
+      };
+      const onError = (e: Error) => settle(() => reject(e), false);
+      const onExit = (code: number) =>
+        settle(() => reject(new Error(`the training thread exited (code ${code}) without a result`)), false);
+      thread.on("message", onMessage);
+      thread.on("error", onError);
+      thread.on("exit", onExit);
+      thread.postMessage({ type: "run", init } satisfies ToThread);
+    });
+  }
+
+  close(): Promise<unknown> {
+    return Promise.all(this.idle.splice(0).map((t) => t.terminate()));
+  }
 }
 
 /** Connects (failing fast on a wrong password or no server) and starts taking runs. */
@@ -94,13 +110,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     return () => stops.delete(stop);
   };
   let stopping = false;
+  const threads = new ThreadPool();
 
   const process_ = async (job: Job<RunJob, RunOutcome>, token?: string): Promise<RunOutcome> => {
     const run = readRunJob(job.data);
     const attempt = `attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}`;
     say(`took ${run.runName} (${attempt})`);
     const t0 = performance.now();
-    const { outcome, interrupted } = await trainInThread(
+    const { outcome, interrupted } = await threads.train(
       { job: run, worker: name, threads: options.threads ?? null, progressMs: 1000 },
       (p) => {
         job.updateProgress(p).catch(() => {}); // best effort: a Redis outage must not stop training
@@ -158,12 +175,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       stopping = true;
       for (const s of stops) s();
       await worker.close();
+      await threads.close();
       connection.disconnect();
     })();
     return stopped;
   };
   const done = Promise.race([running.then(() => stopped ?? undefined), gaveUp]).catch(async (e) => {
     if (!stopping) await worker.close(true).catch(() => {});
+    await threads.close();
     connection.disconnect();
     throw e;
   });
