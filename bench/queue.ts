@@ -75,8 +75,10 @@ interface QueuedPass {
   commands: number;
   memoryBytes: number;
   checkpointBytes: number;
+  parameters: number;
   keepCheckpoints: number;
   jobBytes: number;
+  commandstats: { command: string; calls: number }[];
 }
 
 async function queued(url: string): Promise<QueuedPass> {
@@ -98,27 +100,42 @@ async function queued(url: string): Promise<QueuedPass> {
       const get = (k: string) => Number(new RegExp(`^${k}:(\\d+)`, "m").exec(info)![1]);
       return { commands: get("total_commands_processed"), memory: get("used_memory") };
     };
+    await admin.config("RESETSTAT");
     const before = await stat();
     const outcomes = new Map<string, RunOutcome>();
-    const t0 = performance.now();
-    const summary = await runOnQueue(
-      configs(root).map((c) => ({
-        group: "bench",
-        runName: String(c.runName),
-        runDir: join(root, String(c.runName)),
-        config: c,
-      })),
-      {
-        url,
-        log: () => {},
-        onResult: (t, o) => {
-          outcomes.set(t.runName, o);
-          recordOutcome(root, "bench", o);
-        },
+    const tasks = configs(root).map((c) => ({
+      group: "bench",
+      runName: String(c.runName),
+      runDir: join(root, String(c.runName)),
+      config: c,
+    }));
+    const options = {
+      url,
+      log: () => {},
+      onResult: (t: { runName: string }, o: RunOutcome) => {
+        outcomes.set(t.runName, o);
+        recordOutcome(root, "bench", o);
       },
-    );
+    };
+    // Enqueue (detached), watch the completed count with one command every 100 ms (subtracted below),
+    // then collect: so the commands counted are the workers' and the enqueue and collection's, not a
+    // waiting coordinator's polling, whose cost depends on its poll interval (docs/scale-out.md).
+    const t0 = performance.now();
+    await runOnQueue(tasks, { ...options, detach: true });
+    let polls = 0;
+    while (Number(await admin.zcard("bull:afterscale-runs:completed")) < runs) {
+      polls++;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    polls++;
+    const summary = await runOnQueue(tasks, options);
     const seconds = (performance.now() - t0) / 1000;
     const afterRun = await stat();
+    // Which commands (scripts count once as EVALSHA, and their inner calls under their own names).
+    const commandstats = [...(await admin.info("commandstats")).matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)]
+      .map((m) => ({ command: m[1]!, calls: Number(m[2]) }))
+      .sort((a, b) => b.calls - a.calls)
+      .slice(0, 8);
     if (summary.failed.length > 0) throw new Error(`queued runs failed: ${JSON.stringify(summary.failed)}`);
     // The stored job (data, options, progress, return value) of one run, as Redis holds it.
     const jobBytes = Number(await admin.memory("USAGE", "bull:afterscale-runs:bench.bench-0"));
@@ -126,11 +143,14 @@ async function queued(url: string): Promise<QueuedPass> {
     return {
       seconds,
       losses: configs(root).map((c) => outcomes.get(String(c.runName))?.loss ?? null),
-      commands: afterRun.commands - before.commands,
+      // INFO itself (once before, once after) and the completed-count polls are the bench's, not the queue's.
+      commands: afterRun.commands - before.commands - polls - 1,
       memoryBytes: afterRun.memory - before.memory,
       checkpointBytes: dirBytes(join(root, "bench-0", ckpts[ckpts.length - 1]!)),
+      parameters: outcomes.get("bench-0")!.parameters.total,
       keepCheckpoints: ckpts.length,
       jobBytes,
+      commandstats,
     };
   } finally {
     worker.kill("SIGTERM");
@@ -175,6 +195,9 @@ try {
     jobBytes: last.jobBytes,
     checkpointBytes: last.checkpointBytes,
     checkpointsKept: last.keepCheckpoints,
+    parameters: last.parameters,
+    checkpointBytesPerParameter: last.checkpointBytes / last.parameters,
+    commandstats: last.commandstats,
   };
   if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else
@@ -184,8 +207,10 @@ try {
         `directly: ${d.toFixed(2)} s; through the queue (1 worker): ${q.toFixed(2)} s; ratio ${result.ratio.toFixed(3)} ` +
           `(${(result.overheadPerRunSeconds * 1000).toFixed(0)} ms per run); same losses: ${same}`,
         `Redis per run: ${result.redisCommandsPerRun.toFixed(0)} commands (${result.redisCommandsPerRunSecond.toFixed(1)} per run-second, ` +
-          `coordinator polling at 500 ms included), ${(result.redisMemoryBytesPerRun / 1024).toFixed(1)} KiB memory, job ${result.jobBytes} bytes`,
-        `storage per run: ${(result.checkpointBytes / 1024).toFixed(0)} KiB per checkpoint, ${result.checkpointsKept} kept`,
+          `workers, enqueue and collection; no waiting coordinator's polling), ${(result.redisMemoryBytesPerRun / 1024).toFixed(1)} KiB memory, job ${result.jobBytes} bytes`,
+        `commands by name (all runs): ${last.commandstats.map((c) => `${c.command} ${c.calls}`).join(", ")}`,
+        `storage per run: ${(result.checkpointBytes / 1024).toFixed(0)} KiB per checkpoint (${result.parameters.toLocaleString("en-US")} parameters: ` +
+          `${result.checkpointBytesPerParameter.toFixed(1)} bytes each), ${result.checkpointsKept} kept`,
       ].join("\n")}\n`,
     );
 } finally {
