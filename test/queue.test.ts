@@ -10,6 +10,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { checkRedis, queueStatus, runOnQueue } from "../src/queue/index.js";
 import { planSweep, runSweep, runSweepOnQueue } from "../src/scaling/sweep.js";
+import { estimateStudy, finishedRuns, planStudy, runStudy } from "../src/study/index.js";
 import { listRuns, parseTrainConfig, runDirOf, train } from "../src/train/index.js";
 import { startRedis, type TestRedis } from "./helpers/redis.js";
 import { tinyDataset, tinyModel } from "./helpers/train-data.js";
@@ -226,6 +227,50 @@ test("SIGTERM: the worker checkpoints its run, returns it to the queue and exits
   assert.ok(resumed.alreadyFinished);
   assert.equal(resumed.loss, reference.loss);
   assert.equal(resumed.valLoss, reference.valLoss);
+});
+
+test("a study through the queue: detached, the learning-rate phase is enqueued; resumed, every phase is collected with the losses of a local study", {
+  timeout: 90_000,
+}, async () => {
+  await stopWorkers();
+  const options = (r: string) => ({
+    studyId: "qstudy",
+    recipes: ["gpt2", "llama"],
+    budgets: [3e7, 6e7],
+    seeds: [1],
+    train: {
+      root: r,
+      data,
+      model: "nano",
+      dModel: 48,
+      layers: 2,
+      heads: 4,
+      context: 16,
+      batchSize: 4,
+      logInterval: 1000,
+    } as const,
+    log: () => {},
+  });
+  const plan = planStudy(options(join(root, "study-queued")));
+  const queue = { url: redis.url, pollMs: 100 };
+  const detached = await runStudy(plan, { quiet: true, queue: { ...queue, detach: true } });
+  assert.equal(detached.completed.length, 0);
+  assert.equal(detached.pending.length, 2 * 3, "the two recipes' learning-rate sweeps");
+  spawnWorker();
+  spawnWorker();
+  const collected = await runStudy(plan, { quiet: true, queue });
+  assert.deepEqual(collected.failed, []);
+  assert.deepEqual(collected.pending, []);
+  assert.equal(collected.interrupted, null);
+  assert.deepEqual(estimateStudy(plan, { bootstrap: 50 }).missing, []);
+
+  const localPlan = planStudy(options(join(root, "study-local")));
+  await runStudy(localPlan, { quiet: true });
+  const viaQueue = finishedRuns(plan);
+  const local = finishedRuns(localPlan);
+  assert.deepEqual([...viaQueue.keys()].sort(), [...local.keys()].sort());
+  for (const [name, r] of viaQueue) assert.equal(r.loss, local.get(name)!.loss, name);
+  await stopWorkers();
 });
 
 test("a wrong or missing password fails at once with a clear error (no retrying forever)", {
