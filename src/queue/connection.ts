@@ -5,6 +5,14 @@
 // that is ridden out: ioredis reconnects and BullMQ carries on.
 import { Redis, type RedisOptions } from "ioredis";
 
+/**
+ * BullMQ, loaded on first use: it loads msgpackr's native addon, and importing afterscale as a library
+ * must not load native code that a program never uses.
+ */
+export function loadBullmq(): Promise<typeof import("bullmq")> {
+  return import("bullmq");
+}
+
 /** A long-lived connection stops retrying after Redis has been unreachable this long (seconds). */
 export const REDIS_OUTAGE_SECONDS = 120;
 /** One connection attempt (checkRedis) gives up after this long (milliseconds). */

@@ -4,10 +4,9 @@
 // run registry. Collection is idempotent: a run already finished in the registry is skipped, a completed
 // job seen again rewrites the same registry row, and a job that vanished (a Redis that lost its data) is
 // added again — its worker finds the finished run folder and returns its figures without training.
-import { Queue } from "bullmq";
 import type { TrainConfigInput } from "../train/index.js";
 import { Registry } from "../train/index.js";
-import { checkRedis, openRedis, REDIS_OUTAGE_SECONDS, redactUrl } from "./connection.js";
+import { checkRedis, loadBullmq, openRedis, REDIS_OUTAGE_SECONDS, redactUrl } from "./connection.js";
 import {
   DEFAULT_ATTEMPTS,
   JOB_FORMAT,
@@ -79,6 +78,7 @@ export async function runOnQueue(
   if (!(Number.isInteger(attempts) && attempts >= 1))
     throw new Error(`attempts must be an integer ≥ 1, got ${attempts}`);
   await checkRedis(options.url);
+  const { Queue } = await loadBullmq();
   let gaveUp: string | null = null;
   const connection = openRedis(options.url, {
     outageSeconds: options.outageSeconds ?? REDIS_OUTAGE_SECONDS,

@@ -1,7 +1,6 @@
 // `afterscale queue status`: what the queue holds — waiting, active, done and failed runs; who trains each
 // active run, at which step and loss; each failure's error; the workers connected.
-import { Queue } from "bullmq";
-import { checkRedis, openRedis, redactUrl } from "./connection.js";
+import { checkRedis, loadBullmq, openRedis, redactUrl } from "./connection.js";
 import { QUEUE_NAME, type RunJob, type RunOutcome, type RunProgress } from "./jobs.js";
 
 export interface QueueStatus {
@@ -25,6 +24,7 @@ const LIST_LIMIT = 200;
 
 export async function queueStatus(url: string): Promise<QueueStatus> {
   await checkRedis(url);
+  const { Queue } = await loadBullmq();
   const connection = openRedis(url, { outageSeconds: 5 });
   const queue = new Queue<RunJob, RunOutcome>(QUEUE_NAME, { connection });
   queue.on("error", () => {});

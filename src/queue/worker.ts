@@ -5,8 +5,8 @@
 // without training again. SIGTERM checkpoints the current runs and puts them back in the queue.
 import { hostname } from "node:os";
 import { Worker as ThreadWorker } from "node:worker_threads";
-import { type Job, WaitingError, Worker } from "bullmq";
-import { checkRedis, openRedis, REDIS_OUTAGE_SECONDS, redactUrl } from "./connection.js";
+import type { Job } from "bullmq";
+import { checkRedis, loadBullmq, openRedis, REDIS_OUTAGE_SECONDS, redactUrl } from "./connection.js";
 import { QUEUE_NAME, type RunJob, type RunOutcome, type RunProgress, readRunJob } from "./jobs.js";
 import type { FromThread, ThreadInit, ToThread } from "./train-thread.js";
 
@@ -93,6 +93,7 @@ class ThreadPool {
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const log = options.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   await checkRedis(options.url);
+  const { WaitingError, Worker } = await loadBullmq();
   const name = `${hostname()}:${process.pid}`;
   const say = (m: string) => log(`[worker ${name}] ${m}`);
   let giveUp: (reason: string) => void = () => {};
