@@ -4,6 +4,10 @@
 // a bounded time: the main job (`npm start`) and the sweep recipe start, show progress, get Ctrl-C and must
 // checkpoint and exit 130; the sweep's id is then filled by a reduced sweep (printed) so the commands after
 // it run as written. A server gets a health check and one completion, then Ctrl-C. Any failure exits 1.
+// Commands with a redis:// URL (the run queue, docs/scale-out.md) run against a redis-server this script
+// starts on a free port (Debian's, as .ci/run installs it), with one `afterscale worker` of its own in the
+// background; the URL as written is replaced by that server's. A queued sweep is checked as written with
+// --dry-run, then run reduced; a documented worker must start taking runs and stop cleanly on Ctrl-C.
 //
 //   node dist/tools/check-docs-commands.js            (from the repository root; needs `npm ci` done)
 import { type ChildProcess, spawn } from "node:child_process";
@@ -172,6 +176,64 @@ async function runBounded(command: string, env: NodeJS.ProcessEnv, progress: Reg
   return { ...r, progress: seen[0] };
 }
 
+/** The redis-server and background worker behind the documented queue commands, started on first use. */
+interface QueueBackend {
+  url: string;
+  redis: ChildProcess;
+  worker: ChildProcess;
+}
+let queueBackend: QueueBackend | null = null;
+const REDIS_URL = /rediss?:\/\/\S+/g;
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function startQueueBackend(env: NodeJS.ProcessEnv): Promise<QueueBackend> {
+  if (queueBackend) return queueBackend;
+  const port = await freePort();
+  const dir = join(work, "redis");
+  mkdirSync(dir, { recursive: true });
+  const url = `redis://127.0.0.1:${port}`;
+  const redis = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--save", ""],
+    { stdio: "ignore" },
+  );
+  running.add(redis);
+  redis.once("error", () => {}); // reported below as "did not start"
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const r = await runToEnd(`npx afterscale queue status ${url}`, env, 30);
+    if (r.code === 0) break;
+    if (Date.now() > deadline || redis.exitCode !== null)
+      throw new Error(`redis-server (needed by the queue commands) did not start:\n${tail(r.output)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const { child: worker } = start(`npx afterscale worker --queue ${url}`, env);
+  running.add(worker);
+  queueBackend = { url, redis, worker };
+  return queueBackend;
+}
+
+async function stopQueueBackend(): Promise<void> {
+  if (!queueBackend) return;
+  const { redis, worker } = queueBackend;
+  killGroup(worker, "SIGTERM");
+  redis.kill("SIGTERM");
+  await Promise.all(
+    [worker, redis].map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once("exit", r)))),
+  );
+  queueBackend = null;
+}
+
 function portFree(port: number): Promise<boolean> {
   return new Promise((res) => {
     const s = createServer();
@@ -259,13 +321,45 @@ async function main(): Promise<void> {
   const failures: string[] = [];
   for (const { command: written, where } of commands) {
     const unknown = written.replace(/<run>/g, "").match(/<[^>]+>/);
-    const command = written.replace(/<run>/g, RUN_NAME);
     const label = `${where.join(", ")}: ${written}`;
     try {
       if (unknown) throw new Error(`unknown placeholder ${unknown[0]} (this script knows <run>)`);
+      let command = written.replace(/<run>/g, RUN_NAME);
+      let note = "";
+      if (/rediss?:\/\/\S+/.test(command)) {
+        const q = await startQueueBackend(env);
+        command = command.replace(REDIS_URL, q.url);
+        note = ` (with ${q.url}, this script's redis-server and worker)`;
+      }
       const sub = command.split(" ")[2];
       let what: string;
-      if (command === "npm start") {
+      if (sub === "worker") {
+        // A worker runs until stopped: it must start taking runs, then Ctrl-C must stop it cleanly.
+        const { child, done } = start(command, env);
+        const seen = await waitFor(child, done, /taking runs from/, 60);
+        killGroup(child, seen ? "SIGINT" : "SIGKILL");
+        const r = await done;
+        if (!seen) throw new Error(`no "taking runs from" within 60 s:\n${tail(r.output)}`);
+        if (![0, 130].includes(shellStatus(r)) || !/stopped/.test(r.output))
+          throw new Error(
+            `after Ctrl-C: status ${shellStatus(r)}, expected a clean stop:\n${tail(r.output)}`,
+          );
+        what = `took runs from the queue, Ctrl-C → stopped (status ${shellStatus(r)})${note}`;
+      } else if (sub === "sweep" && command.includes("--queue") && command.includes("--resume")) {
+        // Collecting a queued sweep: waits for this script's worker to train its runs.
+        const r = await runToEnd(command, env, 300);
+        if (r.code !== 0) throw new Error(`exit ${r.code ?? r.signal}:\n${tail(r.output)}`);
+        what = `exit 0 (${r.seconds.toFixed(1)} s): ${/^sweep \S+ through the queue.*$/m.exec(r.output)?.[0] ?? lastLine(r.output)}${note}`;
+      } else if (sub === "sweep" && command.includes("--queue")) {
+        // As written with --dry-run (flags and plan), then reduced, enqueued for real.
+        const dry = await runToEnd(`${command} --dry-run`, env);
+        if (dry.code !== 0)
+          throw new Error(`as written with --dry-run: exit ${dry.code}:\n${tail(dry.output)}`);
+        const reduced = reducedSweep(command);
+        const r = await runToEnd(reduced, env);
+        if (r.code !== 0) throw new Error(`the reduced sweep failed: ${reduced}\n${tail(r.output)}`);
+        what = `as written with --dry-run: exit 0; reduced: ${reduced} → "${/^sweep \S+ through the queue.*$/m.exec(r.output)?.[0] ?? lastLine(r.output)}"${note}`;
+      } else if (command === "npm start") {
         // The main job, a quick recipe study: it must build, prepare the corpus, start training, and stop
         // cleanly on Ctrl-C. Its runs go to a folder of their own (AFTERSCALE_HOME), since npm runs scripts
         // in the package root.
@@ -305,7 +399,7 @@ async function main(): Promise<void> {
       } else {
         const r = await runToEnd(command, env);
         if (r.code !== 0) throw new Error(`exit ${r.code ?? r.signal}:\n${tail(r.output)}`);
-        what = `exit 0 (${r.seconds.toFixed(1)} s): ${lastLine(r.output)}`;
+        what = `exit 0 (${r.seconds.toFixed(1)} s): ${lastLine(r.output)}${note}`;
       }
       console.log(`ok   ${label}\n     ${what}`);
     } catch (e) {
@@ -313,6 +407,7 @@ async function main(): Promise<void> {
       console.log(`FAIL ${label}\n${(e as Error).message.replace(/^/gm, "     ")}`);
     }
   }
+  await stopQueueBackend();
   const seconds = ((performance.now() - t0) / 1000).toFixed(0);
   if (failures.length > 0) {
     console.log(

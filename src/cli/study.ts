@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { generate } from "../infer/index.js";
+import { redactUrl } from "../queue/index.js";
 import {
   estimateStudy,
   formatStudy,
@@ -90,7 +91,23 @@ export function registerStudyCommand(program: Command): void {
     .option("--samples <n>", "print a sample from each recipe's largest model", int(0, 1), 0)
     .option("--bootstrap <n>", "bootstrap resamples for the interval", int(0, 100000), 2000)
     .option("--dry-run", "print the plan and stop", false)
-    .option("--json", "print the result as JSON", false);
+    .option("--json", "print the result as JSON", false)
+    .option(
+      "--queue <url>",
+      "train the runs on `afterscale worker`s through this Redis queue (redis://[user:pass@]host:port[/db]); " +
+        "--root must be storage the workers reach at the same path",
+    )
+    .option(
+      "--detach",
+      "with --queue: enqueue the current phase and exit; --resume ID --queue URL collects it and enqueues the next",
+      false,
+    )
+    .option(
+      "--attempts <n>",
+      "with --queue: attempts of a failing run before it is marked failed",
+      int(1, 100),
+      3,
+    );
   for (const f of fields) cmd.addOption(trainFieldOption(f, `trainer (every run): ${f.description}`));
   cmd.action(async (o) => {
     const root = resolve(o.root ?? defaultRoot());
@@ -145,12 +162,16 @@ export function registerStudyCommand(program: Command): void {
       if (o.json) output(true, plan, () => "");
       return;
     }
-    const stop = abortOnSignals("study");
+    if (o.detach && !o.queue) throw new Error("study: --detach needs --queue URL");
+    const stop = abortOnSignals(o.queue ? "study (its runs stay in the queue)" : "study");
     const started = performance.now();
+    const rootFlag = o.root ? ` --root ${o.root}` : "";
+    const resume = `afterscale study --resume ${plan.studyId}${rootFlag}${o.queue ? ` --queue ${redactUrl(o.queue)}` : ""}`;
     try {
       const summary = await runStudy(plan, {
         signal: stop.signal,
         log: o.json ? () => {} : stderrLine,
+        ...(o.queue ? { queue: { url: o.queue, detach: o.detach, attempts: o.attempts } } : {}),
       });
       const seconds = (performance.now() - started) / 1000;
       const result = estimateStudy(plan, { bootstrap: o.bootstrap });
@@ -162,15 +183,20 @@ export function registerStudyCommand(program: Command): void {
           "",
           `${summary.completed.length} runs trained now, ${summary.skipped.length} already finished (${seconds.toFixed(0)} s)`,
         ];
-        if (summary.interrupted)
+        for (const f of summary.failed) lines.push(`failed: ${f.runName}: ${f.error}`);
+        if (summary.failed.length > 0) lines.push(`after fixing the cause, retry them with: ${resume}`);
+        else if (summary.interrupted)
+          lines.push(`stopped at ${summary.interrupted}; continue with: ${resume}`);
+        else if (summary.pending.length > 0)
           lines.push(
-            `stopped at ${summary.interrupted}; continue with: afterscale study --resume ${plan.studyId}${o.root ? ` --root ${o.root}` : ""}`,
+            `${summary.pending.length} runs in the queue; collect them (and enqueue the next phase) with: ${resume}`,
           );
         if (report) lines.push(`report: ${report.html}`);
         for (const s of samples) lines.push("", `--- sample from ${s.recipe} ---`, s.text);
         return lines.join("\n");
       });
-      if (summary.interrupted) process.exitCode = 130;
+      if (summary.failed.length > 0) process.exitCode = 1;
+      else if (summary.interrupted) process.exitCode = 130;
     } finally {
       stop.release();
     }

@@ -1,6 +1,7 @@
 // `afterscale sweep` (plan and run an IsoFLOP grid) and `afterscale report` (the HTML report of a fit).
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { redactUrl } from "../queue/index.js";
 import { DEFAULT_BOOTSTRAP_COUNT } from "../scaling/bootstrap.js";
 import { writeReport } from "../scaling/report.js";
 import {
@@ -12,7 +13,9 @@ import {
   planSweep,
   probeThroughput,
   runSweep,
+  runSweepOnQueue,
   SWEEP_OWNED_FIELDS,
+  type SweepPlan,
   sweepExists,
   sweepStatus,
   validateSweepId,
@@ -51,6 +54,45 @@ function stderrLine(m: string): void {
   process.stderr.write(`${m}\n`);
 }
 
+/** `sweep --queue`: enqueue, then wait for the workers (or detach), and report every run's outcome. */
+async function sweepOnQueue(plan: SweepPlan, o: Record<string, unknown>, rootFlag: string): Promise<void> {
+  const url = String(o.queue);
+  const resume = `afterscale sweep --resume ${plan.sweepId}${rootFlag} --queue ${redactUrl(url)}`;
+  // SIGINT/SIGTERM stop waiting; the runs stay queued for the workers.
+  const stop = abortOnSignals("sweep (its runs stay in the queue)");
+  const started = performance.now();
+  try {
+    const summary = await runSweepOnQueue(plan, {
+      url,
+      detach: Boolean(o.detach),
+      attempts: Number(o.attempts),
+      signal: stop.signal,
+      log: o.json ? () => {} : stderrLine,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    output(Boolean(o.json), { sweepId: plan.sweepId, seconds, ...summary }, () => {
+      const lines = [
+        `sweep ${plan.sweepId} through the queue: ${summary.completed.length} runs collected now, ` +
+          `${summary.skipped.length} already finished, ${summary.failed.length} failed, ${summary.pending.length} in the queue ` +
+          `(${seconds.toFixed(0)} s)`,
+      ];
+      for (const f of summary.failed) lines.push(`failed: ${f.runName}: ${f.error}`);
+      if (summary.pending.length > 0) lines.push(`collect the results with: ${resume}`);
+      else if (summary.failed.length > 0)
+        lines.push(`after fixing the cause, retry the failed runs with: ${resume}`);
+      else
+        lines.push(
+          `fit it: afterscale fit --sweep ${plan.sweepId}${rootFlag}; report: afterscale report ${plan.sweepId}${rootFlag} -o report.html`,
+        );
+      return lines.join("\n");
+    });
+    if (summary.failed.length > 0) process.exitCode = 1;
+    else if (summary.pending.length > 0 && !o.detach) process.exitCode = 130;
+  } finally {
+    stop.release();
+  }
+}
+
 export function registerSweepCommands(program: Command): void {
   const sweep = program
     .command("sweep")
@@ -68,7 +110,23 @@ export function registerSweepCommands(program: Command): void {
     .option("--root <dir>", "where runs, the registry and sweeps live (default $AFTERSCALE_HOME or ./runs)")
     .option("--dry-run", "print the plan and stop", false)
     .option("--no-probe", "skip the throughput probe (no wall-time estimate)")
-    .option("--json", "print the plan (and the summary) as JSON", false);
+    .option("--json", "print the plan (and the summary) as JSON", false)
+    .option(
+      "--queue <url>",
+      "train the runs on `afterscale worker`s through this Redis queue (redis://[user:pass@]host:port[/db], rediss:// for TLS) " +
+        "instead of here; --root must be storage the workers reach at the same path",
+    )
+    .option(
+      "--detach",
+      "with --queue: enqueue the runs and exit; collect them later with --resume ID --queue URL",
+      false,
+    )
+    .option(
+      "--attempts <n>",
+      "with --queue: attempts of a failing run before it is marked failed",
+      int(1, 100),
+      3,
+    );
   // Trainer flags (generated from the config schema, as `afterscale train` does) apply to every run.
   for (const f of trainerFields()) {
     const note =
@@ -122,10 +180,15 @@ export function registerSweepCommands(program: Command): void {
     if (!o.json) process.stdout.write(`${formatPlan(plan, probe, status.size > 0 ? status : undefined)}\n`);
     if (o.dryRun) return;
 
+    const rootFlag = o.root ? ` --root ${o.root}` : "";
+    if (o.detach && !o.queue) throw new Error("sweep: --detach needs --queue URL");
+    if (o.queue) {
+      await sweepOnQueue(plan, o, rootFlag);
+      return;
+    }
     // First SIGINT/SIGTERM: the current run checkpoints and the sweep stops; a second one quits at once.
     const stop = abortOnSignals("sweep");
     const started = performance.now();
-    const rootFlag = o.root ? ` --root ${o.root}` : "";
     try {
       const summary = await runSweep(plan, { signal: stop.signal, log: stderrLine });
       const seconds = (performance.now() - started) / 1000;

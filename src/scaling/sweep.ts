@@ -26,6 +26,7 @@ import {
   trainingFlopsPerToken,
 } from "../nn/index.js";
 import { AdamW } from "../optim/index.js";
+import { type QueueSummary, type QueueTask, recordOutcome, runOnQueue } from "../queue/index.js";
 import { crossEntropy, tidy } from "../tensor/index.js";
 import {
   defaultRoot,
@@ -649,6 +650,65 @@ export async function runSweep(plan: SweepPlan, options: RunSweepOptions = {}): 
     options.onRunFinished?.(run, result);
   }
   return summary;
+}
+
+export interface QueueSweepOptions {
+  /** The Redis URL of the run queue. */
+  url: string;
+  /** Enqueue and return; `sweep --resume ID --queue URL` collects later. */
+  detach?: boolean;
+  /** Give runs that failed earlier a fresh set of attempts (default true: a resumed sweep retries). */
+  retryFailed?: boolean;
+  attempts?: number;
+  pollMs?: number;
+  signal?: AbortSignal;
+  log?: (message: string) => void;
+}
+
+/**
+ * Runs the sweep through the queue: every unfinished run becomes a job for `afterscale worker`s; each run
+ * a worker finishes is written into the registry here (with its sweep fields), as a local run would be.
+ * Saves the plan first, so `--resume ID` finds it.
+ */
+export async function runSweepOnQueue(plan: SweepPlan, options: QueueSweepOptions): Promise<QueueSummary> {
+  const root = String(plan.train.root);
+  saveSweepPlan(plan);
+  const byName = new Map(plan.runs.map((r) => [r.name, r]));
+  const records = new Map<string, RegistryRun>();
+  if (existsSync(join(resolve(root), "registry.sqlite"))) {
+    const r = new Registry(root);
+    try {
+      for (const rec of r.listRuns({ sweepId: plan.sweepId })) records.set(rec.runDir, rec);
+    } finally {
+      r.close();
+    }
+  }
+  const tasks: QueueTask[] = plan.runs.map((run) => ({
+    group: plan.sweepId,
+    runName: run.name,
+    runDir: runDirOf(parseTrainConfig(run.config)),
+    config: run.config,
+  }));
+  return runOnQueue(tasks, {
+    url: options.url,
+    retryFailed: options.retryFailed ?? true,
+    ...(options.detach !== undefined ? { detach: options.detach } : {}),
+    ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
+    ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.log ? { log: options.log } : {}),
+    isDone: (t) => isDone(records.get(t.runDir), byName.get(t.runName)!),
+    onResult: (t, outcome) => {
+      const id = recordOutcome(root, plan.sweepId, outcome);
+      const r = new Registry(root);
+      try {
+        const rec = r.getRun(id);
+        if (rec) annotate(r, plan, byName.get(t.runName)!, rec);
+      } finally {
+        r.close();
+      }
+    },
+  });
 }
 
 /** Status of every planned run from the registry: finished, interrupted, running (killed), failed or pending. */

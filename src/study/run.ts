@@ -4,6 +4,7 @@
 // continues where it stopped when run again.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { recordOutcome, runOnQueue } from "../queue/index.js";
 import { parseTrainConfig, Registry, type RunRecord, runDirOf, train } from "../train/index.js";
 import { type StudyPlan, type StudyRun, saveStudyPlan, studyRun } from "./plan.js";
 
@@ -11,6 +12,12 @@ export interface RunStudyOptions {
   signal?: AbortSignal;
   log?: (message: string) => void;
   quiet?: boolean;
+  /**
+   * Train through the run queue instead of here: each phase's runs (the learning-rate sweeps, then the
+   * main runs) go to the workers at once. Detached, the current phase is enqueued and the call returns;
+   * calling again collects it and enqueues the next.
+   */
+  queue?: { url: string; detach?: boolean; attempts?: number; pollMs?: number };
 }
 
 export interface StudyRunSummary {
@@ -18,6 +25,10 @@ export interface StudyRunSummary {
   skipped: string[];
   /** The run a signal stopped (the study stops there), or null. */
   interrupted: string | null;
+  /** Through the queue: runs that failed every attempt (the study stops after their phase). */
+  failed: { runName: string; error: string }[];
+  /** Through the queue: runs left in the queue (detached, or stopped waiting). */
+  pending: string[];
 }
 
 /** Finished runs of a study by name, with their final validation loss. */
@@ -103,8 +114,43 @@ export function mainRuns(plan: StudyPlan, tuned: Tuning[]): StudyRun[] | null {
 export async function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): Promise<StudyRunSummary> {
   const log = options.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   saveStudyPlan(plan);
-  const summary: StudyRunSummary = { completed: [], skipped: [], interrupted: null };
+  const summary: StudyRunSummary = { completed: [], skipped: [], interrupted: null, failed: [], pending: [] };
+  const root = String(plan.train.root);
+  const viaQueue = async (runs: StudyRun[], phase: string): Promise<boolean> => {
+    const done = finishedRuns(plan);
+    const q = options.queue!;
+    if (!options.quiet) log(`[${phase}] ${runs.length} runs through the queue`);
+    const s = await runOnQueue(
+      runs.map((run) => ({
+        group: plan.studyId,
+        runName: run.name,
+        runDir: runDirOf(parseTrainConfig(run.config)),
+        config: run.config,
+      })),
+      {
+        url: q.url,
+        retryFailed: true,
+        ...(q.detach !== undefined ? { detach: q.detach } : {}),
+        ...(q.attempts !== undefined ? { attempts: q.attempts } : {}),
+        ...(q.pollMs !== undefined ? { pollMs: q.pollMs } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        log: options.quiet ? () => {} : log,
+        isDone: (t) => done.has(t.runName),
+        onResult: (_t, outcome) => {
+          recordOutcome(root, plan.studyId, outcome);
+        },
+      },
+    );
+    for (const name of s.skipped)
+      if (!summary.skipped.includes(name) && !summary.completed.includes(name)) summary.skipped.push(name);
+    summary.completed.push(...s.completed);
+    summary.failed.push(...s.failed);
+    summary.pending.push(...s.pending);
+    if (s.pending.length > 0 && !q.detach) summary.interrupted = s.pending[0]!;
+    return s.failed.length === 0 && s.pending.length === 0;
+  };
   const execute = async (runs: StudyRun[], phase: string): Promise<boolean> => {
+    if (options.queue) return viaQueue(runs, phase);
     const done = finishedRuns(plan);
     for (const [i, run] of runs.entries()) {
       if (done.has(run.name)) {
