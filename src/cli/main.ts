@@ -6,6 +6,7 @@ import { registerDataCommands } from "./data.js";
 import { registerFeedbackCommands } from "./feedback.js";
 import { registerIoCommands } from "./io.js";
 import { registerPrefsCommands } from "./prefs.js";
+import { registerSaeCommands } from "./sae.js";
 import { registerScalingCommands } from "./scaling.js";
 import { registerServeCommand } from "./serve.js";
 import { registerStudyCommand } from "./study.js";
@@ -32,6 +33,7 @@ registerIoCommands(program);
 registerServeCommand(program);
 registerTasksCommands(program);
 registerPrefsCommands(program);
+registerSaeCommands(program);
 
 try {
   await program.parseAsync(process.argv);

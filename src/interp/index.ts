@@ -8,3 +8,43 @@ export {
   runWithHooks,
   type Tokens,
 } from "./run.js";
+export {
+  createSae,
+  geometricMedian,
+  loadSae,
+  normalizeDecoder,
+  projectDecoderGrad,
+  SAE_FILE,
+  SAE_WEIGHTS,
+  type Sae,
+  type SaeActivation,
+  type SaeConfig,
+  type SaeFile,
+  type SaeInfo,
+  type SaeLoss,
+  saeApply,
+  saeForward,
+  saeLoss,
+  saveSae,
+  topkMask,
+} from "./sae.js";
+export {
+  type FeatureContext,
+  type FeatureReport,
+  type FeatureScan,
+  type ScanOptions,
+  scanFeatures,
+} from "./sae-inspect.js";
+export {
+  ActivationStream,
+  ceRecovered,
+  checkSaeHook,
+  evaluateSae,
+  hookActivations,
+  type SaeEvalOptions,
+  type SaeMetrics,
+  type SaeStepStats,
+  type SaeTrainOptions,
+  type Splice,
+  trainSae,
+} from "./sae-train.js";
