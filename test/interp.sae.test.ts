@@ -3,10 +3,11 @@
 // an SAE trained on activations made from a known sparse dictionary explains them at low L0, CE recovered is 1
 // for a perfect reconstruction and 0 for the ablation itself, save/load round-trips, and bad input is refused.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
   ceRecovered,
@@ -28,7 +29,9 @@ import {
 import { createModel, type ModelConfig, preset } from "../src/nn/index.js";
 import { AdamW } from "../src/optim/index.js";
 import { noGrad, parameter, Rng, type Tensor, tensor, tidy } from "../src/tensor/index.js";
+import { train } from "../src/train/index.js";
 import { assertClose } from "./helpers/close.js";
+import { tinyDataset, tinyModel } from "./helpers/train-data.js";
 
 const fixtures = fileURLToPath(new URL("../../test/fixtures/interp/", import.meta.url));
 
@@ -390,4 +393,71 @@ test("bad input is refused by name: unknown hook, per-pair hook, missing folder,
     () => evaluateSae(model, wide, [tinyTokens(500, 2)], { maxTokens: 64 }),
     /width 16, the SAE's d_in is 24/,
   );
+});
+
+test("the CLI: sae train writes a folder with its metrics, refuses to overwrite it and an unknown hook; sae inspect shows contexts", async () => {
+  const { root, data } = tinyDataset();
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const run = await train(
+    { ...tinyModel, data, root, runName: "sae-base", steps: 4 },
+    { quiet: true, handleSignals: false, log: () => {} },
+  );
+  const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const afterscale = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
+  const out = join(root, "sae-tiny");
+  const args = ["sae", "train", "--model", run.runDir, "--hook", "blocks.1.hook_resid_post", "--l1", "1"];
+  const small = [
+    "--steps",
+    "5",
+    "--batch-tokens",
+    "64",
+    "--eval-tokens",
+    "128",
+    "-o",
+    out,
+    "--quiet",
+    "--json",
+  ];
+  const r = afterscale(...args, ...small);
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout) as {
+    features: number;
+    l0: number;
+    ce: { recovered: number };
+    tokens: number;
+  };
+  assert.equal(result.features, 8 * tinyModel.dModel);
+  assert.equal(result.tokens, 128);
+  const saved = JSON.parse(readFileSync(join(out, "sae.json"), "utf8"));
+  assert.equal(saved.hook, "blocks.1.hook_resid_post");
+  assert.equal(saved.info.steps, 5);
+  assert.equal(saved.info.metrics.l0, result.l0);
+  const again = afterscale(...args, ...small);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /already exists/);
+  const badHook = afterscale(
+    "sae",
+    "train",
+    "--model",
+    run.runDir,
+    "--hook",
+    "blocks.7.hook_resid_post",
+    "--l1",
+    "1",
+  );
+  assert.match(badHook.stderr, /no hook point blocks\.7\.hook_resid_post/);
+  const both = afterscale("sae", "train", "--model", run.runDir, "--hook", "blocks.1.hook_resid_post");
+  assert.match(both.stderr, /exactly one of --l1/);
+  const ins = afterscale("sae", "inspect", out, "--features", "0,3", "--contexts", "2", "--json");
+  assert.equal(ins.status, 0, ins.stderr);
+  const shown = JSON.parse(ins.stdout) as { features: { feature: number; contexts: { text: string }[] }[] };
+  assert.deepEqual(
+    shown.features.map((f) => f.feature),
+    [0, 3],
+  );
+  for (const f of shown.features) for (const c of f.contexts) assert.match(c.text, /«.*»/s);
+  const missing = afterscale("sae", "inspect", join(root, "nope"));
+  assert.match(missing.stderr, /no such folder .*nope/);
+  const range = afterscale("sae", "inspect", out, "--features", "9999");
+  assert.match(range.stderr, /feature 9999 is out of range/);
 });

@@ -40,6 +40,7 @@ export {
   ceRecovered,
   checkSaeHook,
   evaluateSae,
+  heldOutBatches,
   hookActivations,
   type SaeEvalOptions,
   type SaeMetrics,

@@ -1,12 +1,10 @@
 // What an SAE's features respond to: each feature's top-activating tokens over held-out text, with a window
 // of context either side, and how often it fires (its density).
-import { evalBatches, type TokenArray } from "../data/index.js";
+import type { TokenArray } from "../data/index.js";
 import type { Model } from "../nn/index.js";
 import type { Sae } from "./sae.js";
 import { saeApply } from "./sae.js";
-import { checkSaeHook, hookActivations } from "./sae-train.js";
-
-const ROWS = 16;
+import { checkSaeHook, heldOutBatches, hookActivations } from "./sae-train.js";
 
 export interface FeatureContext {
   activation: number;
@@ -59,8 +57,7 @@ export function scanFeatures(
   // Per feature, its top K as (activation, row tokens, position), kept sorted descending.
   const top: { act: number; row: Int32Array; t: number }[][] = Array.from({ length: F }, () => []);
   let n = 0;
-  const maxBatches = Math.ceil((o.maxTokens ?? 65536) / (ROWS * context));
-  for (const b of evalBatches(tokens, ROWS, context, maxBatches)) {
+  for (const b of heldOutBatches(tokens, context, o.maxTokens ?? 65536)) {
     const { acts, d } = hookActivations(model, sae.config.hook, b.inputs, b.rows);
     if (d !== sae.config.dIn)
       throw new Error(

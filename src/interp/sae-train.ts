@@ -2,7 +2,7 @@
 // Activations stream from the model over the training split: windows drawn as pretraining draws them
 // (batchAt with the SAE's seed) fill a buffer, the buffer is shuffled and served in SAE batches, and refilled
 // with fresh windows when it runs low, so every activation is used once. The model is never trained.
-import { batchAt, evalBatches, type TokenArray } from "../data/index.js";
+import { type Batch, batchAt, evalBatches, type TokenArray } from "../data/index.js";
 import type { Model } from "../nn/index.js";
 import { AdamW } from "../optim/index.js";
 import { crossEntropy, noGrad, Rng, type Tensor, tensor, tidy } from "../tensor/index.js";
@@ -21,6 +21,16 @@ import {
 
 /** Rows of each model batch used to collect activations (windows of the model's context). */
 const MODEL_ROWS = 16;
+
+/**
+ * Windows of the held-out split from its start (each token predicted once), at most `maxTokens` tokens in
+ * all: whole windows of `context`, in batches of up to 16 rows.
+ */
+export function heldOutBatches(tokens: readonly TokenArray[], context: number, maxTokens: number): Batch[] {
+  const windows = Math.max(1, Math.floor(maxTokens / context));
+  const rows = Math.min(MODEL_ROWS, windows);
+  return [...evalBatches(tokens, rows, context, Math.max(1, Math.floor(windows / rows)))];
+}
 
 /** Refuses a hook the model lacks, or one whose activation is not one vector per token. */
 export function checkSaeHook(model: Model, hook: string): void {
@@ -313,9 +323,7 @@ export function ceRecovered(
 ): SaeMetrics["ce"] & { tokens: number } {
   checkSaeHook(model, hook);
   const context = o.context ?? model.config.context;
-  const batches = [
-    ...evalBatches(tokens, MODEL_ROWS, context, Math.ceil((o.maxTokens ?? 65536) / (MODEL_ROWS * context))),
-  ];
+  const batches = heldOutBatches(tokens, context, o.maxTokens ?? 65536);
   if (batches.length === 0)
     throw new Error(`sae: the held-out split is too short for one window of ${context} tokens`);
   const ablation = o.ablation ?? "zero";
