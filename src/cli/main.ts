@@ -8,6 +8,7 @@ import { registerInspectCommand } from "./inspect.js";
 import { registerIoCommands } from "./io.js";
 import { registerPrefsCommands } from "./prefs.js";
 import { registerQueueCommands } from "./queue.js";
+import { registerSaeCommands } from "./sae.js";
 import { registerScalingCommands } from "./scaling.js";
 import { registerServeCommand } from "./serve.js";
 import { registerStudyCommand } from "./study.js";
@@ -36,6 +37,7 @@ registerServeCommand(program);
 registerInspectCommand(program);
 registerTasksCommands(program);
 registerPrefsCommands(program);
+registerSaeCommands(program);
 
 try {
   await program.parseAsync(process.argv);
