@@ -57,13 +57,18 @@ export {
   activationPatching,
   attentionPatterns,
   directLogitAttribution,
+  evaluateSae,
   headAblationLosses,
   hookNames,
   inductionScores,
+  loadSae,
   logitLens,
   runWithCache,
   runWithHooks,
+  saveSae,
+  scanFeatures,
   topActivatingContexts,
+  trainSae,
 } from "./interp/index.js";
 // Interop: Hugging Face folders and GGUF files.
 export {
