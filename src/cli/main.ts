@@ -3,6 +3,7 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
+import { registerDistillCommand } from "./distill.js";
 import { registerFeedbackCommands } from "./feedback.js";
 import { registerIoCommands } from "./io.js";
 import { registerPrefsCommands } from "./prefs.js";
@@ -28,6 +29,7 @@ registerScalingCommands(program);
 registerSweepCommands(program);
 registerStudyCommand(program);
 registerFeedbackCommands(program);
+registerDistillCommand(program);
 registerIoCommands(program);
 registerServeCommand(program);
 registerTasksCommands(program);
