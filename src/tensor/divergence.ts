@@ -5,13 +5,16 @@
 //   else:  β·KL(teacher ‖ m) + (1−β)·KL(student ‖ m), with m = β·teacher + (1−β)·student,
 // each distribution softmax(logits / T), averaged over rows (TRL's "batchmean" over unmasked tokens).
 //
-// One fused op rather than a composition of exp/log/softmax ops: it works in the log domain throughout (the
-// mixture's log is a log-sum-exp, as in TRL), so nothing underflows to log 0, and it keeps no [rows × vocab]
-// intermediate; the backward recomputes each row. The gradient w.r.t. the student logits s, with p the
-// student's and q the teacher's distribution over the support:
+// One fused op rather than a composition of exp/log/softmax ops: the softmaxes and log-sum-exps run on the
+// backend's kernels (softmax, and crossEntropy's per-row log-sum-exp), log-probabilities come from the
+// logits minus that log-sum-exp (never the log of a probability that may have underflowed), the mixture's
+// log is taken only where the mixture has mass, and the backward reads two saved [rows × vocab] arrays (the
+// per-element part of the gradient, and p). The gradient w.r.t. the student logits s, with p the student's
+// and q the teacher's distribution over the support:
 //   β = 0: (p − q)/T;   β = 1: p ⊙ (log p − log q − KL)/T;   else: p ⊙ (g − Σ p g)/T, g = (1−β)(log p − log m).
 // The teacher is a constant (no gradient), given as logits or as its top-k (see TeacherTarget).
-import type { FloatArray } from "../backend/backend.js";
+import type { Backend, FloatArray } from "../backend/backend.js";
+import { pool } from "./pool.js";
 import { accumulateGrad, empty, needsGrad, record, type Tensor } from "./tensor.js";
 
 /**
@@ -34,126 +37,60 @@ export interface DivergenceOptions {
   temperature: number;
 }
 
-/** Per-row scratch: the support's columns, student log-probs, teacher log-probs. */
-interface Scratch {
-  cols: Int32Array;
-  logP: Float64Array;
-  logQ: Float64Array;
+/** softmax(x) per row into a pool array, and each row's log-sum-exp, on the backend's kernels. */
+function softmaxRows(kern: Backend, x: FloatArray, rows: number, vocab: number, dtype: Tensor["dtype"]) {
+  const prob = pool.alloc(dtype, rows * vocab);
+  kern.softmax(x, prob, rows, vocab);
+  const lse = pool.alloc(dtype, rows);
+  const losses = pool.alloc(dtype, rows);
+  kern.crossEntropy(x, new Int32Array(rows), losses, lse, rows, vocab, -1);
+  pool.release(losses);
+  return { prob, lse };
 }
 
-function logSoftmaxInto(x: Float64Array, n: number): void {
+/** Softmax of x[0..n) into prob and logProb (float64, for a row's top-k). */
+function softmaxSmall(x: Float64Array, n: number, prob: Float64Array, logProb: Float64Array): void {
   let max = Number.NEGATIVE_INFINITY;
   for (let j = 0; j < n; j++) if (x[j]! > max) max = x[j]!;
   let sum = 0;
   for (let j = 0; j < n; j++) sum += Math.exp(x[j]! - max);
-  const lse = max + Math.log(sum);
-  for (let j = 0; j < n; j++) x[j] = x[j]! - lse;
-}
-
-/** log(e^a + e^b) without overflow; −∞ when both are. */
-function logAddExp(a: number, b: number): number {
-  const hi = Math.max(a, b);
-  if (hi === Number.NEGATIVE_INFINITY) return hi;
-  return hi + Math.log(Math.exp(a - hi) + Math.exp(b - hi));
-}
-
-/**
- * Fills the scratch for row r and returns the support size n: the student's log-probs over it (logP) and
- * the teacher's (logQ, −∞ where the teacher has no mass).
- */
-function fillRow(
-  s: FloatArray,
-  r: number,
-  vocab: number,
-  teacher: TeacherTarget,
-  beta: number,
-  invT: number,
-  w: Scratch,
-): number {
-  const sRow = r * vocab;
-  if (teacher.kind === "logits") {
-    const tRow = r * teacher.stride;
-    for (let j = 0; j < vocab; j++) {
-      w.cols[j] = j;
-      w.logP[j] = s[sRow + j]! * invT;
-      w.logQ[j] = teacher.logits[tRow + j]! * invT;
-    }
-    logSoftmaxInto(w.logP, vocab);
-    logSoftmaxInto(w.logQ, vocab);
-    return vocab;
-  }
-  const k = teacher.k;
-  const kRow = r * k;
-  if (beta === 0) {
-    for (let j = 0; j < vocab; j++) {
-      w.cols[j] = j;
-      w.logP[j] = s[sRow + j]! * invT;
-      w.logQ[j] = Number.NEGATIVE_INFINITY;
-    }
-    logSoftmaxInto(w.logP, vocab);
-    const kept = new Float64Array(k);
-    for (let i = 0; i < k; i++) kept[i] = teacher.logProbs[kRow + i]! * invT;
-    logSoftmaxInto(kept, k);
-    for (let i = 0; i < k; i++) w.logQ[teacher.ids[kRow + i]!] = kept[i]!;
-    return vocab;
-  }
-  for (let i = 0; i < k; i++) {
-    const col = teacher.ids[kRow + i]!;
-    w.cols[i] = col;
-    w.logP[i] = s[sRow + col]! * invT;
-    w.logQ[i] = teacher.logProbs[kRow + i]! * invT;
-  }
-  logSoftmaxInto(w.logP, k);
-  logSoftmaxInto(w.logQ, k);
-  return k;
-}
-
-/**
- * The divergence of one row (support size n, scratch filled); with `grad`, also writes
- * scale · ∂divergence/∂s into grad at the support's columns (the row's other columns are left alone).
- */
-function rowDivergence(
-  n: number,
-  w: Scratch,
-  beta: number,
-  grad: FloatArray | null,
-  gRow: number,
-  scale: number,
-): number {
-  const { cols, logP, logQ } = w;
-  let d = 0;
-  if (beta === 0) {
-    for (let j = 0; j < n; j++)
-      if (logQ[j]! > Number.NEGATIVE_INFINITY) d += Math.exp(logQ[j]!) * (logQ[j]! - logP[j]!);
-    if (grad)
-      for (let j = 0; j < n; j++) grad[gRow + cols[j]!] = scale * (Math.exp(logP[j]!) - Math.exp(logQ[j]!));
-    return d;
-  }
-  if (beta === 1) {
-    for (let j = 0; j < n; j++) d += Math.exp(logP[j]!) * (logP[j]! - logQ[j]!);
-    if (grad) {
-      for (let j = 0; j < n; j++)
-        grad[gRow + cols[j]!] = scale * Math.exp(logP[j]!) * (logP[j]! - logQ[j]! - d);
-    }
-    return d;
-  }
-  const logB = Math.log(beta);
-  const log1B = Math.log(1 - beta);
-  let pg = 0;
+  const shift = max + Math.log(sum);
   for (let j = 0; j < n; j++) {
-    const lp = logP[j]!;
-    const lq = logQ[j]!;
-    const lm = logAddExp(lp + log1B, lq + logB);
-    const p = Math.exp(lp);
-    const q = Math.exp(lq);
-    d += beta * q * (lq - lm) + (1 - beta) * p * (lp - lm);
-    // logQ is reused for g = (1−β)(log p − log m) once this column's term is summed.
-    const g = (1 - beta) * (lp - lm);
-    pg += p * g;
-    logQ[j] = g;
+    logProb[j] = x[j]! - shift;
+    prob[j] = Math.exp(logProb[j]!);
   }
-  if (grad) for (let j = 0; j < n; j++) grad[gRow + cols[j]!] = scale * Math.exp(logP[j]!) * (logQ[j]! - pg);
-  return d;
+}
+
+/**
+ * One support point's contribution: the divergence term, and a (see rowC) for the gradient
+ * ∂/∂s = (a − p·c)/T: β = 0: a = p − q; β = 1: a = p·(log p − log q); else a = p·g, g = (1−β)(log p − log m).
+ */
+function term(
+  beta: number,
+  p: number,
+  lp: number,
+  q: number,
+  lq: number,
+  out: { d: number; a: number },
+): void {
+  if (beta === 0) {
+    out.d = q > 0 ? q * (lq - lp) : 0;
+    out.a = p - q;
+  } else if (beta === 1) {
+    out.d = p > 0 ? p * (lp - lq) : 0;
+    out.a = out.d;
+  } else {
+    const m = (1 - beta) * p + beta * q;
+    if (m === 0) {
+      out.d = 0;
+      out.a = 0;
+      return;
+    }
+    const lm = Math.log(m);
+    const ps = p > 0 ? (1 - beta) * p * (lp - lm) : 0;
+    out.d = (q > 0 ? beta * q * (lq - lm) : 0) + ps;
+    out.a = ps;
+  }
 }
 
 /**
@@ -184,34 +121,133 @@ export function generalizedJsd(student: Tensor, teacher: TeacherTarget, opts: Di
         throw new Error(`generalizedJsd: teacher token id ${id} is outside [0, ${vocab})`);
   }
   const invT = 1 / temperature;
-  const width = teacher.kind === "topk" && beta > 0 ? teacher.k : vocab;
-  const scratch = (): Scratch => ({
-    cols: new Int32Array(vocab),
-    logP: new Float64Array(width),
-    logQ: new Float64Array(vocab),
-  });
-  const w = scratch();
+  const { dtype } = student;
+  const kern = student.kernels;
+  const n = student.size;
+  const xs = pool.alloc(dtype, n);
+  kern.scale(student.data, invT, xs, n);
+  const S = softmaxRows(kern, xs, rows, vocab, dtype);
+  const grad = needsGrad(student);
+  // For the backward: a per element (0 off the support), c per row, and p (the student's over the support).
+  const a = grad ? pool.alloc(dtype, n) : null;
+  const c = new Float64Array(rows);
+  const t = { d: 0, a: 0 };
   let total = 0;
-  for (let r = 0; r < rows; r++) {
-    const n = fillRow(student.data, r, vocab, teacher, beta, invT, w);
-    total += rowDivergence(n, w, beta, null, 0, 0);
+  let pSaved: FloatArray = S.prob;
+  if (teacher.kind === "logits") {
+    const xt = pool.alloc(dtype, n);
+    if (teacher.stride === vocab && teacher.logits.constructor === xt.constructor)
+      kern.scale(teacher.logits, invT, xt, n);
+    else {
+      for (let r = 0; r < rows; r++) {
+        const src = r * teacher.stride;
+        for (let j = 0; j < vocab; j++) xt[r * vocab + j] = teacher.logits[src + j]! * invT;
+      }
+    }
+    const Q = softmaxRows(kern, xt, rows, vocab, dtype);
+    if (beta === 0) {
+      // Forward KL, all on kernels: Σⱼ q (log q − log p) = Σⱼ q (t − s) + lse_s − lse_t (Σ q = 1); a = p − q.
+      kern.scale(xs, -1, xs, n);
+      kern.add(xt, xs, xt, n, n);
+      kern.mul(Q.prob, xt, xt, n, n);
+      total = kern.sum(xt, n);
+      for (let r = 0; r < rows; r++) total += S.lse[r]! - Q.lse[r]!;
+      if (a) {
+        kern.scale(Q.prob, -1, Q.prob, n);
+        kern.add(S.prob, Q.prob, a, n, n);
+      }
+    } else {
+      for (let r = 0; r < rows; r++) {
+        const o = r * vocab;
+        const ls = S.lse[r]!;
+        const lt = Q.lse[r]!;
+        let d = 0;
+        let pg = 0;
+        for (let j = o; j < o + vocab; j++) {
+          term(beta, S.prob[j]!, xs[j]! - ls, Q.prob[j]!, xt[j]! - lt, t);
+          d += t.d;
+          pg += t.a;
+          if (a) a[j] = t.a;
+        }
+        total += d;
+        c[r] = beta === 1 ? d : pg;
+      }
+    }
+    pool.release(xt);
+    pool.release(Q.prob);
+    pool.release(Q.lse);
+  } else {
+    const k = teacher.k;
+    const x = new Float64Array(k);
+    const qk = new Float64Array(k);
+    const lqk = new Float64Array(k);
+    const pk = new Float64Array(k);
+    const lpk = new Float64Array(k);
+    if (beta > 0) {
+      // The student renormalised over the teacher's k tokens; p is 0 elsewhere.
+      pSaved = pool.alloc(dtype, n);
+      pSaved.fill(0);
+      a?.fill(0);
+    }
+    for (let r = 0; r < rows; r++) {
+      const o = r * vocab;
+      for (let i = 0; i < k; i++) x[i] = teacher.logProbs[r * k + i]! * invT;
+      softmaxSmall(x, k, qk, lqk);
+      let d = 0;
+      if (beta === 0) {
+        const ls = S.lse[r]!;
+        if (a) for (let j = o; j < o + vocab; j++) a[j] = S.prob[j]!;
+        for (let i = 0; i < k; i++) {
+          const col = o + teacher.ids[r * k + i]!;
+          d += qk[i]! * (lqk[i]! - (xs[col]! - ls));
+          if (a) a[col] = a[col]! - qk[i]!;
+        }
+      } else {
+        for (let i = 0; i < k; i++) x[i] = xs[o + teacher.ids[r * k + i]!]!;
+        softmaxSmall(x, k, pk, lpk);
+        let pg = 0;
+        for (let i = 0; i < k; i++) {
+          term(beta, pk[i]!, lpk[i]!, qk[i]!, lqk[i]!, t);
+          d += t.d;
+          pg += t.a;
+          const col = o + teacher.ids[r * k + i]!;
+          if (a) a[col] = t.a;
+          pSaved[col] = pk[i]!;
+        }
+        c[r] = beta === 1 ? d : pg;
+      }
+      total += d;
+    }
+    if (pSaved !== S.prob) pool.release(S.prob);
   }
-  const out = empty([], student.dtype);
+  pool.release(xs);
+  pool.release(S.lse);
+  const out = empty([], dtype);
   out.data[0] = rows === 0 ? 0 : total / rows;
-  if (!needsGrad(student)) return out;
+  if (!a) {
+    pool.release(pSaved);
+    return out;
+  }
+  const p = pSaved;
   return record(out, {
     op: "generalizedJsd",
     inputs: [student],
     backward: (g) => {
-      const gx = empty(student.shape, student.dtype);
-      gx.data.fill(0);
+      const gx = empty(student.shape, dtype);
       const scale = rows === 0 ? 0 : (g.data[0]! * invT) / rows;
-      const ws = scratch();
-      for (let r = 0; r < rows; r++) {
-        const n = fillRow(student.data, r, vocab, teacher, beta, invT, ws);
-        rowDivergence(n, ws, beta, gx.data, r * vocab, scale);
+      const d = gx.data;
+      if (beta === 0) kern.scale(a, scale, d, n);
+      else {
+        for (let r = 0; r < rows; r++) {
+          const cr = c[r]!;
+          for (let j = r * vocab; j < (r + 1) * vocab; j++) d[j] = scale * (a[j]! - p[j]! * cr);
+        }
       }
       accumulateGrad(student, gx, true);
+    },
+    release: () => {
+      pool.release(a);
+      pool.release(p);
     },
   });
 }
