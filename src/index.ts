@@ -5,6 +5,15 @@
 
 // Backends: the native addon (default) or the plain-TypeScript reference.
 export { nativeBackend, setBackend } from "./backend/index.js";
+// Compression: distillation into a smaller student; a compressed model against its base (eval --kl-base).
+export {
+  compareWithBase,
+  type DistillSettings,
+  distill,
+  formatKlComparison,
+  type KlComparison,
+  type KlOptions,
+} from "./compress/index.js";
 // Data: tokenizers and prepared (tokenized, sharded) datasets.
 // Feedback: chat fine-tuning, preference optimisation and RL on the one training loop; tasks; chat format.
 export {

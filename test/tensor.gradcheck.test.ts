@@ -250,3 +250,27 @@ test("attentionCached (inference) equals attention over each sequence's keys, an
     assertClose([message.includes("inference only") ? 1 : 0], [1], 0, 0, `message was "${message}"`);
   });
 });
+
+test("gradcheck the generalised JSD of distillation: forward KL, JSD(β), reverse KL; dense and top-k teachers", () => {
+  const rows = 3;
+  const vocab = 6;
+  const rng = new T.Rng(11);
+  const teacherLogits = Float64Array.from({ length: rows * (vocab + 2) }, () => 2 * rng.normal());
+  const dense: T.TeacherTarget = { kind: "logits", logits: teacherLogits, stride: vocab + 2 };
+  const topk: T.TeacherTarget = {
+    kind: "topk",
+    ids: Int32Array.from([4, 0, 1, 5, 2, 3, 0, 1, 2]),
+    logProbs: Float64Array.from([-0.4, -1.5, -2.2, -0.9, -1.0, -3.1, -0.2, -2.5, -2.6]),
+    k: 3,
+  };
+  for (const beta of [0, 0.3, 0.9, 1]) {
+    for (const temperature of [1, 1.7]) {
+      gradcheck(`generalizedJsd dense β ${beta} T ${temperature}`, { s: [rows, vocab] }, (x) =>
+        T.generalizedJsd(x.s!, dense, { beta, temperature }),
+      );
+      gradcheck(`generalizedJsd top-3 β ${beta} T ${temperature}`, { s: [rows, vocab] }, (x) =>
+        T.generalizedJsd(x.s!, topk, { beta, temperature }),
+      );
+    }
+  }
+});

@@ -3,6 +3,7 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError } from "commander";
 import { registerDataCommands } from "./data.js";
+import { registerDistillCommand } from "./distill.js";
 import { registerFeedbackCommands } from "./feedback.js";
 import { registerInspectCommand } from "./inspect.js";
 import { registerIoCommands } from "./io.js";
@@ -32,6 +33,7 @@ registerSweepCommands(program);
 registerStudyCommand(program);
 registerQueueCommands(program);
 registerFeedbackCommands(program);
+registerDistillCommand(program);
 registerIoCommands(program);
 registerServeCommand(program);
 registerInspectCommand(program);

@@ -110,7 +110,7 @@ const TASK_ONLY = ["split", "count", "difficulty", "seed", "maxTokens"] as const
 /** Errors for options given to the wrong half of eval. */
 export function checkEvalOptions(o: Record<string, unknown>): void {
   if (o.task !== undefined) {
-    for (const k of ["data", "maxBatches"] as const)
+    for (const k of ["data", "maxBatches", "klBase"] as const)
       if (o[k] !== undefined) throw new Error(`eval: --${kebab(k)} is for validation loss, not with --task`);
   } else {
     for (const k of TASK_ONLY)

@@ -1,5 +1,6 @@
 // `afterscale train | sample | eval | runs`.
 import { type Command, Option } from "commander";
+import { compareWithBase, formatKlComparison } from "../compress/index.js";
 import { openShards } from "../data/index.js";
 import { DEFAULT_TASK_EVAL_BATCH } from "../feedback/index.js";
 import { DEFAULT_EVAL_BATCH_SIZE, evaluate, generate } from "../infer/index.js";
@@ -124,7 +125,11 @@ export function registerTrainCommands(program: Command): void {
       `sequences per batch (default: ${DEFAULT_EVAL_BATCH_SIZE}; with --task ${DEFAULT_TASK_EVAL_BATCH})`,
       int(1),
     )
-    .option("--max-batches <n>", "evaluate at most this many batches", int(1));
+    .option("--max-batches <n>", "evaluate at most this many batches", int(1))
+    .option(
+      "--kl-base <model>",
+      "compare with this base model as llama-perplexity --kl-divergence does: perplexity of both and their ratio, KL(base‖model), same top token, Δp",
+    );
   addTaskEvalOptions(evalCmd)
     .option("--json", "print the result as JSON", false)
     .action((o) => {
@@ -136,6 +141,26 @@ export function registerTrainCommands(program: Command): void {
       const ds = openShards(dir);
       if (ds.meta.tokenizerHash !== loaded.tokenizer.hash) {
         throw new Error(`eval: ${dir} was tokenized with a different tokenizer than the model's`);
+      }
+      if (o.klBase !== undefined) {
+        const base = loadModel(o.klBase);
+        if (base.tokenizer.hash !== loaded.tokenizer.hash)
+          throw new Error(
+            `eval: ${o.model} and the base ${o.klBase} use different tokenizers (${loaded.tokenizer.hash.slice(0, 12)} vs ${base.tokenizer.hash.slice(0, 12)}); a KL comparison needs the same tokens`,
+          );
+        const context = Math.min(loaded.model.config.context, base.model.config.context);
+        const k = compareWithBase(loaded.model, base.model, ds.val, loaded.tokenizer, {
+          batchSize: o.batchSize ?? DEFAULT_EVAL_BATCH_SIZE,
+          context,
+          ...(o.maxBatches ? { maxBatches: o.maxBatches } : {}),
+        });
+        output(o.json, { data: dir, model: o.model, base: o.klBase, context, ...k }, () =>
+          [
+            `${o.model} against the base ${o.klBase} on the validation split of ${dir}`,
+            formatKlComparison(k),
+          ].join("\n"),
+        );
+        return;
       }
       const r = evaluate(loaded.model, ds.val, loaded.tokenizer, {
         batchSize: o.batchSize ?? DEFAULT_EVAL_BATCH_SIZE,

@@ -1,4 +1,5 @@
 // The tensor layer's public surface.
+export { type DivergenceOptions, generalizedJsd, type TeacherTarget } from "./divergence.js";
 export * from "./ops.js";
 export { type DType, pool } from "./pool.js";
 export { type RandomStream, Rng, type RngState, randomStream } from "./random.js";
