@@ -12,7 +12,7 @@ import { checkRedis, queueStatus, runOnQueue } from "../src/queue/index.js";
 import { planSweep, runSweep, runSweepOnQueue } from "../src/scaling/sweep.js";
 import { estimateStudy, finishedRuns, planStudy, runStudy } from "../src/study/index.js";
 import { listRuns, parseTrainConfig, runDirOf, train } from "../src/train/index.js";
-import { startRedis, type TestRedis } from "./helpers/redis.js";
+import { noRedisServer, startRedis, type TestRedis } from "./helpers/redis.js";
 import { tinyDataset, tinyModel } from "./helpers/train-data.js";
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
@@ -21,7 +21,7 @@ let redis: TestRedis;
 const workers: { child: ChildProcess; log: () => string }[] = [];
 
 before(async () => {
-  redis = await startRedis();
+  if (!noRedisServer) redis = await startRedis();
 });
 after(async () => {
   for (const w of workers)
@@ -72,6 +72,7 @@ const count = (text: string, pattern: RegExp) => [...text.matchAll(pattern)].len
 const reEscape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 test("a 16-run sweep on 3 worker processes, one SIGKILLed mid-run and one Redis restart: every run done exactly once, losses equal to a local sweep", {
+  skip: noRedisServer,
   timeout: 100_000,
 }, async () => {
   const shared = { data, batchSize: 4, context: 16, lr: 1e-2, evalBatches: 2, logInterval: 1000 };
@@ -142,6 +143,7 @@ test("a 16-run sweep on 3 worker processes, one SIGKILLed mid-run and one Redis 
 });
 
 test("a run that fails deterministically is tried a bounded number of times, then failed with its error; the coordinator reports it and returns", {
+  skip: noRedisServer,
   timeout: 60_000,
 }, async () => {
   const good = { ...tinyModel, root: join(root, "fail"), data, steps: 6, evalInterval: 0, runName: "good" };
@@ -187,6 +189,7 @@ test("a run that fails deterministically is tried a bounded number of times, the
 });
 
 test("SIGTERM: the worker checkpoints its run, returns it to the queue and exits; another worker finishes it with the uninterrupted run's losses", {
+  skip: noRedisServer,
   timeout: 60_000,
 }, async () => {
   const config = {
@@ -230,6 +233,7 @@ test("SIGTERM: the worker checkpoints its run, returns it to the queue and exits
 });
 
 test("a study through the queue: detached, the learning-rate phase is enqueued; resumed, every phase is collected with the losses of a local study", {
+  skip: noRedisServer,
   timeout: 90_000,
 }, async () => {
   await stopWorkers();
@@ -274,6 +278,7 @@ test("a study through the queue: detached, the learning-rate phase is enqueued; 
 });
 
 test("a wrong or missing password fails at once with a clear error (no retrying forever)", {
+  skip: noRedisServer,
   timeout: 30_000,
 }, async () => {
   const locked = await startRedis({ password: "right-password" });

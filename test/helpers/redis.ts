@@ -1,11 +1,16 @@
 // A real redis-server for the queue tests: on a free loopback port, in a temporary folder, with its
 // append-only file on (as docs/scale-out.md's reference deployment), stopped (and its folder removed) after.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkRedis } from "../../src/queue/index.js";
+
+/** A reason to skip when Debian's redis-server is not installed (.ci/run installs it), else false. */
+export const noRedisServer: string | false =
+  spawnSync("redis-server", ["--version"]).error !== undefined &&
+  "redis-server is not installed (apt-get install redis-server)";
 
 export interface TestRedis {
   url: string;
