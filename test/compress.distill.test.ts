@@ -11,7 +11,8 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { distill } from "../src/compress/index.js";
 import { prepare } from "../src/data/index.js";
-import { listRuns, type TrainResult, train } from "../src/train/index.js";
+import { exportModel } from "../src/io/index.js";
+import { listRuns, loadModel, type TrainResult, train } from "../src/train/index.js";
 import { tinyDataset, tinyModel } from "./helpers/train-data.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -208,6 +209,26 @@ test("afterscale distill --json, then runs and eval --kl-base (identical model: 
   assert.equal(k.kl.max, 0);
   assert.equal(k.sameTop.value, 1);
   assert.equal(k.perplexity.ratio.value, 1);
+
+  // A GGUF copy has no training config: the base's dataset is the default.
+  const t = loadModel(teacher.runDir, { warn: () => {} });
+  const gguf = join(root, "teacher-q8_0.gguf");
+  exportModel(t.model, t.tokenizer, { format: "gguf", dtype: "q8_0", out: gguf });
+  const quant = spawnSync(
+    process.execPath,
+    [cli, "eval", "--model", gguf, "--kl-base", teacher.runDir, "--json"],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(quant.status, 0, quant.stderr);
+  const q = JSON.parse(quant.stdout) as { kl: { value: number }; sameTop: { value: number } };
+  assert.ok(q.kl.value > 0 && q.kl.value < 0.01, `Q8_0's KL ${q.kl.value}`);
+  assert.ok(q.sameTop.value > 0.9);
+  const noData = spawnSync(process.execPath, [cli, "eval", "--model", gguf, "--kl-base", gguf], {
+    encoding: "utf8",
+  });
+  assert.match(noData.stderr, /--data is required .*the base has none either/);
 
   const text = spawnSync(
     process.execPath,

@@ -136,14 +136,19 @@ export function registerTrainCommands(program: Command): void {
       checkEvalOptions(o);
       if (o.task !== undefined) return evalTaskCommand(o);
       const loaded = loadModel(o.model);
-      const dir = o.data ?? (loaded.trainConfig ? resolveDataDir(loaded.trainConfig) : undefined);
-      if (!dir) throw new Error("eval: --data is required for a model without a training config");
+      const base = o.klBase !== undefined ? loadModel(o.klBase) : null;
+      // A quantized or exported copy has no training config: its base's dataset is the natural default.
+      const trained = loaded.trainConfig ?? base?.trainConfig;
+      const dir = o.data ?? (trained ? resolveDataDir(trained) : undefined);
+      if (!dir)
+        throw new Error(
+          `eval: --data is required for a model without a training config${base ? " (and the base has none either)" : ""}`,
+        );
       const ds = openShards(dir);
       if (ds.meta.tokenizerHash !== loaded.tokenizer.hash) {
         throw new Error(`eval: ${dir} was tokenized with a different tokenizer than the model's`);
       }
-      if (o.klBase !== undefined) {
-        const base = loadModel(o.klBase);
+      if (o.klBase !== undefined && base) {
         if (base.tokenizer.hash !== loaded.tokenizer.hash)
           throw new Error(
             `eval: ${o.model} and the base ${o.klBase} use different tokenizers (${loaded.tokenizer.hash.slice(0, 12)} vs ${base.tokenizer.hash.slice(0, 12)}); a KL comparison needs the same tokens`,
