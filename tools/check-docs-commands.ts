@@ -1,7 +1,7 @@
 // Runs every `npx afterscale …` command of README.md and docs/*.md as written, from this checkout right
 // after `npm ci` (.ci/run does it in a fresh clone), so the docs cannot drift from the CLI. Commands come
 // from fenced blocks and inline code; `<run>` means a tiny run this script trains first. Long jobs run for
-// a bounded time: the main job (`npm start`), the sweep recipe and `train` runs of 1000 steps or more start,
+// a bounded time: the main job (`npm start`), the sweep recipe and `train` runs of 500 steps or more start,
 // show progress, get Ctrl-C and must checkpoint and exit 130; the sweep's id is then filled by a reduced sweep (printed) so the commands after
 // it run as written. A server gets a health check and one completion, then Ctrl-C. Any failure exits 1.
 // Commands with a redis:// URL (the run queue, docs/scale-out.md) run against a redis-server this script
@@ -25,8 +25,8 @@ interface DocCommand {
 /** The placeholder run every `<run>` stands for; docs/serving.md's example run has this name too. */
 const RUN_NAME = "my-run";
 const TINY_RUN = `npx afterscale train --data synthetic --vocab 512 --model nano --steps 20 --context 32 --batch-size 4 --eval-interval 0 --run-name ${RUN_NAME}`;
-/** A documented `train` with at least this many steps is a study's run: bounded like the main job. */
-const LONG_TRAIN_STEPS = 1000;
+/** A documented `train` with at least this many steps is a measurement's run (minutes): bounded like the main job. */
+const LONG_TRAIN_STEPS = 500;
 /** The reduced sweep that stands in for a documented one: 9 runs of a few seconds each. */
 const SWEEP_REDUCTION: Record<string, string> = {
   budgets: "2e9,4e9,8e9",
