@@ -17,6 +17,7 @@ import {
   planSweep,
   pointsFromSweep,
   runSweep,
+  saveSweepPlan,
   shapeConfig,
   shapeLadder,
   sweepPlanPath,
@@ -178,6 +179,23 @@ test("a sweep stopped mid-run resumes: finished runs are skipped, the stopped ru
   assert.match(html, /sweep <code>grid<\/code>: 6 llama runs, 2 budgets × 3 sizes/);
   assert.throws(() => loadSource("no-such-thing", { root }), /not a built-in dataset .* or a sweep under/);
   assert.equal(tokensPerStep({ batchSize: 4, context: 16, gradAccum: 1 }), p.runs[0]!.D / p.runs[0]!.steps);
+});
+
+test("a sweep put on a run queue is not trained locally by `sweep --resume` without --queue", async () => {
+  saveSweepPlan({ ...plan("queued"), queue: "redis://:***@10.0.0.5:6379" });
+  const program = new Command().exitOverride();
+  registerSweepCommands(program);
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  try {
+    await assert.rejects(
+      program.parseAsync(["sweep", "--resume", "queued", "--root", root], { from: "user" }),
+      /sweep queued was put on the run queue redis:\/\/:\*\*\*@10\.0\.0\.5:6379: collect it with afterscale sweep --resume queued --root .* --queue redis/,
+    );
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.ok(!listRuns(root).some((r) => r.name.startsWith("queued")), "no run of it was trained here");
 });
 
 test("`afterscale sweep --dry-run` prints the plan and trains nothing", async () => {

@@ -182,6 +182,12 @@ export function registerSweepCommands(program: Command): void {
 
     const rootFlag = o.root ? ` --root ${o.root}` : "";
     if (o.detach && !o.queue) throw new Error("sweep: --detach needs --queue URL");
+    // Training a queued sweep here as well would race its workers for the same run folders.
+    if (plan.queue && !o.queue)
+      throw new Error(
+        `sweep ${plan.sweepId} was put on the run queue ${plan.queue}: collect it with ` +
+          `afterscale sweep --resume ${plan.sweepId}${rootFlag} --queue ${plan.queue}`,
+      );
     if (o.queue) {
       await sweepOnQueue(plan, o, rootFlag);
       return;

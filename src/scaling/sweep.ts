@@ -26,7 +26,7 @@ import {
   trainingFlopsPerToken,
 } from "../nn/index.js";
 import { AdamW } from "../optim/index.js";
-import { type QueueSummary, type QueueTask, recordOutcome, runOnQueue } from "../queue/index.js";
+import { type QueueSummary, type QueueTask, recordOutcome, redactUrl, runOnQueue } from "../queue/index.js";
 import { crossEntropy, tidy } from "../tensor/index.js";
 import {
   defaultRoot,
@@ -98,6 +98,8 @@ export interface SweepPlan {
   train: TrainConfigInput;
   runs: PlannedRun[];
   warnings: string[];
+  /** The run queue (its URL, password redacted) the sweep was put on: its runs belong to that queue's workers. */
+  queue?: string;
 }
 
 export interface PlanOptions {
@@ -672,7 +674,7 @@ export interface QueueSweepOptions {
  */
 export async function runSweepOnQueue(plan: SweepPlan, options: QueueSweepOptions): Promise<QueueSummary> {
   const root = String(plan.train.root);
-  saveSweepPlan(plan);
+  saveSweepPlan({ ...plan, queue: redactUrl(options.url) });
   const byName = new Map(plan.runs.map((r) => [r.name, r]));
   const records = new Map<string, RegistryRun>();
   if (existsSync(join(resolve(root), "registry.sqlite"))) {
