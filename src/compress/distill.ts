@@ -11,19 +11,19 @@
 //     divergence covers every position, the hard loss only the data's own next tokens;
 //   - the teacher: its logits on the same inputs, or its top-k (cached on disk with teacherCache "topk").
 import { z } from "zod";
-import { batchAt, evalBatches, type TokenArray } from "../data/index.js";
-import { DEFAULT_EVAL_BATCH_SIZE, decodeBatch, evaluate } from "../infer/index.js";
+import { batchAt, type TokenArray } from "../data/index.js";
+import { decodeBatch } from "../infer/index.js";
 import { createModel, forward, type Model } from "../nn/index.js";
 import { noGrad, type TeacherTarget, tidy } from "../tensor/index.js";
 import {
   dropoutSeedFor,
-  evaluateLoss,
   loadModel,
   modelConfigFor,
   modelFromCheckpoint,
   type ObjectiveSetup,
   openTrainingData,
   runTraining,
+  splitValidation,
   type TrainConfigInput,
   type TrainOptions,
   type TrainResult,
@@ -189,10 +189,7 @@ export const distillation: ObjectiveSetup = ({ config: c, runDir, checkpoint: ck
     throw new Error(`distill: topK (${s.topK}) exceeds the vocabulary (${student})`);
   const beta = betaOf(s.divergence, s.beta);
 
-  const evalSet = [...evalBatches(data.val, c.batchSize, c.context, c.evalBatches)];
-  if (evalSet.length === 0)
-    say(`afterscale: warning: the validation split is too short for context ${c.context}; no evaluation`);
-  const estimateTokens = evalSet.reduce((n, b) => n + b.rows * b.context, 0);
+  const validation = splitValidation(c, data, say);
 
   /** The teacher's logits on inputs [rows × context] (no gradient). */
   const teacherLogits = (inputs: Int32Array) =>
@@ -253,17 +250,7 @@ export const distillation: ObjectiveSetup = ({ config: c, runDir, checkpoint: ck
           metrics: { hardLoss: r.hard, divergence: r.divergence, onPolicy: onPolicy ? 1 : 0 },
         };
       },
-      estimate: (m) =>
-        evalSet.length === 0 ? null : { loss: evaluateLoss(m, evalSet), tokens: estimateTokens },
-      final(m, heartbeat) {
-        if (evalSet.length === 0) return null;
-        const r = evaluate(m, data.val, data.tokenizer, {
-          batchSize: DEFAULT_EVAL_BATCH_SIZE,
-          context: m.config.context,
-          onBatch: () => heartbeat(),
-        });
-        return { loss: r.loss, tokens: r.tokens, metrics: { bitsPerByte: r.bitsPerByte } };
-      },
+      ...validation,
     },
   };
 };

@@ -2,7 +2,7 @@
 // runName name the run folder on storage every worker reaches). Progress is the run's latest step, and
 // the job's return value its final figures, which the coordinator (the sweep or study process) writes
 // into the run registry: workers never open registry.sqlite, so no two machines write one SQLite file.
-import type { MachineInfo, TrainConfig, TrainConfigInput } from "../train/index.js";
+import type { MachineInfo, TrainConfigInput, TrainResult } from "../train/index.js";
 
 /** The one BullMQ queue every sweep, study and worker uses (jobs carry their group). */
 export const QUEUE_NAME = "afterscale-runs";
@@ -34,32 +34,32 @@ export interface RunProgress {
   resumedFrom: number;
 }
 
-export interface RunOutcome {
-  runName: string;
-  runDir: string;
+/** A run's final figures as train() returns them (see TrainResult), and what only the worker knows. */
+export type RunOutcome = Pick<
+  TrainResult,
+  | "runName"
+  | "runDir"
+  | "step"
+  | "steps"
+  | "resumedFrom" // 0 fresh; > 0 resumed on this worker; = steps when the folder was already done
+  | "alreadyFinished" // the run folder already held the finished run: nothing was trained again
+  | "loss"
+  | "valLoss"
+  | "valTokens"
+  | "valEstimate"
+  | "valMetrics"
+  | "tokens"
+  | "elapsedSeconds"
+  | "tokensPerSecond"
+  | "config"
+  | "modelConfig"
+  | "parameters"
+> & {
   worker: string;
-  step: number;
-  steps: number;
-  /** The step this worker started from (0 fresh; > 0 resumed; = steps when the folder was already done). */
-  resumedFrom: number;
-  /** True when the run folder already held the finished run: nothing was trained again. */
-  alreadyFinished: boolean;
-  loss: number | null;
-  valLoss: number | null;
-  valTokens: number | null;
-  valEstimate: boolean;
-  valMetrics: Record<string, number> | null;
-  tokens: number;
-  elapsedSeconds: number;
-  tokensPerSecond: number | null;
-  /** The run's resolved config, model and what the registry records for it. */
-  config: TrainConfig;
-  modelConfig: unknown;
-  parameters: { total: number; nonEmbedding: number };
   flopsPerToken: number;
   machine: MachineInfo;
   gitRevision: string | null;
-}
+};
 
 /** The BullMQ job id of a run: stable, so enqueueing a run twice adds it once. */
 export function jobIdOf(group: string, runName: string): string {

@@ -56,7 +56,7 @@ export {
   type OptimizerSettings,
   optimizerFlopsPerStep,
 } from "./optimizer.js";
-export { dropoutSeedFor, evaluateLoss, pretraining } from "./pretrain.js";
+export { dropoutSeedFor, evaluateLoss, pretraining, splitValidation } from "./pretrain.js";
 export { formatSeconds } from "./progress.js";
 export {
   applyRecipe,
