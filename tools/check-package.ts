@@ -31,6 +31,7 @@ const MUST_SHIP = [
   "native/src/kernels.h",
   "src/serve/public/index.html",
   "src/serve/public/chat.js",
+  "src/serve/public/api.js",
   "src/serve/public/chat.css",
   "src/scaling/data/chinchilla.csv",
   "recipes/gpt2.json",

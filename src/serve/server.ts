@@ -89,6 +89,7 @@ const publicDir = (() => {
 
 const pageTypes: Record<string, string> = {
   "index.html": "text/html; charset=utf-8",
+  "api.js": "text/javascript; charset=utf-8",
   "chat.js": "text/javascript; charset=utf-8",
   "chat.css": "text/css; charset=utf-8",
   "compare.html": "text/html; charset=utf-8",
@@ -245,6 +246,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         .header("x-content-type-options", "nosniff")
         .send(files.get(name));
     app.get("/", page("index.html"));
+    app.get("/api.js", page("api.js"));
     app.get("/chat.js", page("chat.js"));
     app.get("/chat.css", page("chat.css"));
     app.get("/compare", page("compare.html"));

@@ -1,5 +1,7 @@
 // The chat page: keeps the conversation, streams each reply from /v1/chat/completions (server-sent events)
 // into the log as it arrives, and reports tokens/s. No framework, no build step.
+import { errorMessage, headers } from "./api.js";
+
 const $ = (id) => document.getElementById(id);
 const log = $("log");
 const form = $("composer");
@@ -12,22 +14,6 @@ const status = $("status");
 let history = [];
 let modelId = null;
 let controller = null;
-
-function headers() {
-  const h = { "content-type": "application/json" };
-  const key = $("api_key").value.trim();
-  if (key) h.authorization = `Bearer ${key}`;
-  return h;
-}
-
-async function errorMessage(response) {
-  try {
-    const body = await response.json();
-    return body.error?.message ?? `HTTP ${response.status}`;
-  } catch {
-    return `HTTP ${response.status}`;
-  }
-}
 
 async function loadModel() {
   const response = await fetch("/v1/models", { headers: headers() });

@@ -3,6 +3,8 @@
 // not become a preference for a setup. The person picks A, B or tie; picks go to /compare/picks (SQLite on
 // the server), and Undo takes the last one back. Completions come from the OpenAI endpoints: chat when both
 // models' tokenizers have chat tokens, plain completions otherwise. No framework, no build step.
+import { errorMessage, headers } from "./api.js";
+
 const $ = (id) => document.getElementById(id);
 const status = $("status");
 const promptInput = $("prompt");
@@ -16,23 +18,6 @@ let models = [];
 let current = null;
 let busy = false;
 let total = 0;
-
-function headers(json) {
-  // A JSON content type on a request without a body (DELETE) is refused by the server.
-  const h = json ? { "content-type": "application/json" } : {};
-  const key = $("api_key").value.trim();
-  if (key) h.authorization = `Bearer ${key}`;
-  return h;
-}
-
-async function errorMessage(response) {
-  try {
-    const body = await response.json();
-    return body.error?.message ?? `HTTP ${response.status}`;
-  } catch {
-    return `HTTP ${response.status}`;
-  }
-}
 
 async function call(method, path, body) {
   const response = await fetch(path, {

@@ -2,6 +2,8 @@
 // a time as an SVG with its tokens), the logit-lens grid, direct-logit-attribution bars, and the clean and
 // head-ablated losses and predictions. Ticking a head re-runs the request with it ablated. No framework, no
 // build step.
+import { errorMessage, headers } from "./api.js";
+
 const $ = (id) => document.getElementById(id);
 const status = $("status");
 const promptInput = $("prompt");
@@ -18,22 +20,6 @@ let report = null;
 let busy = false;
 /** A change (a head ticked) while a request was out: run again when it is back. */
 let again = false;
-
-function headers() {
-  const h = { "content-type": "application/json" };
-  const key = $("api_key").value.trim();
-  if (key) h.authorization = `Bearer ${key}`;
-  return h;
-}
-
-async function errorMessage(response) {
-  try {
-    const body = await response.json();
-    return body.error?.message ?? `HTTP ${response.status}`;
-  } catch {
-    return `HTTP ${response.status}`;
-  }
-}
 
 function say(text, error = false) {
   status.textContent = text;
