@@ -29,7 +29,7 @@
       "dependencies": ["kernels_generic"],
       "conditions": [
         ["target_arch=='x64'", {
-          "dependencies": ["kernels_avx2", "kernels_avx512"],
+          "dependencies": ["kernels_avx2", "kernels_avx512", "kernels_avx512bf16"],
           "defines": ["AS_HAVE_X86_VARIANTS=1"]
         }]
       ]
@@ -61,6 +61,15 @@
           "defines": ["AS_ISA=avx512"],
           "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
           "cflags_cc": ["<@(kernel_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"]
+        },
+        {
+          # Only the matrix products, with AVX-512 BF16 (vdpbf16ps): chosen where the CPU has it.
+          "target_name": "kernels_avx512bf16",
+          "type": "static_library",
+          "sources": ["native/src/matmul.cc"],
+          "defines": ["AS_ISA=avx512bf16"],
+          "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
+          "cflags_cc": ["<@(kernel_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"]
         }
       ]
     }]

@@ -5,6 +5,7 @@
 // fails if it cannot load.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { roundBf16 } from "../src/backend/bf16.js";
 import { type NativeAddon, nativeAddon } from "../src/backend/native.js";
 import { mulberry32 } from "./helpers/random.js";
 
@@ -31,9 +32,12 @@ const uniform = (n: number) => Float32Array.from({ length: n }, () => rand() * 2
 
 /**
  * C (+)= op(A)·op(B) in float64 with a rigorous bound per element: the float32 kernel may be off by at
- * most (k + 2)·u·(Σ|a·b| + |c0|) (u = 2^-24), whatever its summation order or FMA use.
+ * most (k + 2)·u·(Σ|a·b| + |c0|) (u = 2^-24), whatever its summation order or FMA use. With `bf16` the
+ * operands are first rounded to bf16 (what matmulBf16 multiplies: products of bf16 values are exact in
+ * float32, so the same bound holds for its float32 sums).
  */
-function reference(a: Float32Array, b: Float32Array, c0: Float32Array, g: Case) {
+function reference(a: Float32Array, b: Float32Array, c0: Float32Array, g: Case, bf16 = false) {
+  const r = bf16 ? roundBf16 : (x: number) => x;
   const size = g.batch * g.m * g.n;
   const value = new Float64Array(size);
   const bound = new Float64Array(size);
@@ -47,8 +51,8 @@ function reference(a: Float32Array, b: Float32Array, c0: Float32Array, g: Case) 
         let s = g.accumulate ? c0[o]! : 0;
         let mag = g.accumulate ? Math.abs(c0[o]!) : 0;
         for (let p = 0; p < g.k; p++) {
-          const av = a[oa + (g.transA ? p * g.m + i : i * g.k + p)]!;
-          const bv = b[ob + (g.transB ? j * g.k + p : p * g.n + j)]!;
+          const av = r(a[oa + (g.transA ? p * g.m + i : i * g.k + p)]!);
+          const bv = r(b[ob + (g.transB ? j * g.k + p : p * g.n + j)]!);
           s += av * bv;
           mag += Math.abs(av * bv);
         }
@@ -61,22 +65,23 @@ function reference(a: Float32Array, b: Float32Array, c0: Float32Array, g: Case) 
 }
 
 /** Random operands for a case, a dirty output, and the float64 answer (computed once, reused per ISA). */
-function prepare(g: Case) {
+function prepare(g: Case, bf16 = false) {
   const a = uniform(Math.max(1, (g.batch - 1) * g.strideA + g.m * g.k));
   const b = uniform(Math.max(1, (g.batch - 1) * g.strideB + g.k * g.n));
   const c0 = uniform(g.batch * g.m * g.n); // dirty output: must be overwritten unless accumulating
-  return { g, a, b, c0, ref: reference(a, b, c0, g) };
+  return { g, a, b, c0, bf16, ref: reference(a, b, c0, g, bf16) };
 }
 
 function check(lib: NativeAddon, p: ReturnType<typeof prepare>, label: string) {
   const { g, a, b, ref } = p;
   const c = p.c0.slice();
-  lib.matmul(a, b, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.strideA, g.strideB, g.accumulate);
+  const product = p.bf16 ? lib.matmulBf16 : lib.matmul;
+  product(a, b, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.strideA, g.strideB, g.accumulate);
   for (let i = 0; i < c.length; i++) {
     const err = Math.abs(c[i]! - ref.value[i]!);
     if (!(err <= ref.bound[i]!)) {
       assert.fail(
-        `${label}: matmul ${JSON.stringify(g)} element ${i}: got ${c[i]}, want ${ref.value[i]} ` +
+        `${label}: ${p.bf16 ? "matmulBf16" : "matmul"} ${JSON.stringify(g)} element ${i}: got ${c[i]}, want ${ref.value[i]} ` +
           `(error ${err.toExponential(2)} > bound ${ref.bound[i]!.toExponential(2)})`,
       );
     }
@@ -205,13 +210,15 @@ function cases(): Case[] {
   return out;
 }
 
+const ISAS = ["avx512bf16", "avx512", "avx2", "generic"];
+
 test("native matmul matches a float64 triple loop on every instruction set", () => {
   const lib = addon();
   const original = lib.isa();
-  const prepared = cases().map(prepare);
+  const prepared = cases().map((g) => prepare(g));
   let ran = 0;
   try {
-    for (const isa of ["avx512", "avx2", "generic"]) {
+    for (const isa of ISAS) {
       if (!lib.selectIsa(isa)) continue; // this CPU lacks it
       assert.equal(lib.isa(), isa);
       for (const p of prepared) check(lib, p, isa);
@@ -222,6 +229,54 @@ test("native matmul matches a float64 triple loop on every instruction set", () 
   }
   assert.ok(ran >= 1, "the portable kernel set must always be available");
   assert.equal(lib.isa(), original);
+});
+
+// The bf16 GEMM packs pairs of k-values: odd depths (a zero-padded last pair), depths over its 1024-deep
+// block (2100: three blocks of 700), edge tiles, and the products of training (x·Wᵀ, dY·W, dYᵀ·X).
+const BF16_SHAPES: [number, number, number][] = [
+  [17, 33, 65],
+  [25, 65, 513],
+  [200, 70, 40],
+  [64, 64, 63],
+  [40, 37, 2100],
+  [130, 96, 1],
+  [20, 2, 3],
+];
+
+test("native matmulBf16 matches bf16-rounded operands multiplied in float64, on every instruction set", () => {
+  const lib = addon();
+  const original = lib.isa();
+  const prepared: ReturnType<typeof prepare>[] = [];
+  // The float32 cases (matrix-vector, few-row and batched products take the rounding fallback), then
+  // the shapes of the bf16 GEMM.
+  for (const g of cases()) prepared.push(prepare(g, true));
+  for (const [m, n, k] of BF16_SHAPES)
+    for (const transA of [false, true])
+      for (const transB of [false, true])
+        for (const accumulate of [false, true])
+          prepared.push(
+            prepare({ batch: 1, m, n, k, transA, transB, strideA: m * k, strideB: k * n, accumulate }, true),
+          );
+  let ran = 0;
+  try {
+    for (const isa of ISAS) {
+      if (!lib.selectIsa(isa)) continue;
+      for (const p of prepared) check(lib, p, isa);
+      ran++;
+    }
+  } finally {
+    lib.selectIsa(original);
+  }
+  assert.ok(ran >= 1);
+  // On all threads: a training-sized product in each layout.
+  for (const [transA, transB] of [
+    [false, true],
+    [false, false],
+    [true, false],
+  ] as [boolean, boolean][]) {
+    const g = { batch: 1, m: 300, n: 260, k: 390, transA, transB, strideA: 300 * 390, strideB: 390 * 260 };
+    check(lib, prepare({ ...g, accumulate: transA }, true), `threads tA${transA} tB${transB}`);
+  }
 });
 
 test("native matmul: a larger product crossing every block boundary, on all threads", () => {

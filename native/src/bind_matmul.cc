@@ -1,4 +1,4 @@
-// JS binding: matmul(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, accumulate).
+// JS bindings: matmul / matmulBf16(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, accumulate).
 #include <napi.h>
 
 #include "bind.h"
@@ -9,6 +9,7 @@ namespace {
 
 int64_t elems(double need) { return need > 4e18 ? int64_t(4e18) : static_cast<int64_t>(need); }
 
+template <bool Bf16>
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   MatmulArgs args;
   args.batch = int_(info, 3, "batch");
@@ -29,14 +30,15 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const float* a = f32(info, 0, elems(needA), "matmul a");
   const float* b = f32(info, 1, elems(needB), "matmul b");
   float* c = f32(info, 2, elems((bm1 + 1) * m * n), "matmul c");
-  if (!empty) kernels().matmul(a, b, c, args);
+  if (!empty) (Bf16 ? kernels().matmul_bf16 : kernels().matmul)(a, b, c, args);
   return info.Env().Undefined();
 }
 
 }  // namespace
 
 void register_matmul(Napi::Env env, Napi::Object exports) {
-  exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("matmul", Napi::Function::New(env, Matmul<false>));
+  exports.Set("matmulBf16", Napi::Function::New(env, Matmul<true>));
 }
 
 }  // namespace as

@@ -37,6 +37,7 @@ struct AdamWArgs {
 
 #define AS_DECLARE_KERNELS                                                                                    \
   void matmul(const float* a, const float* b, float* c, const MatmulArgs& args);                              \
+  void matmul_bf16(const float* a, const float* b, float* c, const MatmulArgs& args);                         \
   void add(const float* a, const float* b, float* out, int64_t n, int64_t bn);                                \
   void mul(const float* a, const float* b, float* out, int64_t n, int64_t bn);                                \
   void scale(const float* a, float s, float* out, int64_t n);                                                 \
@@ -96,11 +97,19 @@ struct AdamWArgs {
 namespace generic { AS_DECLARE_KERNELS }
 namespace avx2 { AS_DECLARE_KERNELS }
 namespace avx512 { AS_DECLARE_KERNELS }
+// matmul.cc compiled once more with -mavx512bf16: the bf16 GEMM for CPUs with AVX-512 BF16 (Zen 4 and
+// later, Intel Cooper Lake and later). Every other kernel comes from the avx512 set.
+namespace avx512bf16 {
+void matmul(const float* a, const float* b, float* c, const MatmulArgs& args);
+void matmul_bf16(const float* a, const float* b, float* c, const MatmulArgs& args);
+}
 
 // The set chosen for this CPU (see cpu.cc). Kernels are called through these function pointers.
 struct KernelTable {
   const char* isa;
   decltype(&generic::matmul) matmul;
+  // C = bf16(op(A))·bf16(op(B)) with float32 accumulation: the products of bf16 mixed precision.
+  decltype(&generic::matmul_bf16) matmul_bf16;
   decltype(&generic::add) add;
   decltype(&generic::mul) mul;
   decltype(&generic::scale) scale;
@@ -147,7 +156,7 @@ struct KernelTable {
 };
 
 const KernelTable& kernels();
-// Forces an instruction set ("avx512", "avx2", "generic") if this CPU supports it; returns false otherwise.
+// Forces an instruction set ("avx512bf16", "avx512", "avx2", "generic") if this CPU supports it; returns false otherwise.
 bool select_isa(const char* isa);
 
 }  // namespace as

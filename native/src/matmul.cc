@@ -120,10 +120,14 @@ struct Blocking {
   int64_t kc;      // depth of one block (the last may be shorter)
   int64_t mc;      // rows of A packed at a time, a multiple of MR
   int64_t bchunk;  // packed B micro-panels swept by one A micro-panel before the next
-  explicit Blocking(int64_t K) {
-    const int64_t blocks = (K + KC_MAX - 1) / KC_MAX;
+  // bytes_per_k: what one k-value of one row costs in a packed panel (4 for float, 2 for bf16); pair-packed
+  // panels (bf16) need an even depth per block and may go twice as deep for the same cache budget.
+  explicit Blocking(int64_t K, int64_t bytes_per_k = 4) {
+    const int64_t kc_max = KC_MAX * 4 / bytes_per_k;
+    const int64_t blocks = (K + kc_max - 1) / kc_max;
     kc = (K + blocks - 1) / blocks;
-    const int64_t bytes = kc * static_cast<int64_t>(sizeof(float));
+    if (bytes_per_k < 4) kc += kc & 1;
+    const int64_t bytes = kc * bytes_per_k;
     mc = std::max<int64_t>(MR, AS_TUNE_ABYTES / (bytes * MR) * MR);
     bchunk = std::max<int64_t>(1, AS_TUNE_BBYTES / (bytes * NR));
   }
@@ -392,8 +396,30 @@ constexpr std::array<MicroFn, sizeof...(I)> micro_table(std::integer_sequence<in
 }
 constexpr auto kMicro = micro_table(std::make_integer_sequence<int, MR>{});
 
+// The float32 panel format for the blocked GEMM below (bf16 pair panels are in matmul_bf16.h).
+struct F32Panels {
+  static constexpr int64_t bytes_per_k = 4;
+  // Packed rows (of MR or NR floats) for depth kc.
+  static int64_t depth(int64_t kc) { return kc; }
+  static void pack_a(const Operand& A, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* dst) {
+    as::AS_ISA::pack_a(A, i0, mr, p0, kc, dst);
+  }
+  static void pack_b(const Operand& B, int64_t p0, int64_t kc, int64_t j0, int64_t nr, float* dst) {
+    as::AS_ISA::pack_b(B, p0, kc, j0, nr, dst);
+  }
+  static void micro(int rows, int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, bool add,
+                    int nr) {
+    if (rows == MR)
+      as::AS_ISA::micro<MR>(kc, pa, pb, c, ldc, add, nr);
+    else
+      kMicro[rows - 1](kc, pa, pb, c, ldc, add, nr);
+  }
+};
+
 // ---------------------------------------------------------------------------------------------------
 // Blocked GEMM for one product, run by `nt` threads (tid = this thread) sharing the packed B block.
+// `Panels` is the packed format: float32 (F32Panels) or bf16 pairs (Bf16Panels); every packed element,
+// a float or a pair of bf16, takes 4 bytes, so the buffers are float arrays either way.
 struct Gemm {
   Operand A, B;
   float* C;
@@ -429,10 +455,11 @@ struct PrefetchA {
   }
 };
 
+template <class Panels>
 void gemm_thread(const Gemm& g, int tid, int nt) {
   const int64_t M = g.M, N = g.N, K = g.K;
   const int64_t KC = g.blk.kc, MC = g.blk.mc, BCHUNK = g.blk.bchunk;
-  float* apack = tl_apack.get(static_cast<size_t>(MC * KC));
+  float* apack = tl_apack.get(static_cast<size_t>(MC * Panels::depth(KC)));
   int64_t iter = 0;
   // Split the work between threads by rows (each packs only its own A) or, when there are few row
   // panels, by column panels (each packs all of the small A). Pick the better-balanced split, once,
@@ -446,7 +473,7 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
   // split each thread packs and reads only its own panels, into a private buffer (the caller's for
   // thread 0), so no thread waits for another.
   const bool shared_b = split_m && nt > 1;
-  const int64_t pstride = g.kcmax * NR;
+  const int64_t pstride = Panels::depth(g.kcmax) * NR;
   float* own = nullptr;
   if (!shared_b) own = tid == 0 ? g.bpack : tl_bpack.get(static_cast<size_t>(((npan0 + nt - 1) / nt) * pstride));
   for (int64_t jc = 0; jc < N; jc += NC) {
@@ -466,7 +493,7 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
       const int64_t pk0 = shared_b ? npan * tid / nt : q0, pk1 = shared_b ? npan * (tid + 1) / nt : q1;
       const int64_t slot0 = shared_b ? 0 : q0;
       for (int64_t q = pk0; q < pk1; q++)
-        pack_b(g.B, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR), bp + (q - slot0) * pstride);
+        Panels::pack_b(g.B, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR), bp + (q - slot0) * pstride);
       if (shared_b) g.barrier->wait();
       const bool add = g.accumulate || pc > 0;
       // Equal-sized MC blocks over this thread's rows.
@@ -476,8 +503,9 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
       const int64_t mcb = ((rows + nblk - 1) / nblk + MR - 1) / MR * MR;
       for (int64_t ic = r0; ic < r1; ic += mcb) {
         const int64_t mc = std::min(mcb, r1 - ic);
+        const int64_t kd = Panels::depth(kc);
         for (int64_t ir = 0; ir < mc; ir += MR)
-          pack_a(g.A, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kc);
+          Panels::pack_a(g.A, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, apack + ir * kd);
         PrefetchA next(g.A, ic + mcb, std::min(r1, ic + 2 * mcb), pc, kc, (mc + MR - 1) / MR * (q1 - q0));
         // One A micro-panel stays in L1 while it sweeps a chunk of the packed B block that fits L2
         // (BCHUNK panels); C is written along its rows.
@@ -488,10 +516,7 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
             const int64_t j = jc + q * NR, nr = std::min<int64_t>(NR, nc - q * NR);
             const float* pb = bp + (q - slot0) * pstride;
             float* cc = g.C + (ic + ir) * N + j;
-            if (mr == MR)
-              micro<MR>(kc, apack + ir * kc, pb, cc, N, add, static_cast<int>(nr));
-            else
-              kMicro[mr - 1](kc, apack + ir * kc, pb, cc, N, add, static_cast<int>(nr));
+            Panels::micro(static_cast<int>(mr), kd, apack + ir * kd, pb, cc, N, add, static_cast<int>(nr));
             next.step();
           }
         }
@@ -500,18 +525,19 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
   }
 }
 
+template <class Panels = F32Panels>
 void gemm(const Operand& A, const Operand& B, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, int nt) {
-  const Blocking blk(K);
+  const Blocking blk(K, Panels::bytes_per_k);
   const int64_t ncmax = std::min(NC, (N + NR - 1) / NR * NR), kcmax = std::min(blk.kc, K);
-  Gemm g{A, B, C, M, N, K, accumulate, blk, nullptr, kcmax, kcmax * ncmax, nullptr};
+  Gemm g{A, B, C, M, N, K, accumulate, blk, nullptr, kcmax, Panels::depth(kcmax) * ncmax, nullptr};
   g.bpack = tl_bpack.get(static_cast<size_t>(2 * g.bstride));
   if (nt <= 1) {
-    gemm_thread(g, 0, 1);
+    gemm_thread<Panels>(g, 0, 1);
     return;
   }
   Barrier barrier(nt);
   g.barrier = &barrier;
-  parallel([&](int tid, int ntt) { gemm_thread(g, tid, ntt); }, nt);
+  parallel([&](int tid, int ntt) { gemm_thread<Panels>(g, tid, ntt); }, nt);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -861,12 +887,52 @@ void small_m(const float* a, const float* b, float* c, int64_t M, int64_t N, int
       use);
 }
 
-// One product of the batch, using up to `nt` threads.
+#if defined(__AVX512BF16__)
+#include "matmul_bf16.h"
+constexpr bool kBf16Gemm = true;
+#else
+constexpr bool kBf16Gemm = false;
+#endif
+
+// x rounded to the nearest bf16 (ties to even), as a float: what vcvtne2ps2bf16 gives, float32 denormals
+// becoming zero and NaN staying NaN.
+inline float round_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000) == 0)
+    u &= 0x80000000u;
+  else if ((u & 0x7fffffff) > 0x7f800000)
+    u |= 0x00400000u;
+  else
+    u += 0x7fffu + ((u >> 16) & 1);
+  u &= 0xffff0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+thread_local Buffer tl_round_a, tl_round_b;
+
+// A copy of n floats rounded to bf16, in a per-thread buffer.
+const float* rounded(const float* src, int64_t n, Buffer& buf) {
+  float* dst = buf.get(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++) dst[i] = round_bf16(src[i]);
+  return dst;
+}
+
+// One product of the batch, using up to `nt` threads. With `bf16` the operands are rounded to bf16 and
+// multiplied with float32 accumulation: by the bf16 GEMM where the CPU has one and the product is large
+// enough to pack, otherwise by rounding copies and running the float32 product on them (the same products,
+// exact in float32, summed in another order).
 void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
-                bool add, int nt) {
+                bool add, int nt, bool bf16 = false) {
   if (K == 0) {
     if (!add) std::fill(c, c + M * N, 0.0f);
     return;
+  }
+  if (bf16 && !(kBf16Gemm && M > matmul_small_m_max && N > 1)) {
+    a = rounded(a, M * K, tl_round_a);
+    b = rounded(b, K * N, tl_round_b);
+    bf16 = false;
   }
   if (M == 1 || N == 1) {
     // m == 1: c[j] = Σ_p a[p]·B(p, j) — a is contiguous either way.
@@ -907,12 +973,16 @@ void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, 
   // Up to 128×128×128 (~15 us on one core) a product runs on one thread: splitting it saves a few
   // microseconds on an idle machine but costs a scheduler time slice when the other core is busy.
   if (static_cast<double>(M) * N * K <= 2097152.0) nt = 1;
+#if defined(__AVX512BF16__)
+  if (bf16) {
+    gemm<Bf16Panels>(A, B, c, M, N, K, add, nt);
+    return;
+  }
+#endif
   gemm(A, B, c, M, N, K, add, nt);
 }
 
-}  // namespace
-
-void matmul(const float* a, const float* b, float* c, const MatmulArgs& args) {
+void matmul_batch(const float* a, const float* b, float* c, const MatmulArgs& args, bool bf16) {
   int64_t batch = args.batch, M = args.m;
   const int64_t N = args.n, K = args.k;
   if (batch <= 0 || M <= 0 || N <= 0) return;
@@ -927,7 +997,7 @@ void matmul(const float* a, const float* b, float* c, const MatmulArgs& args) {
   if (batch == 1 || nt == 1 || flops * batch <= 2097152.0) {
     for (int64_t bi = 0; bi < batch; bi++)
       matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA, args.transB,
-                 args.accumulate, nt);
+                 args.accumulate, nt, bf16);
     return;
   }
   // Many products: split the batch between threads when that balances well or the items are small;
@@ -936,13 +1006,21 @@ void matmul(const float* a, const float* b, float* c, const MatmulArgs& args) {
     parallel_for(batch, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t bi = b0; bi < b1; bi++)
         matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA,
-                   args.transB, args.accumulate, 1);
+                   args.transB, args.accumulate, 1, bf16);
     });
     return;
   }
   for (int64_t bi = 0; bi < batch; bi++)
     matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA, args.transB,
-               args.accumulate, nt);
+               args.accumulate, nt, bf16);
+}
+
+}  // namespace
+
+void matmul(const float* a, const float* b, float* c, const MatmulArgs& args) { matmul_batch(a, b, c, args, false); }
+
+void matmul_bf16(const float* a, const float* b, float* c, const MatmulArgs& args) {
+  matmul_batch(a, b, c, args, true);
 }
 
 }  // namespace AS_ISA

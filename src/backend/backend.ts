@@ -69,6 +69,12 @@ export interface Backend {
   // --- products ---
   /** C = op(A)·op(B) per batch item; see MatmulArgs. */
   matmul(a: FloatArray, b: FloatArray, c: FloatArray, args: MatmulArgs): void;
+  /**
+   * The same product with op(A) and op(B) rounded to bf16 (nearest even) and float32 accumulation: bf16 mixed
+   * precision's products. Native: the AVX-512 BF16 GEMM where the CPU has it, else rounded copies multiplied
+   * in float32 (float32 denormal inputs count as zero, as vcvtne2ps2bf16 makes them); reference: float64.
+   */
+  matmulBf16(a: FloatArray, b: FloatArray, c: FloatArray, args: MatmulArgs): void;
 
   // --- elementwise (n = out length; b broadcasts over the trailing bn elements: out[i] = a[i] ∘ b[i % bn]) ---
   add(a: FloatArray, b: FloatArray, out: FloatArray, n: number, bn: number): void;

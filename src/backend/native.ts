@@ -10,26 +10,29 @@ import { packageRoot } from "./package-root.js";
 
 type F32 = Float32Array;
 
+type NativeMatmul = (
+  a: F32,
+  b: F32,
+  c: F32,
+  batch: number,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  strideA: number,
+  strideB: number,
+  accumulate: boolean,
+) => void;
+
 /** The functions the addon exports (native/src/addon.cc, bind_matmul.cc, bind_ops.cc). */
 export interface NativeAddon {
   isa(): string;
   threads(): number;
   setThreads(n: number): number;
   selectIsa(isa: string): boolean;
-  matmul(
-    a: F32,
-    b: F32,
-    c: F32,
-    batch: number,
-    m: number,
-    n: number,
-    k: number,
-    transA: boolean,
-    transB: boolean,
-    strideA: number,
-    strideB: number,
-    accumulate: boolean,
-  ): void;
+  matmul: NativeMatmul;
+  matmulBf16: NativeMatmul;
   add(a: F32, b: F32, out: F32, n: number, bn: number): void;
   mul(a: F32, b: F32, out: F32, n: number, bn: number): void;
   scale(a: F32, s: number, out: F32, n: number): void;
@@ -234,27 +237,37 @@ function f32(x: FloatArray, what: string): F32 {
   );
 }
 
+function product(
+  fn: NativeMatmul,
+  name: string,
+  x: FloatArray,
+  y: FloatArray,
+  c: FloatArray,
+  m: MatmulArgs,
+): void {
+  fn(
+    f32(x, `${name} a`),
+    f32(y, `${name} b`),
+    f32(c, `${name} c`),
+    m.batch,
+    m.m,
+    m.n,
+    m.k,
+    m.transA,
+    m.transB,
+    m.strideA,
+    m.strideB,
+    m.accumulate,
+  );
+}
+
 function makeBackend(a: NativeAddon): Backend {
   return {
     name: "native",
     threads: () => a.threads(),
 
-    matmul(x: FloatArray, y: FloatArray, c: FloatArray, m: MatmulArgs) {
-      a.matmul(
-        f32(x, "matmul a"),
-        f32(y, "matmul b"),
-        f32(c, "matmul c"),
-        m.batch,
-        m.m,
-        m.n,
-        m.k,
-        m.transA,
-        m.transB,
-        m.strideA,
-        m.strideB,
-        m.accumulate,
-      );
-    },
+    matmul: (x, y, c, m) => product(a.matmul, "matmul", x, y, c, m),
+    matmulBf16: (x, y, c, m) => product(a.matmulBf16, "matmulBf16", x, y, c, m),
 
     add: (x, y, out, n, bn) => a.add(f32(x, "add a"), f32(y, "add b"), f32(out, "add out"), n, bn),
     mul: (x, y, out, n, bn) => a.mul(f32(x, "mul a"), f32(y, "mul b"), f32(out, "mul out"), n, bn),

@@ -10,6 +10,7 @@ const SHARED_FIELDS = [
   "steps",
   "batchSize",
   "gradAccum",
+  "precision",
   "optimizer",
   "lr",
   "muonLr",

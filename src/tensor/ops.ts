@@ -3,6 +3,7 @@
 import type { AttentionShape, FloatArray } from "../backend/backend.js";
 import { backend, reference } from "../backend/index.js";
 import { pool } from "./pool.js";
+import { currentPrecision } from "./precision.js";
 import { accumulateGrad, empty, full, needsGrad, record, Tensor } from "./tensor.js";
 
 const fmt = (s: readonly number[]) => `[${s.join(",")}]`;
@@ -127,6 +128,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const strideA = ar === 2 ? 0 : m * k;
   const strideB = br === 2 ? 0 : k * n;
   const out = empty([...outBatch, m, n], a.dtype);
+  // Decided once, here: the backward products use the forward's precision wherever backward() runs.
+  const bf16 = a.dtype === "float32" && currentPrecision() === "bf16-mixed";
+  const mm = bf16 ? mmBf16 : mmF32;
   mm(a.data, b.data, out.data, batch, m, n, k, transA, transB, strideA, strideB, false);
   if (needsGrad(a, b)) {
     record(out, {
@@ -140,14 +144,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
           const [x, y, tx, ty, sx, sy, mm_, nn_] = transA
             ? [b.data, gd, transB, true, strideB, sG, k, m]
             : [gd, b.data, false, !transB, sG, strideB, m, k];
-          gradInto(a, (out, acc) => gradProduct(x, y, out, batch, mm_, nn_, n, tx, ty, sx, sy, strideA, acc));
+          gradInto(a, (out, acc) =>
+            gradProduct(mm, x, y, out, batch, mm_, nn_, n, tx, ty, sx, sy, strideA, acc),
+          );
         }
         if (b.requiresGrad) {
           // d op(B) = op(A)ᵀ·dC, written in B's storage layout.
           const [x, y, tx, ty, sx, sy, mm_, nn_] = transB
             ? [gd, a.data, true, transA, sG, strideA, n, k]
             : [a.data, gd, !transA, false, strideA, sG, k, n];
-          gradInto(b, (out, acc) => gradProduct(x, y, out, batch, mm_, nn_, m, tx, ty, sx, sy, strideB, acc));
+          gradInto(b, (out, acc) =>
+            gradProduct(mm, x, y, out, batch, mm_, nn_, m, tx, ty, sx, sy, strideB, acc),
+          );
         }
       },
     });
@@ -155,7 +163,26 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return out;
 }
 
-function mm(
+type Product = (
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  batch: number,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  strideA: number,
+  strideB: number,
+  accumulate: boolean,
+) => void;
+
+const mmF32: Product = (...args) => product("matmul", ...args);
+const mmBf16: Product = (...args) => product("matmulBf16", ...args);
+
+function product(
+  kernel: "matmul" | "matmulBf16",
   a: FloatArray,
   b: FloatArray,
   c: FloatArray,
@@ -172,7 +199,7 @@ function mm(
   const kernels = c instanceof Float64Array ? reference : backend();
   // A shared right operand and a plain left one: the whole batch is one tall product.
   if (batch > 1 && strideB === 0 && !transA && strideA === m * k) {
-    kernels.matmul(a, b, c, {
+    kernels[kernel](a, b, c, {
       batch: 1,
       m: batch * m,
       n,
@@ -185,7 +212,7 @@ function mm(
     });
     return;
   }
-  kernels.matmul(a, b, c, { batch, m, n, k, transA, transB, strideA, strideB, accumulate });
+  kernels[kernel](a, b, c, { batch, m, n, k, transA, transB, strideA, strideB, accumulate });
 }
 
 /**
@@ -209,6 +236,7 @@ function gradInto(t: Tensor, product: (out: FloatArray, accumulate: boolean) => 
  * `accumulate` the result is added to `out`.
  */
 function gradProduct(
+  mm: Product,
   x: FloatArray,
   y: FloatArray,
   out: FloatArray,

@@ -12,6 +12,7 @@ import {
   preset,
   presetNames,
 } from "../nn/index.js";
+import { precisions } from "../tensor/index.js";
 import { applyRecipe } from "./recipes.js";
 
 export const scheduleNames = ["cosine", "wsd"] as const;
@@ -108,6 +109,12 @@ export const trainConfigSchema = z
     steps: int(1).optional().describe("optimizer steps (default 1000); or give tokens"),
     tokens: int(1).optional().describe("train for this many tokens: steps = ceil(tokens / tokens per step)"),
     gradAccum: int(1).default(1).describe("micro-batches per optimizer step"),
+    precision: z
+      .enum(precisions)
+      .default("fp32")
+      .describe(
+        "bf16-mixed: matrix products in bf16 with float32 accumulation (weights, optimizer, norms, loss stay float32)",
+      ),
 
     // ---- optimisation
     optimizer: z

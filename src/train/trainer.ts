@@ -20,7 +20,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../io/safetensors.js";
 import { type ModelConfig, parameterCounts, trainingFlopsPerToken } from "../nn/index.js";
 import { clipGradNorm, gradNorm } from "../optim/index.js";
-import { scale, tidy } from "../tensor/index.js";
+import { scale, tidy, withPrecision } from "../tensor/index.js";
 import {
   type LoadedCheckpoint,
   latestGoodCheckpoint,
@@ -563,15 +563,19 @@ export async function runTraining(
       let lossSum = 0;
       let stepTokens = 0;
       const sums: Record<string, number> = {};
-      tidy(() => {
-        for (let micro = 0; micro < c.gradAccum; micro++) {
-          const r = objective.microBatch(model, step * c.gradAccum + micro);
-          lossSum += r.loss.item();
-          stepTokens += r.tokens;
-          for (const [k, x] of Object.entries(r.metrics ?? {})) sums[k] = (sums[k] ?? 0) + x;
-          (c.gradAccum > 1 ? scale(r.loss, 1 / c.gradAccum) : r.loss).backward();
-        }
-      });
+      // The micro-batches' forward and backward run in the configured precision; validation, clipping and
+      // the optimizer stay float32 on the float32 master weights.
+      withPrecision(c.precision, () =>
+        tidy(() => {
+          for (let micro = 0; micro < c.gradAccum; micro++) {
+            const r = objective.microBatch(model, step * c.gradAccum + micro);
+            lossSum += r.loss.item();
+            stepTokens += r.tokens;
+            for (const [k, x] of Object.entries(r.metrics ?? {})) sums[k] = (sums[k] ?? 0) + x;
+            (c.gradAccum > 1 ? scale(r.loss, 1 / c.gradAccum) : r.loss).backward();
+          }
+        }),
+      );
       const stepMetrics = Object.keys(sums).length
         ? Object.fromEntries(Object.entries(sums).map(([k, x]) => [k, x / c.gradAccum]))
         : undefined;

@@ -1,6 +1,7 @@
 // Batched matrix product C = op(A)·op(B) (no backward kernel: autodiff composes it from matmuls).
 
 import type { FloatArray, MatmulArgs } from "../backend.js";
+import { roundArrayBf16 } from "../bf16.js";
 import { needCounts, needLength, scratch } from "./scratch.js";
 
 const ROW_A = 0; // row i of op(A), gathered contiguously [k]
@@ -58,4 +59,12 @@ export function matmul(a: FloatArray, b: FloatArray, c: FloatArray, args: Matmul
       else for (let j = 0; j < n; j++) c[ci + j] = cRow[j];
     }
   }
+}
+
+/** The product of A and B rounded to bf16 (nearest even), accumulated in float64: what a bf16 GEMM computes. */
+export function matmulBf16(a: FloatArray, b: FloatArray, c: FloatArray, args: MatmulArgs): void {
+  const { batch, m, n, k, strideA, strideB } = args;
+  const used = (x: FloatArray, stride: number, size: number) =>
+    batch === 0 || m === 0 || n === 0 || k === 0 ? x : x.subarray(0, (batch - 1) * stride + size);
+  matmul(roundArrayBf16(used(a, strideA, m * k)), roundArrayBf16(used(b, strideB, k * n)), c, args);
 }

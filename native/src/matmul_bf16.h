@@ -1,0 +1,125 @@
+// bf16 panels for the blocked GEMM of matmul.cc, on CPUs with AVX-512 BF16 (included there, inside its
+// anonymous namespace, only when compiled with -mavx512bf16).
+//
+// vdpbf16ps multiplies pairs: acc.f32[j] += a.bf16[2j]·b.bf16[2j] + a.bf16[2j+1]·b.bf16[2j+1], each product
+// exact in float32 and each sum rounded to nearest even, so one instruction does two k-steps of the float32
+// FMA micro-kernel at the same throughput. Panels therefore hold pairs of consecutive k: a packed element
+// is a 32-bit word (bf16 of k = 2q in the low half, k = 2q + 1 in the high half), an A panel is [kc/2][MR]
+// words and a B panel [kc/2][NR] words; an odd last k is paired with a zero. Rounding to bf16 (nearest
+// even, with vcvtne2ps2bf16, which treats float32 denormals as zero) happens in packing, so the operands
+// stay float32 in memory and each is read once per block, as in the float32 GEMM.
+#pragma once
+
+// Words of pairs (r0[j], r1[j]) for j < 16: vcvtne2ps2bf16 puts bf16(r0) in halves 0..15 and bf16(r1) in
+// 16..31; this permutation interleaves them.
+inline __m512i pair_interleave_index() {
+  alignas(64) static const uint16_t idx[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                               8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  return _mm512_load_si512(idx);
+}
+
+// Rows p of src (ld apart) hold n <= R contiguous elements: dst[q][R] words pair rows 2q and 2q + 1
+// (k runs down the rows), zero-padded to R columns.
+template <int R>
+inline void pack_pairs_down(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
+  static_assert(R <= 16 || R == 32, "vectors of 16");
+  auto* dst = reinterpret_cast<int32_t*>(dst_);
+  constexpr int nv = R <= 16 ? 1 : 2;
+  __mmask16 load[nv], store[nv];
+  for (int v = 0; v < nv; v++) {
+    const int64_t have = std::clamp<int64_t>(n - 16 * v, 0, 16), width = std::min(16, R - 16 * v);
+    load[v] = static_cast<__mmask16>((1u << have) - 1);
+    store[v] = static_cast<__mmask16>((1u << width) - 1);
+  }
+  const __m512i idx = pair_interleave_index();
+  for (int64_t p = 0; p < kc; p += 2) {
+    for (int v = 0; v < nv; v++) {
+      const __m512 r0 = _mm512_maskz_loadu_ps(load[v], src + p * ld + 16 * v);
+      const __m512 r1 = p + 1 < kc ? _mm512_maskz_loadu_ps(load[v], src + (p + 1) * ld + 16 * v) : _mm512_setzero_ps();
+      const __m512i h = _mm512_permutexvar_epi16(idx, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r1, r0)));
+      _mm512_mask_storeu_epi32(dst + (p / 2) * R + 16 * v, store[v], h);
+    }
+  }
+}
+
+// n <= R rows of src (ld apart) each hold kc contiguous k-values: dst[q][R] words pair k = 2q and 2q + 1 of
+// each row (a transpose of pairs), 32 k-values (16 words per row) at a time through transpose16.
+template <int R>
+inline void pack_pairs_across(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
+  static_assert(R <= 16 || R == 32, "row groups of 16");
+  auto* dst = reinterpret_cast<int32_t*>(dst_);
+  constexpr int groups = R <= 16 ? 1 : 2;
+  constexpr __mmask16 store_mask = R >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << R) - 1);
+  __m512 r[16];
+  for (int64_t p0 = 0; p0 < kc; p0 += 32) {
+    const int64_t w = std::min<int64_t>(32, kc - p0);
+    const __mmask16 lo = static_cast<__mmask16>((1u << std::min<int64_t>(16, w)) - 1);
+    const __mmask16 hi = static_cast<__mmask16>((1u << std::max<int64_t>(0, w - 16)) - 1);
+    for (int g = 0; g < groups; g++) {
+      for (int i = 0; i < 16; i++) {
+        const int64_t row = g * 16 + i;
+        if (row < n) {
+          const float* s = src + row * ld + p0;
+          const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s));
+          r[i] = reinterpret_cast<__m512>(h);
+        } else {
+          r[i] = _mm512_setzero_ps();
+        }
+      }
+      transpose16(r);
+      for (int64_t q = 0; q < (w + 1) / 2; q++)
+        _mm512_mask_storeu_epi32(dst + (p0 / 2 + q) * R + g * 16, store_mask, _mm512_castps_si512(r[q]));
+    }
+  }
+}
+
+// Micro-kernel: C[R×NR] (+)= Apanel[kp][MR] · Bpanel[kp][NR] over kp pair-words, like micro().
+template <int R>
+void micro_bf16(int64_t kp, const float* __restrict pa_, const float* __restrict pb, float* __restrict c,
+                int64_t ldc, bool add, int nr) {
+  const auto* pa = reinterpret_cast<const int32_t*>(pa_);
+  __m512 acc[R][NV];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kp; p++) {
+    __m512bh b[NV];
+    for (int j = 0; j < NV; j++) b[j] = reinterpret_cast<__m512bh>(_mm512_load_si512(pb + j * VW));
+    for (int i = 0; i < R; i++) {
+      const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi32(pa[i]));
+      for (int j = 0; j < NV; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], a, b[j]);
+    }
+    pa += MR;
+    pb += NR;
+  }
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV && j * VW < nr; j++)
+      store_part(c + i * ldc + j * VW, acc[i][j], std::min(VW, nr - j * VW), add);
+}
+
+template <int... I>
+constexpr std::array<MicroFn, sizeof...(I)> micro_bf16_table(std::integer_sequence<int, I...>) {
+  return {{&micro_bf16<I + 1>...}};
+}
+constexpr auto kMicroBf16 = micro_bf16_table(std::make_integer_sequence<int, MR>{});
+
+struct Bf16Panels {
+  static constexpr int64_t bytes_per_k = 2;
+  static int64_t depth(int64_t kc) { return (kc + 1) / 2; }
+  // A row-major along k (cs == 1): each row's k-values pair up in place; A stored [k, m]: pair rows.
+  static void pack_a(const Operand& A, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* dst) {
+    if (A.cs == 1)
+      pack_pairs_across<MR>(A.p + i0 * A.rs + p0, A.rs, mr, kc, dst);
+    else
+      pack_pairs_down<MR>(A.p + p0 * A.cs + i0, A.cs, mr, kc, dst);
+  }
+  static void pack_b(const Operand& B, int64_t p0, int64_t kc, int64_t j0, int64_t nr, float* dst) {
+    if (B.cs == 1)
+      pack_pairs_down<NR>(B.p + p0 * B.rs + j0, B.rs, nr, kc, dst);
+    else
+      pack_pairs_across<NR>(B.p + j0 * B.cs + p0, B.cs, nr, kc, dst);
+  }
+  static void micro(int rows, int64_t kp, const float* pa, const float* pb, float* c, int64_t ldc, bool add,
+                    int nr) {
+    kMicroBf16[rows - 1](kp, pa, pb, c, ldc, add, nr);
+  }
+};
