@@ -59,9 +59,10 @@ function start(
 
 const sha = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-const config = (runName: string, optimizer: "adamw" | "muon" = "adamw") => ({
+const config = (runName: string, optimizer: "adamw" | "muon" = "adamw", precision = "fp32") => ({
   ...tinyModel,
   optimizer,
+  precision,
   data,
   root,
   runName,
@@ -73,9 +74,15 @@ const config = (runName: string, optimizer: "adamw" | "muon" = "adamw") => ({
   keepCheckpoints: 2,
 });
 
-for (const optimizer of ["adamw", "muon"] as const) {
-  test(`a run killed with SIGKILL and resumed ends with bit-identical weights and ${optimizer} state`, async () => {
-    const straight = await start({ config: config(`straight-${optimizer}`, optimizer) }).done;
+// bf16-mixed: the step's products run in the bf16 GEMM (64-row products), the master weights stay float32.
+for (const [optimizer, precision] of [
+  ["adamw", "fp32"],
+  ["muon", "fp32"],
+  ["adamw", "bf16-mixed"],
+] as const) {
+  const tag = precision === "fp32" ? optimizer : `${optimizer}-${precision}`;
+  test(`a run killed with SIGKILL and resumed ends with bit-identical weights and ${optimizer} state (${precision})`, async () => {
+    const straight = await start({ config: config(`straight-${tag}`, optimizer, precision) }).done;
     assert.equal(straight.code, 0, straight.stderr);
 
     // Kill right after the first checkpoint; each step then spins 30 ms so the kill lands mid-run.
@@ -83,11 +90,11 @@ for (const optimizer of ["adamw", "muon"] as const) {
     let whileRunning: ReturnType<typeof getRun> = null;
     let killedPid = -1;
     const killed = await start(
-      { config: config(`killed-${optimizer}`, optimizer), slowMs: 30 },
+      { config: config(`killed-${tag}`, optimizer, precision), slowMs: 30 },
       (line, proc) => {
         if (typeof line.checkpoint === "number" && killedAfter < 0) {
           killedAfter = line.checkpoint;
-          whileRunning = getRun(root, `killed-${optimizer}`);
+          whileRunning = getRun(root, `killed-${tag}`);
           killedPid = proc.pid!;
           proc.kill("SIGKILL");
         }
@@ -106,15 +113,15 @@ for (const optimizer of ["adamw", "muon"] as const) {
     assert.ok(live!.heartbeatAt! > live!.createdAt, "the checkpoint refreshed the heartbeat");
 
     // The killed run could not record its end, but its process is gone: it reads as interrupted.
-    const dead = getRun(root, `killed-${optimizer}`)!;
-    const resumeCommand = `npx afterscale train --resume ${join(root, `killed-${optimizer}`)}`;
+    const dead = getRun(root, `killed-${tag}`)!;
+    const resumeCommand = `npx afterscale train --resume ${join(root, `killed-${tag}`)}`;
     assert.equal(dead.recordedStatus, "running");
     assert.equal(dead.status, "interrupted");
     assert.match(dead.staleReason ?? "", new RegExp(`^process ${killedPid} on .+ is gone$`));
     assert.equal(dead.resumeCommand, resumeCommand);
     assert.deepEqual(
       listRuns(root, { status: "interrupted" }).map((r) => r.name),
-      [`killed-${optimizer}`],
+      [`killed-${tag}`],
     );
     assert.ok(formatRunsTable(listRuns(root)).includes(`\n  ${resumeCommand}\n`));
     const runsJson = spawnSync(process.execPath, [cli, "runs", "--root", root, "--json"], {
@@ -123,11 +130,11 @@ for (const optimizer of ["adamw", "muon"] as const) {
     assert.equal(runsJson.status, 0, runsJson.stderr);
     const shown = (
       JSON.parse(runsJson.stdout) as { name: string; status: string; resumeCommand: string }[]
-    ).find((r) => r.name === `killed-${optimizer}`);
+    ).find((r) => r.name === `killed-${tag}`);
     assert.equal(shown?.status, "interrupted");
     assert.equal(shown?.resumeCommand, resumeCommand);
 
-    const resumed = await start({ config: config(`killed-${optimizer}`, optimizer), resume: true }).done;
+    const resumed = await start({ config: config(`killed-${tag}`, optimizer, precision), resume: true }).done;
     assert.equal(resumed.code, 0, resumed.stderr);
     const result = resumed.lines.at(-1)!.result as { step: number; resumedFrom: number };
     assert.equal(result.step, 30);
@@ -135,8 +142,8 @@ for (const optimizer of ["adamw", "muon"] as const) {
 
     for (const file of ["model.safetensors", "optimizer.safetensors"]) {
       assert.equal(
-        sha(join(root, `killed-${optimizer}`, "ckpt-30", file)),
-        sha(join(root, `straight-${optimizer}`, "ckpt-30", file)),
+        sha(join(root, `killed-${tag}`, "ckpt-30", file)),
+        sha(join(root, `straight-${tag}`, "ckpt-30", file)),
         `${file} differs from the uninterrupted run`,
       );
     }
@@ -147,8 +154,8 @@ for (const optimizer of ["adamw", "muon"] as const) {
         .map(
           (l) => JSON.parse(l) as { step: number; loss: number; valLoss?: number; valLossEstimate?: number },
         );
-    const a = metrics(`straight-${optimizer}`);
-    const b = metrics(`killed-${optimizer}`);
+    const a = metrics(`straight-${tag}`);
+    const b = metrics(`killed-${tag}`);
     assert.deepEqual(
       b.map((l) => l.step),
       a.map((l) => l.step),
@@ -158,7 +165,7 @@ for (const optimizer of ["adamw", "muon"] as const) {
       b.map((l) => [l.loss, l.valLossEstimate, l.valLoss]),
       a.map((l) => [l.loss, l.valLossEstimate, l.valLoss]),
     );
-    const finished = getRun(root, `killed-${optimizer}`)!;
+    const finished = getRun(root, `killed-${tag}`)!;
     assert.equal(finished.status, "finished");
     assert.equal(finished.resumeCommand, null);
   });
