@@ -56,6 +56,8 @@ export interface BenchJob {
   decodePrompt: number;
   decodeTokens: number;
   seed: number;
+  /** Training precision (bf16-mixed: autocast on the PyTorch side); a bf16-mixed job measures training only. */
+  precision?: "fp32" | "bf16-mixed";
   /** The llama.cpp child's GGUF file (afterscale's export of the same weights). */
   modelPath?: string;
 }

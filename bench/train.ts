@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { modelToGguf } from "../src/io/gguf-model.js";
 import { createModel, decayGroups, forward, newKVCache } from "../src/nn/index.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
-import { crossEntropy, noGrad, pool, tidy } from "../src/tensor/index.js";
+import { crossEntropy, noGrad, pool, tidy, withPrecision } from "../src/tensor/index.js";
 import { type BenchJob, benchModelConfig, median, type SideResult } from "./configs.js";
 import { benchTokenizer } from "./tokenizer.js";
 
@@ -68,11 +68,13 @@ function main(): void {
     }
     const t0 = performance.now();
     let loss = 0;
-    tidy(() => {
-      const l = crossEntropy(forward(model, inputs, batch, context), targets);
-      loss = l.item();
-      l.backward();
-    });
+    withPrecision(job.precision ?? "fp32", () =>
+      tidy(() => {
+        const l = crossEntropy(forward(model, inputs, batch, context), targets);
+        loss = l.item();
+        l.backward();
+      }),
+    );
     clipGradNorm(params, 1.0);
     optimizer.update();
     optimizer.zeroGrad();
@@ -82,6 +84,17 @@ function main(): void {
   }
   const peakRssTrainMiB = maxRssMiB();
   pool.clear();
+  if (job.precision === "bf16-mixed") {
+    const trained: SideResult = {
+      trainTokensPerSecond: (batch * context) / median(seconds),
+      trainStepSeconds: seconds,
+      peakRssTrainMiB,
+      peakRssMiB: maxRssMiB(),
+      loss: losses,
+    };
+    process.stdout.write(`${JSON.stringify(trained)}\n`);
+    return;
+  }
 
   // ---- the same weights for llama.cpp
   if (job.modelPath)
