@@ -5,7 +5,8 @@
 //   afterscale  node dist/bench/train.js          training, prefill, decode (and the GGUF export)
 //   PyTorch     python3 bench/torch_bench.py      training, prefill, decode
 //   llama.cpp   node dist/bench/llamacpp-bench.js prefill, decode (afterscale's F32 GGUF of the same weights)
-// and then, afterscale alone, the optimizer's share of a training step with AdamW and with Muon at the
+// then, on a CPU with AVX-512 BF16, training again in bf16 mixed precision on the afterscale and PyTorch
+// sides (bf16-mixed against autocast); and then, afterscale alone, the optimizer's share of a training step with AdamW and with Muon at the
 // trainer's micro and small presets (node dist/bench/optimizer.js; --optimizer-only runs just that), and
 // what the interpretability hooks cost a forward pass (node dist/bench/hooks.js).
 // Usage: node dist/bench/index.js [--configs tiny,small,medium,char] [--threads 2] [--warmup 2] [--steps 5]
@@ -17,6 +18,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nativeAddon } from "../src/backend/native.js";
 import { trainingFlopsPerToken } from "../src/nn/index.js";
 import {
   type BenchJob,
@@ -113,6 +115,8 @@ interface ConfigResult {
   llamacpp: Side;
   /** Greedy decode tokens on which afterscale and llama.cpp agree, from the start (same weights). */
   decodeAgreement: number | null;
+  /** Training in bf16 mixed precision (afterscale's bf16-mixed, PyTorch's CPU autocast), or why not. */
+  bf16: { afterscale: Side; pytorch: Side } | string;
 }
 
 function promptIds(n: number, vocab: number): number[] {
@@ -158,6 +162,7 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
   }
   for (const s of [afterscale, pytorch, llamacpp])
     if (s.note && !s.trainTokensPerSecond && !s.decodeTokensPerSecond) log(s.note);
+  const bf16 = bf16Training(name, full, dir, env, log);
   return {
     name,
     job,
@@ -166,7 +171,33 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
     pytorch,
     llamacpp,
     decodeAgreement,
+    bf16,
   };
+}
+
+/**
+ * bf16-mixed training on both sides, right after the float32 runs: afterscale's `withPrecision("bf16-mixed")`
+ * and PyTorch's `torch.autocast("cpu", dtype=torch.bfloat16)`. Only on a CPU with AVX-512 BF16 (elsewhere
+ * afterscale's bf16 products are rounded copies multiplied in float32, which saves nothing to measure).
+ */
+function bf16Training(
+  name: ConfigName,
+  job: BenchJob & { modelPath: string; promptIds: number[] },
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  log: (m: string) => void,
+): ConfigResult["bf16"] {
+  const addon = nativeAddon();
+  const isa = "error" in addon ? "none (the native addon did not load)" : addon.isa();
+  if (isa !== "avx512bf16") return `not measured: this CPU's kernels are ${isa}, without AVX-512 BF16`;
+  const path = join(dir, `${name}-bf16.json`);
+  const { modelPath: _, ...rest } = job;
+  writeFileSync(path, JSON.stringify({ ...rest, precision: "bf16-mixed" }));
+  log("afterscale, bf16-mixed …");
+  const afterscale = runChild(process.execPath, [join(here, "train.js"), path], env);
+  log("PyTorch, bf16 autocast …");
+  const pytorch = runChild("python3", [join(root, "bench", "torch_bench.py"), path], env);
+  return { afterscale, pytorch };
 }
 
 /**
@@ -261,6 +292,45 @@ export function resultsTable(results: ConfigResult[]): string {
     );
   }
   return rows.join("\n");
+}
+
+/** bf16-mixed against float32 training (issue 18): ≥ 1.6× afterscale's fp32, ≥ 1.0× PyTorch's autocast. */
+export function bf16Table(results: ConfigResult[]): string {
+  const rows = [
+    "| config | figure | afterscale fp32 | afterscale bf16-mixed | bf16 / fp32 | PyTorch autocast bf16 | afterscale / PyTorch (bf16) | target | met |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  const skipped: string[] = [];
+  for (const r of results) {
+    if (typeof r.bf16 === "string") {
+      skipped.push(`${r.name}: ${r.bf16}`);
+      continue;
+    }
+    const a = r.afterscale;
+    const b = r.bf16.afterscale;
+    const p = r.bf16.pytorch;
+    const own = ratio(b.trainTokensPerSecond, a.trainTokensPerSecond);
+    const peer = ratio(b.trainTokensPerSecond, p.trainTokensPerSecond);
+    const target = r.name === "tiny" ? undefined : 1.6;
+    rows.push(
+      `| ${r.name} | training tokens/s | ${fmt(a.trainTokensPerSecond)} | ${fmt(b.trainTokensPerSecond)} | ${fmtRatio(own)} | ${fmt(p.trainTokensPerSecond)} | ${fmtRatio(peer)} | ` +
+        `${target ? `≥ ${target.toFixed(1)}× fp32, ` : ""}≥ 1.0× PyTorch | ${target ? verdict(own, target) : ""}${target ? " / " : ""}${verdict(peer, 1.0)} |`,
+    );
+    const rss = ratio(b.peakRssTrainMiB, a.peakRssTrainMiB);
+    rows.push(
+      `| ${r.name} | peak RSS, training (MiB) | ${fmt(a.peakRssTrainMiB)} | ${fmt(b.peakRssTrainMiB)} | ${fmtRatio(rss)} | ${fmt(p.peakRssTrainMiB)} | ${fmtRatio(ratio(b.peakRssTrainMiB, p.peakRssTrainMiB))} | ≤ 1.0× fp32 | ${verdict(rss, 1.0, true)} |`,
+    );
+    for (const [side, x] of [
+      ["afterscale bf16-mixed", b],
+      ["PyTorch autocast", p],
+    ] as const)
+      if (x.note) skipped.push(`${r.name}, ${side}: ${x.note}`);
+  }
+  const tail = [
+    ...skipped.map((n) => `- ${n}`),
+    "- Intel AMX: not measured (no machine with AMX was available to this benchmark).",
+  ];
+  return `${rows.length > 2 ? rows.join("\n") : "- no bf16 rows"}\n\n${tail.join("\n")}`;
 }
 
 /** Muon is held to a Newton–Schulz overhead of at most 10% of a training step (issue 13). */
@@ -391,7 +461,11 @@ function main(): void {
     `the run took ${minutes.toFixed(1)} minutes.`;
   const table = resultsTable(results);
   const extra = notes(results);
-  const block = `${header}\n\n${table}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}\n${sharesBlock}\n\n${hooksBlock}\n`;
+  const bf16Block =
+    'Training in bf16 mixed precision (the same steps; afterscale `withPrecision("bf16-mixed")`, PyTorch ' +
+    '`torch.autocast("cpu", dtype=torch.bfloat16)`; each side\'s bf16 run follows its fp32 run):\n\n' +
+    bf16Table(results);
+  const block = `${header}\n\n${table}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}\n${bf16Block}\n\n${sharesBlock}\n\n${hooksBlock}\n`;
   if (o.json) {
     process.stdout.write(
       `${JSON.stringify({ date: started.toISOString(), machine: machine(), threads: o.threads, minutes, results, shares }, null, 2)}\n`,
