@@ -63,10 +63,10 @@
           "cflags_cc": ["<@(kernel_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"]
         },
         {
-          # Only the matrix products, with AVX-512 BF16 (vdpbf16ps): chosen where the CPU has it.
+          # Only the matrix products and attention, with AVX-512 BF16 (vdpbf16ps): chosen where the CPU has it.
           "target_name": "kernels_avx512bf16",
           "type": "static_library",
-          "sources": ["native/src/matmul.cc"],
+          "sources": ["native/src/matmul.cc", "native/src/ops_attention.cc"],
           "defines": ["AS_ISA=avx512bf16"],
           "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
           "cflags_cc": ["<@(kernel_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"]

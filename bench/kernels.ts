@@ -1,5 +1,6 @@
 // Kernel benchmark: the native matmul against numpy's BLAS (OpenBLAS in the numpy wheels) on the same
-// shapes and thread count, plus the native attention kernel. Usage:
+// shapes and thread count, plus the native attention kernel, and on CPUs with AVX-512 BF16 both again in
+// bf16 (matmulBf16, bf16 attention) against our float32. Usage:
 //   npm run bench:kernels            a table
 //   node dist/bench/kernels.js --json          machine-readable results
 //   node dist/bench/kernels.js --threads 1     both sides on one thread (steadier on a busy machine)
@@ -80,11 +81,12 @@ function timeIt(fn: () => void, reps: number): number {
 }
 
 /** Native matmul timing for one case: fixed random operands, `reps` timed calls per block. */
-function nativeTimer(lib: NativeAddon, c: MatmulCase): (reps: number) => number {
+function nativeTimer(lib: NativeAddon, c: MatmulCase, bf16 = false): (reps: number) => number {
   const a = randomArray(c.m * c.k);
   const b = randomArray(c.k * c.n);
   const out = new Float32Array(c.m * c.n);
-  const run = () => lib.matmul(a, b, out, 1, c.m, c.n, c.k, c.transA, c.transB, 0, 0, false);
+  const product = bf16 ? lib.matmulBf16 : lib.matmul;
+  const run = () => product(a, b, out, 1, c.m, c.n, c.k, c.transA, c.transB, 0, 0, false);
   return (reps) => timeIt(run, reps);
 }
 
@@ -191,7 +193,7 @@ function attentionFlops(s: AttentionCase): number {
   return 4 * pairs * s.headDim * s.heads * s.batch;
 }
 
-function timeAttention(lib: NativeAddon, s: AttentionCase): number {
+function timeAttention(lib: NativeAddon, s: AttentionCase, bf16 = false): number {
   const q = randomArray(s.batch * s.tq * s.heads * s.headDim);
   const k = randomArray(s.batch * s.tk * s.kvHeads * s.headDim);
   const v = randomArray(s.batch * s.tk * s.kvHeads * s.headDim);
@@ -199,7 +201,22 @@ function timeAttention(lib: NativeAddon, s: AttentionCase): number {
   const lse = new Float32Array(s.batch * s.heads * s.tq);
   const scale = 1 / Math.sqrt(s.headDim);
   const run = () =>
-    lib.attention(q, k, v, out, lse, s.batch, s.tq, s.tk, s.heads, s.kvHeads, s.headDim, scale, s.causal);
+    lib.attention(
+      q,
+      k,
+      v,
+      out,
+      lse,
+      s.batch,
+      s.tq,
+      s.tk,
+      s.heads,
+      s.kvHeads,
+      s.headDim,
+      scale,
+      s.causal,
+      bf16,
+    );
   return timeIt(run, repsOf(attentionFlops(s)));
 }
 
@@ -250,6 +267,25 @@ async function main() {
   }
   if (typeof numpy !== "string") numpy.close();
 
+  // bf16 (the products of bf16 mixed precision) against our float32, alternating blocks the same way; only
+  // where the kernels have AVX-512 BF16 (elsewhere matmulBf16 multiplies rounded copies in float32).
+  const bf16 = lib.isa() === "avx512bf16";
+  const halves = new Map<string, number>();
+  if (bf16) {
+    for (const c of CASES) {
+      const reps = repsOf(flopsOf(c));
+      const [f32, b16] = [nativeTimer(lib, c), nativeTimer(lib, c, true)];
+      let best = Number.POSITIVE_INFINITY;
+      let bestF32 = ours.get(c.name)!;
+      for (let block = 0; block < BLOCKS; block++) {
+        best = Math.min(best, b16(reps));
+        bestF32 = Math.min(bestF32, f32(reps));
+      }
+      ours.set(c.name, bestF32);
+      halves.set(c.name, best);
+    }
+  }
+
   const rows = CASES.map((c) => {
     const f = flopsOf(c);
     const a = f / ours.get(c.name)! / 1e9;
@@ -265,12 +301,17 @@ async function main() {
       afterscale: a,
       numpy: b,
       ratio: b ? a / b : undefined,
+      bf16: halves.has(c.name) ? f / halves.get(c.name)! / 1e9 : undefined,
     };
   });
 
   const hasAttention = typeof (lib as Partial<NativeAddon>).attention === "function";
   const attention = hasAttention
-    ? ATTENTION.map((s) => ({ ...s, gflops: attentionFlops(s) / timeAttention(lib, s) / 1e9 }))
+    ? ATTENTION.map((s) => ({
+        ...s,
+        gflops: attentionFlops(s) / timeAttention(lib, s) / 1e9,
+        bf16: bf16 ? attentionFlops(s) / timeAttention(lib, s, true) / 1e9 : undefined,
+      }))
     : [];
 
   const info = {
@@ -304,15 +345,24 @@ async function main() {
   }
   console.log("");
   console.log(
-    `${pad("matmul", 36)}${pad("m x n x k", 18)}${"ours GF/s".padStart(9)}${"numpy".padStart(9)}${"ratio".padStart(9)}`,
+    `${pad("matmul", 36)}${pad("m x n x k", 18)}${"ours GF/s".padStart(9)}${"numpy".padStart(9)}${"ratio".padStart(9)}` +
+      (bf16 ? `${"bf16".padStart(9)}${"/ ours".padStart(9)}` : ""),
   );
   for (const r of rows) {
     const shape = `${r.m}x${r.n}x${r.k}${r.transA ? " tA" : ""}${r.transB ? " tB" : ""}`;
-    console.log(`${pad(r.name, 36)}${pad(shape, 18)}${num(r.afterscale)}${num(r.numpy)}${num(r.ratio, 2)}`);
+    console.log(
+      `${pad(r.name, 36)}${pad(shape, 18)}${num(r.afterscale)}${num(r.numpy)}${num(r.ratio, 2)}` +
+        (bf16 ? `${num(r.bf16)}${num(r.bf16 === undefined ? undefined : r.bf16 / r.afterscale, 2)}` : ""),
+    );
   }
   console.log("");
   if (!hasAttention) console.log("attention: not built yet");
-  else for (const a of attention) console.log(`${pad(a.name, 54)}${num(a.gflops)} GFLOP/s`);
+  else
+    for (const a of attention)
+      console.log(
+        `${pad(a.name, 54)}${num(a.gflops)} GFLOP/s` +
+          (a.bf16 === undefined ? "" : `, bf16 ${num(a.bf16)} GFLOP/s (${(a.bf16 / a.gflops).toFixed(2)}×)`),
+      );
   console.log(`\n(${info.seconds.toFixed(1)} s)`);
 }
 

@@ -346,7 +346,7 @@ Napi::Value Rope(const Info& info) {
   return undefined(info);
 }
 
-// AttentionShape fields from argument `i` on: batch, tq, tk, heads, kvHeads, headDim, scale, causal.
+// AttentionShape fields from argument `i` on: batch, tq, tk, heads, kvHeads, headDim, scale, causal, bf16.
 AttentionShape attention_shape(const Info& info, size_t i) {
   AttentionShape s;
   s.batch = int_(info, i, "batch");
@@ -357,6 +357,7 @@ AttentionShape attention_shape(const Info& info, size_t i) {
   s.headDim = int_(info, i + 5, "headDim");
   s.scale = f32num(info, i + 6, "scale");
   s.causal = flag(info, i + 7);
+  s.bf16 = flag(info, i + 8);
   if (s.tq > s.tk)
     fail(info, "native: attention: tq (" + std::to_string(s.tq) + ") must be <= tk (" + std::to_string(s.tk) + ")");
   if (s.kvHeads < 1 || s.heads % s.kvHeads != 0)

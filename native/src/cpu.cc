@@ -25,11 +25,13 @@ const KernelTable generic_table = AS_TABLE(generic);
 #ifdef AS_HAVE_X86_VARIANTS
 const KernelTable avx2_table = AS_TABLE(avx2);
 const KernelTable avx512_table = AS_TABLE(avx512);
-// The avx512 set with the bf16 GEMM (its float32 matmul is the same code as avx512's).
+// The avx512 set with the bf16 GEMM and attention (their float32 paths are the same code as avx512's).
 const KernelTable avx512bf16_table = [] {
   KernelTable t = AS_TABLE(avx512);
   t.isa = "avx512bf16";
   t.matmul_bf16 = avx512bf16::matmul_bf16;
+  t.attention = avx512bf16::attention;
+  t.attention_backward = avx512bf16::attention_backward;
   return t;
 }();
 

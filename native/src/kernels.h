@@ -17,6 +17,9 @@ struct AttentionShape {
   int64_t batch, tq, tk, heads, kvHeads, headDim;
   float scale;
   bool causal;
+  // bf16 score and value products (bf16 mixed precision), where the CPU has AVX-512 BF16; see
+  // ops_attention.cc. Ignored elsewhere: attention then runs in float32.
+  bool bf16 = false;
 };
 
 // Attention of new positions against per-sequence KV caches (attention_cached): S sequences, sequence s
@@ -97,11 +100,15 @@ struct AdamWArgs {
 namespace generic { AS_DECLARE_KERNELS }
 namespace avx2 { AS_DECLARE_KERNELS }
 namespace avx512 { AS_DECLARE_KERNELS }
-// matmul.cc compiled once more with -mavx512bf16: the bf16 GEMM for CPUs with AVX-512 BF16 (Zen 4 and
-// later, Intel Cooper Lake and later). Every other kernel comes from the avx512 set.
+// matmul.cc and ops_attention.cc compiled once more with -mavx512bf16: the bf16 GEMM and bf16 attention for
+// CPUs with AVX-512 BF16 (Zen 4 and later, Intel Cooper Lake and later). Every other kernel comes from the
+// avx512 set.
 namespace avx512bf16 {
 void matmul(const float* a, const float* b, float* c, const MatmulArgs& args);
 void matmul_bf16(const float* a, const float* b, float* c, const MatmulArgs& args);
+void attention(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s);
+void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                        const float* gOut, float* gq, float* gk, float* gv, const AttentionShape& s);
 }
 
 // The set chosen for this CPU (see cpu.cc). Kernels are called through these function pointers.

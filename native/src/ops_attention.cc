@@ -92,6 +92,136 @@ void transpose_rows(const float* src, int64_t stride, int64_t n, int64_t hd, flo
 // block do not all fall in the same few cache sets (a power-of-two stride would).
 inline int64_t padded_ld(int64_t n) { return ((n + 15) / 16) * 16 + 16; }
 
+#if defined(__AVX512BF16__)
+// bf16 attention (AttentionShape::bf16, on CPUs with AVX-512 BF16): the score products q·kᵀ and dO·vᵀ and
+// the forward's p·v take bf16 operands with float32 accumulation (vdpbf16ps), as PyTorch's CPU flash
+// attention does under autocast; softmax, lse, D and the backward's gradient products stay float32.
+// Operands are paired along the product's depth: a word holds bf16(x[2i]) in its low half and bf16(x[2i+1])
+// in its high half (vcvtne2ps2bf16 rounds to nearest even and treats float32 denormals as zero).
+constexpr bool kBf16Attention = true;
+
+// dst[d2][j] = word(rows[j][2·d2], rows[j][2·d2 + 1]) for j < n, d2 < hd/2: the pair-packed transpose that
+// scores4_bf16 reads (row j at src + j·stride; dst words with leading dimension ld). hd is a multiple of 16.
+void transpose_rows_pairs(const float* src, int64_t stride, int64_t n, int64_t hd, float* __restrict dst_,
+                          int64_t ld) {
+  auto* dst = reinterpret_cast<int32_t*>(dst_);
+  const int64_t words = hd / 2;
+  __m512 r[16];
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const int64_t len = n - j0 < 16 ? n - j0 : 16;
+    for (int64_t w0 = 0; w0 < words; w0 += 16) {
+      const int64_t wn = words - w0 < 16 ? words - w0 : 16;  // 8 (hd 16) or 16
+      const __mmask16 lo = static_cast<__mmask16>((1u << (wn < 8 ? 2 * wn : 16)) - 1);
+      const __mmask16 hi = static_cast<__mmask16>(wn > 8 ? (1u << (2 * wn - 16)) - 1 : 0);
+      for (int t = 0; t < 16; t++) {
+        if (t < len) {
+          const float* x = src + (j0 + t) * stride + 2 * w0;
+          r[t] = reinterpret_cast<__m512>(
+              _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + 16), _mm512_maskz_loadu_ps(lo, x)));
+        } else {
+          r[t] = _mm512_setzero_ps();
+        }
+      }
+      transpose16(r);
+      const __mmask16 keep = static_cast<__mmask16>((1u << len) - 1);
+      for (int64_t w = 0; w < wn; w++)
+        _mm512_mask_storeu_epi32(dst + (w0 + w) * ld + j0, keep, _mm512_castps_si512(r[w]));
+    }
+  }
+}
+
+// dst[j2][d] = word(rows[2·j2][d], rows[2·j2 + 1][d]) for j2 < ceil(n/2), d < hd: values paired along the
+// keys for weighted_rows4_bf16 (an odd last key is paired with zero). hd is a multiple of 16.
+void pack_value_pairs(const float* src, int64_t stride, int64_t n, int64_t hd, float* __restrict dst_) {
+  alignas(64) static const uint16_t order[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(order);
+  auto* dst = reinterpret_cast<int32_t*>(dst_);
+  for (int64_t j = 0; j < n; j += 2) {
+    const float* r0 = src + j * stride;
+    const float* r1 = j + 1 < n ? r0 + stride : nullptr;
+    for (int64_t d = 0; d < hd; d += 16) {
+      const __m512 a = _mm512_loadu_ps(r0 + d), b = r1 ? _mm512_loadu_ps(r1 + d) : _mm512_setzero_ps();
+      const __m512i h = _mm512_permutexvar_epi16(idx, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a)));
+      _mm512_storeu_si512(dst + (j / 2) * hd + d, h);
+    }
+  }
+}
+
+// words[i] = word(x[2i], x[2i + 1]) for i < ceil(n/2), x[n] read as zero when n is odd.
+void to_pairs(const float* x, int64_t n, int32_t* words) {
+  for (int64_t i = 0; i < n; i += 32) {
+    const int64_t w = n - i < 32 ? n - i : 32;
+    const __mmask16 lo = static_cast<__mmask16>((1u << (w < 16 ? w : 16)) - 1);
+    const __mmask16 hi = static_cast<__mmask16>(w > 16 ? (1u << (w - 16)) - 1 : 0);
+    const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + i + 16), _mm512_maskz_loadu_ps(lo, x + i));
+    const __mmask16 keep = static_cast<__mmask16>((1u << ((w + 1) / 2)) - 1);
+    _mm512_mask_storeu_epi32(words + i / 2, keep, reinterpret_cast<__m512i>(h));
+  }
+}
+
+// out[r][j] = s · Σ_d bf16(a[r][d])·bf16(m[j][d]) for r < 4, j < n, with mt the pair-packed transpose of m
+// (transpose_rows_pairs, leading dimension ld words): scores4 with half the multiply-add instructions.
+void scores4_bf16(const float* const a[4], const float* mt_, int64_t ld, int64_t n, int64_t hd, float s,
+                  float* out) {
+  const auto* mt = reinterpret_cast<const int32_t*>(mt_);
+  const int64_t words = hd / 2;
+  alignas(64) int32_t aw[4][32];
+  for (int r = 0; r < 4; r++) to_pairs(a[r], hd, aw[r]);
+  const __m512 sv = _mm512_set1_ps(s);
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) {
+    __m512 c[4][4];
+    for (int r = 0; r < 4; r++)
+      for (int t = 0; t < 4; t++) c[r][t] = _mm512_setzero_ps();
+    for (int64_t w = 0; w < words; w++) {
+      const int32_t* m = mt + w * ld + j;
+      __m512bh mv[4];
+      for (int t = 0; t < 4; t++) mv[t] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(m + 16 * t));
+      for (int r = 0; r < 4; r++) {
+        const __m512bh ar = reinterpret_cast<__m512bh>(_mm512_set1_epi32(aw[r][w]));
+        for (int t = 0; t < 4; t++) c[r][t] = _mm512_dpbf16_ps(c[r][t], ar, mv[t]);
+      }
+    }
+    for (int r = 0; r < 4; r++)
+      for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + r * ld + j + 16 * t, _mm512_mul_ps(c[r][t], sv));
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 k = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    __m512 c[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t w = 0; w < words; w++) {
+      const __m512bh m = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi32(k, mt + w * ld + j));
+      for (int r = 0; r < 4; r++)
+        c[r] = _mm512_dpbf16_ps(c[r], reinterpret_cast<__m512bh>(_mm512_set1_epi32(aw[r][w])), m);
+    }
+    for (int r = 0; r < 4; r++) _mm512_mask_storeu_ps(out + r * ld + j, k, _mm512_mul_ps(c[r], sv));
+  }
+}
+
+// acc[r][:] = Σ_{j < n} bf16(p[r][j])·bf16(v[j][:]) for r < 4: p rows as pair words (pw, leading dimension
+// ldw words, zero past n), v pair-packed along the keys (pack_value_pairs). hd is 16, 32, 48 or 64.
+void weighted_rows4_bf16(const int32_t* pw, int64_t ldw, const float* vw_, int64_t n, int64_t hd,
+                         float* __restrict acc) {
+  const auto* vw = reinterpret_cast<const int32_t*>(vw_);
+  const int nv = static_cast<int>(hd / 16);
+  __m512 o[4][4];
+  for (int r = 0; r < 4; r++)
+    for (int t = 0; t < 4; t++) o[r][t] = _mm512_setzero_ps();
+  for (int64_t j2 = 0; j2 < (n + 1) / 2; j2++) {
+    __m512bh x[4];
+    for (int t = 0; t < nv; t++) x[t] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(vw + j2 * hd + 16 * t));
+    for (int r = 0; r < 4; r++) {
+      const __m512bh pr = reinterpret_cast<__m512bh>(_mm512_set1_epi32(pw[r * ldw + j2]));
+      for (int t = 0; t < nv; t++) o[r][t] = _mm512_dpbf16_ps(o[r][t], pr, x[t]);
+    }
+  }
+  for (int r = 0; r < 4; r++)
+    for (int t = 0; t < nv; t++) _mm512_storeu_ps(acc + r * hd + 16 * t, o[r][t]);
+}
+#else
+constexpr bool kBf16Attention = false;
+#endif
+
 // out[r][j] = s · Σ_d a[r][d] · mt[d][j] for r < 4, j < n (out and mt have leading dimension ld).
 void scores4(const float* const a[4], const float* mt, int64_t ld, int64_t n, int64_t hd, float s, float* out) {
 #if defined(__AVX512F__)
@@ -190,6 +320,7 @@ struct Geometry {
   int64_t B, tq, tk, H, Hkv, hd, group, offset, kstride;
   float scale;
   bool causal;
+  bool bf16 = false;  // the bf16 score and value products (set by use_bf16 at each entry point)
   explicit Geometry(const AttentionShape& s)
       : B(s.batch),
         tq(s.tq),
@@ -213,6 +344,29 @@ struct Geometry {
   // Rough flop count of one call, to decide how many threads to wake.
   int64_t work() const { return B * H * tq * (causal ? tk - tq / 2 : tk) * hd; }
 };
+
+// The transposed operand of the score products (Kᵀ, Vᵀ, Qᵀ or dOᵀ): float32 rows, or bf16 pair words.
+void transpose_for_scores(const Geometry& g, const float* src, int64_t stride, int64_t n, float* dst, int64_t ld) {
+#if defined(__AVX512BF16__)
+  if (g.bf16) {
+    transpose_rows_pairs(src, stride, n, g.hd, dst, ld);
+    return;
+  }
+#endif
+  transpose_rows(src, stride, n, g.hd, dst, ld);
+}
+
+// Four score rows against a transposed operand from transpose_for_scores.
+void scores4_for(const Geometry& g, const float* const a[4], const float* mt, int64_t ld, int64_t n, float s,
+                 float* out) {
+#if defined(__AVX512BF16__)
+  if (g.bf16) {
+    scores4_bf16(a, mt, ld, n, g.hd, s, out);
+    return;
+  }
+#endif
+  scores4(a, mt, ld, n, g.hd, s, out);
+}
 
 constexpr int64_t kWorkGrain = 1 << 16;
 // Query rows (per head) / keys handled by one scheduling unit.
@@ -378,15 +532,18 @@ void attention_row_all_heads(const Geometry& g, const float* __restrict q, const
 // Forward for query rows [i0, i1) of every query head that reads kv head kvh, in batch item b. kt is that
 // (b, kvh)'s Kᵀ with leading dimension ldk, or null where the rows are too few to pay for it (decoding):
 // those take one dot product per key.
+// With g.bf16, kt holds pair words (transpose_for_scores) and vw the values paired along the keys; every
+// unit then takes the quad path (the direct one computes in float32).
 void forward_block(const Geometry& g, const float* q, const float* k, const float* v, float* out, float* lse,
-                   const float* kt, int64_t ldk, int64_t b, int64_t kvh, int64_t i0, int64_t i1) {
+                   const float* kt, int64_t ldk, const float* vw, int64_t b, int64_t kvh, int64_t i0, int64_t i1) {
   const int64_t ld = kt ? ldk : padded_ld(g.keys(i1 - 1));
+  const int64_t ldw = ld / 2 + 16;  // a row of probability pair words
   thread_local std::vector<float> buf;
-  float* sc = scratch(buf, 4 * ld + 4 * g.hd);
+  float* sc = scratch(buf, 4 * ld + 4 * g.hd + (g.bf16 ? 4 * ldw : 0));
   float* acc = sc + 4 * ld;
   const float* kb = k + g.koff(b, kvh);
   const float* vb = v + g.koff(b, kvh);
-  if (!kt || g.group * (i1 - i0) < 4) {
+  if (!kt || (!g.bf16 && g.group * (i1 - i0) < 4)) {
     for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++)
       for (int64_t i = i0; i < i1; i++)
         attention_row_direct(g, q + g.qoff(b, i, h), kb, vb, g.keys(i), sc, acc, out + g.qoff(b, i, h),
@@ -397,7 +554,7 @@ void forward_block(const Geometry& g, const float* q, const float* k, const floa
     for (int64_t i = i0; i < i1; i += 4) {
       const RowQuad rq(g, b, h, i, i1);
       const float* a[4] = {q + rq.off[0], q + rq.off[1], q + rq.off[2], q + rq.off[3]};
-      scores4(a, kt, ld, rq.nmax, g.hd, g.scale, sc);
+      scores4_for(g, a, kt, ld, rq.nmax, g.scale, sc);
       float inv[4];
       for (int r = 0; r < 4; r++) {
         float* row = sc + r * ld;
@@ -414,7 +571,14 @@ void forward_block(const Geometry& g, const float* q, const float* k, const floa
         lse[(b * g.H + h) * g.tq + i + r] = mx + std::log(sum);
       }
       // acc_r = Σ_j p_r[j] · v_j, sharing each load of v_j between the four rows.
-      weighted_rows4(sc, ld, vb, g.kstride, rq.nmax, g.hd, acc);
+#if defined(__AVX512BF16__)
+      if (g.bf16) {
+        auto* pw = reinterpret_cast<int32_t*>(acc + 4 * g.hd);
+        for (int r = 0; r < 4; r++) to_pairs(sc + r * ld, rq.nmax, pw + r * ldw);
+        weighted_rows4_bf16(pw, ldw, vw, rq.nmax, g.hd, acc);
+      } else
+#endif
+        weighted_rows4(sc, ld, vb, g.kstride, rq.nmax, g.hd, acc);
       for (int r = 0; r < rq.count; r++) scaled_copy(out + rq.off[r], acc + r * g.hd, inv[r], g.hd);
     }
   }
@@ -423,10 +587,18 @@ void forward_block(const Geometry& g, const float* q, const float* k, const floa
 // Units with fewer than four query rows per kv head (decoding) take the direct path; the others read Kᵀ.
 inline bool uses_transpose(const Geometry& g) { return g.group * (g.tq < kQueryBlock ? g.tq : kQueryBlock) >= 4; }
 
+// bf16 products where asked for, the CPU has AVX-512 BF16, the head size fits the register tiles (16, 32,
+// 48 or 64) and the rows are many enough for the transposed path; float32 otherwise. The forward and the
+// backward decide alike, so the backward recomputes exactly the forward's scores.
+inline bool use_bf16(const Geometry& g, const AttentionShape& s) {
+  return kBf16Attention && s.bf16 && g.hd % 16 == 0 && g.hd <= 64 && uses_transpose(g);
+}
+
 }  // namespace
 
 void attention(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& s) {
-  const Geometry g(s);
+  Geometry g(s);
+  g.bf16 = use_bf16(g, s);
   if (g.B * g.H * g.tq == 0) return;
   const int nt = threads_for(g.work(), kWorkGrain);
   const int64_t qblocks = (g.tq + kQueryBlock - 1) / kQueryBlock;
@@ -437,10 +609,16 @@ void attention(const float* q, const float* k, const float* v, float* out, float
   const int64_t ldk = padded_ld(g.tk);
   thread_local std::vector<float> ktbuf;  // the calling thread's; the workers only read it
   float* ktAll = transposed ? scratch(ktbuf, pairs * g.hd * ldk) : nullptr;
+  // With bf16 each (batch, kv head) slot holds Kᵀ as pair words (half the slot) and then the values paired
+  // along the keys (at most tk/2 + 1 rows of hd words, which fit the other half: ldk > tk + 1).
   if (transposed) {
     deal(pairs, nt, [&](int64_t u) {
       const int64_t b = u / g.Hkv, kvh = u % g.Hkv;
-      transpose_rows(k + g.koff(b, kvh), g.kstride, g.tk, g.hd, ktAll + u * g.hd * ldk, ldk);
+      float* slot = ktAll + u * g.hd * ldk;
+      transpose_for_scores(g, k + g.koff(b, kvh), g.kstride, g.tk, slot, ldk);
+#if defined(__AVX512BF16__)
+      if (g.bf16) pack_value_pairs(v + g.koff(b, kvh), g.kstride, g.tk, g.hd, slot + g.hd / 2 * ldk);
+#endif
     });
   }
   // A unit: one (batch, kv head) and a block of query rows, for every query head reading that kv head.
@@ -448,7 +626,7 @@ void attention(const float* q, const float* k, const float* v, float* out, float
     const int64_t qb = u % qblocks, kvh = (u / qblocks) % g.Hkv, b = u / (qblocks * g.Hkv);
     const int64_t i0 = qb * kQueryBlock, i1 = i0 + kQueryBlock < g.tq ? i0 + kQueryBlock : g.tq;
     const float* kt = transposed ? ktAll + (b * g.Hkv + kvh) * g.hd * ldk : nullptr;
-    forward_block(g, q, k, v, out, lse, kt, ldk, b, kvh, i0, i1);
+    forward_block(g, q, k, v, out, lse, kt, ldk, g.bf16 ? kt + g.hd / 2 * ldk : nullptr, b, kvh, i0, i1);
   });
 }
 
@@ -514,7 +692,7 @@ void attention_cached(const float* q, float* out, const CachedAttention& c) {
     const int64_t i0 = qb * kQueryBlock, i1 = i0 + kQueryBlock < g.tq ? i0 + kQueryBlock : g.tq;
     const int64_t ldk = padded_ld(g.tk);
     forward_block(g, q + off, c.keys[s], c.values[s], out + off, lse + sq.row0 * g.H, ktAll + sq.kt + kvh * g.hd * ldk,
-                  ldk, 0, kvh, i0, i1);
+                  ldk, nullptr, 0, kvh, i0, i1);
   });
 }
 
@@ -526,8 +704,8 @@ void quad_probs_and_ds(const Geometry& g, const RowQuad& rq, const float* q, con
                        const float* D, const float* kt, const float* vt, int64_t ld, float* p, float* ds) {
   const float* a[4] = {q + rq.off[0], q + rq.off[1], q + rq.off[2], q + rq.off[3]};
   const float* o[4] = {gOut + rq.off[0], gOut + rq.off[1], gOut + rq.off[2], gOut + rq.off[3]};
-  scores4(a, kt, ld, rq.nmax, g.hd, g.scale, p);
-  scores4(o, vt, ld, rq.nmax, g.hd, 1.0f, ds);
+  scores4_for(g, a, kt, ld, rq.nmax, g.scale, p);
+  scores4_for(g, o, vt, ld, rq.nmax, 1.0f, ds);
   for (int r = 0; r < 4; r++) {
     float* pr = p + r * ld;
     float* dr = ds + r * ld;
@@ -623,7 +801,8 @@ bool backward_keys4(const float* p, const float* ds, int64_t ld, const float* q0
 //   pass 2 splits keys and writes gk / gv; P and dP are recomputed in each pass (~1.4x the flops).
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
                         const float* gOut, float* gq, float* gk, float* gv, const AttentionShape& s) {
-  const Geometry g(s);
+  Geometry g(s);
+  g.bf16 = use_bf16(g, s);
   const int64_t pairs = g.B * g.Hkv;
   if (pairs == 0 || g.tk == 0) return;
   const int nt = threads_for(g.work(), kWorkGrain);
@@ -641,8 +820,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       const float* vb = v + g.koff(b, kvh);
       float* gkb = gk + g.koff(b, kvh);
       float* gvb = gv + g.koff(b, kvh);
-      transpose_rows(kb, g.kstride, g.tk, g.hd, kt, ld);
-      transpose_rows(vb, g.kstride, g.tk, g.hd, vt, ld);
+      transpose_for_scores(g, kb, g.kstride, g.tk, kt, ld);
+      transpose_for_scores(g, vb, g.kstride, g.tk, vt, ld);
       for (int64_t j = 0; j < g.tk; j++) {
         zero(gkb + j * g.kstride, g.hd);
         zero(gvb + j * g.kstride, g.hd);
@@ -693,8 +872,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     float* ds = p + 4 * ld;
     float* acc = ds + 4 * ld;
     const float* kb = k + g.koff(b, kvh);
-    transpose_rows(kb, g.kstride, nkeys, g.hd, kt, ld);
-    transpose_rows(v + g.koff(b, kvh), g.kstride, nkeys, g.hd, vt, ld);
+    transpose_for_scores(g, kb, g.kstride, nkeys, kt, ld);
+    transpose_for_scores(g, v + g.koff(b, kvh), g.kstride, nkeys, vt, ld);
     for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; h++) {
       for (int64_t i = i0; i < i1; i += 4) {
         const RowQuad rq(g, b, h, i, i1);
@@ -731,8 +910,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     zero(accK, 2 * accRows * g.hd);
     for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group && m > 0; h++) {
       // Qᵀ and dOᵀ of this head's rows i0..tq−1, shared by the block's keys.
-      transpose_rows(q + g.qoff(b, i0, h), g.H * g.hd, m, g.hd, qt, ld);
-      transpose_rows(gOut + g.qoff(b, i0, h), g.H * g.hd, m, g.hd, ot, ld);
+      transpose_for_scores(g, q + g.qoff(b, i0, h), g.H * g.hd, m, qt, ld);
+      transpose_for_scores(g, gOut + g.qoff(b, i0, h), g.H * g.hd, m, ot, ld);
       const float* lrow = lse + (b * g.H + h) * g.tq + i0;
       const float* drow = Dall + (b * g.H + h) * g.tq + i0;
       for (int64_t j = j0; j < j1; j += 4) {
@@ -744,8 +923,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           kr[r] = kb + jr * g.kstride;
           vr[r] = vb + jr * g.kstride;
         }
-        scores4(kr, qt, ld, m, g.hd, g.scale, p);
-        scores4(vr, ot, ld, m, g.hd, 1.0f, ds);
+        scores4_for(g, kr, qt, ld, m, g.scale, p);
+        scores4_for(g, vr, ot, ld, m, 1.0f, ds);
         for (int r = 0; r < 4; r++) {
           float* pr = p + r * ld;
           float* dr = ds + r * ld;

@@ -181,10 +181,11 @@ type AttentionArgs = [
   headDim: number,
   scale: number,
   causal: boolean,
+  bf16: boolean,
 ];
 
 function attentionArgs(s: AttentionShape): AttentionArgs {
-  return [s.batch, s.tq, s.tk, s.heads, s.kvHeads, s.headDim, s.scale, s.causal];
+  return [s.batch, s.tq, s.tk, s.heads, s.kvHeads, s.headDim, s.scale, s.causal, s.bf16 ?? false];
 }
 
 let loaded: NativeAddon | { error: string } | undefined;

@@ -705,6 +705,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     headDim,
     scale: 1 / Math.sqrt(headDim),
     causal: opts.causal ?? true,
+    // Decided at the forward, like matmul's: the backward recomputes the forward's bf16 scores.
+    bf16: q.dtype === "float32" && currentPrecision() === "bf16-mixed",
   };
   const kern = q.kernels;
   let qr = q.data;
