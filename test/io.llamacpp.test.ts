@@ -239,9 +239,9 @@ test("llama.cpp agrees with afterscale on an F16 GGUF export", { skip }, () => {
 });
 
 /**
- * Mean KL(afterscale ‖ llama.cpp) in nats and max |Δp| over the 48 positions. Measured (AMD EPYC, Zen 4 with AVX-512 BF16):
- * llama KL 1.7e-4, max |Δp| 1.4e-2; gpt2 KL 7.6e-5, max |Δp| 9.0e-3; top-1 48/48 for both. The bounds
- * leave about 3× room for other CPUs' kernels.
+ * Mean KL(afterscale ‖ llama.cpp) in nats and max |Δp| over the 48 positions. Measured (AMD EPYC, Zen 4
+ * with AVX-512 BF16): llama KL 1.7e-4, max |Δp| 1.4e-2; gpt2 KL 7.6e-5, max |Δp| 9.0e-3; top-1 48/48 for
+ * both. The bounds leave about 3× room for other CPUs' kernels.
  */
 const BF16_TOLERANCE = { kl: 1e-3, maxDp: 0.04 };
 
