@@ -146,7 +146,7 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
   log(`afterscale (${job.batch}×${job.context} tokens per step, ${o.warmup}+${o.steps} steps) …`);
   const afterscale = runChild(process.execPath, [join(here, "train.js"), jobPath], env);
   log(`PyTorch …`);
-  const pytorch = runChild("python3", [join(root, "bench", "torch_bench.py"), jobPath], env);
+  const pytorch = runPytorch(jobPath, env, "fp32");
   let llamacpp: Side;
   if (existsSync(modelPath)) llamacpp = llamaCppAtBest(name, full, dir, env, log);
   else llamacpp = { note: "skipped: the afterscale side wrote no GGUF file" };
@@ -173,6 +173,22 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
     decodeAgreement,
     bf16,
   };
+}
+
+/** PyTorch's precisions: plain float32, or bf16 autocast around forward + loss (bench/torch_bench.py). */
+export type PytorchPrecision = "fp32" | "bf16-autocast";
+
+/**
+ * The PyTorch side of one config's job file (as runConfig writes it) at a precision, in its own process:
+ * training tokens/s, peak RSS, prefill and decode, as for fp32.
+ */
+export function runPytorch(jobPath: string, env: NodeJS.ProcessEnv, precision: PytorchPrecision): Side {
+  let path = jobPath;
+  if (precision !== "fp32") {
+    path = jobPath.replace(/\.json$/, `-${precision}.json`);
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(jobPath, "utf8")), precision }));
+  }
+  return runChild("python3", [join(root, "bench", "torch_bench.py"), path], env);
 }
 
 /**

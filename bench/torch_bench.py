@@ -10,9 +10,15 @@ mode, torch.set_num_threads(job threads). Same job as the afterscale child (benc
 2. peak RSS after training (resource.getrusage: ru_maxrss is KiB on Linux);
 3. prefill: one full-context sequence through a KV cache under inference_mode (median of reps);
 4. decode: a short prompt, then greedy tokens one at a time with the KV cache.
+With job "precision": "bf16-autocast" every forward pass (and the training loss) runs under
+torch.autocast("cpu", dtype=torch.bfloat16), as PyTorch's CPU mixed-precision users write it: float32 master
+weights and AdamW state; the linears and attention in bf16 on bf16 copies autocast makes of the weights; the
+residual stream, the norms on it and the cross-entropy stay float32 (type promotion, and autocast's float32
+list); backward, clipping and the optimizer step as on the fp32 side. "fp32" (the default) is plain float32.
 Prints one JSON object on stdout. Exits with status 3 and a message when torch cannot be imported.
 """
 
+import contextlib
 import json
 import math
 import resource
@@ -118,8 +124,22 @@ def make_optimizer(model):
         return torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, foreach=True), "foreach"
 
 
+PRECISIONS = ("fp32", "bf16-autocast")
+
+
+def autocast_for(precision):
+    """A context for each forward pass: bf16 autocast, or nothing for fp32."""
+    if precision not in PRECISIONS:
+        raise SystemExit(f"torch_bench: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+
+
 def main():
     job = json.load(open(sys.argv[1]))
+    precision = job.get("precision", "fp32")
+    autocast = autocast_for(precision)
     torch.set_num_threads(job["threads"])
     torch.manual_seed(job["seed"])
     model = Llama(job)
@@ -131,8 +151,9 @@ def main():
         tokens = torch.tensor(random_ids(batch * (context + 1), vocab, job["seed"] + step)).view(batch, context + 1)
         inputs, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
         t0 = time.perf_counter()
-        logits = model(inputs)
-        loss = F.cross_entropy(logits.view(-1, vocab), targets.view(-1))
+        with autocast():
+            logits = model(inputs)
+            loss = F.cross_entropy(logits.view(-1, vocab), targets.view(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -147,7 +168,7 @@ def main():
 
     prompt = torch.tensor(job["promptIds"], dtype=torch.long)[None, :]
     prefill = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         for r in range(job["prefillReps"] + 1):
             cache = model.new_cache(context)
             t0 = time.perf_counter()
@@ -177,7 +198,8 @@ def main():
         "peakRssMiB": max_rss_mib(),
         "loss": losses,
         "generated": generated,
-        "note": f"torch {torch.__version__}, AdamW {kind}, {torch.get_num_threads()} threads",
+        "precision": precision,
+        "note": f"torch {torch.__version__}, {precision}, AdamW {kind}, {torch.get_num_threads()} threads",
     }
     assert all(math.isfinite(x) for x in losses)
     print(json.dumps(out))

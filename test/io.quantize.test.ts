@@ -127,7 +127,7 @@ test("quantize reads F16 files, and refuses a quantized input or an unknown arch
   }
   assert.throws(
     () => quantizeGguf(modelToGguf(model, tokenizer, { dtype: "q4_0" }), "q8_0", "m.gguf"),
-    /m\.gguf: tensor token_embd\.weight is already Q4_0; quantize reads F32 or F16 files/,
+    /m\.gguf: tensor token_embd\.weight is already Q4_0; quantize reads F32, F16 or BF16 files/,
   );
   const bytes = modelToGguf(model, tokenizer, { dtype: "f32" });
   const renamed = Buffer.from(bytes);

@@ -60,3 +60,36 @@ for (const arch of ["llama", "gpt2", "qwen3"] as const) {
     if (tokenizer) assert.equal(tokenizer.toJsonText(), readFileSync(join(ckpt, "tokenizer.json"), "utf8"));
   });
 }
+
+// Hugging Face transformers on the BF16 export: tools/transformers_bf16_logits.py loaded the committed
+// checkpoints test/fixtures/io/hf-{llama,gpt2}-bf16 with AutoModelForCausalLM, found every weight equal to
+// torch's own bf16 rounding of the float32 checkpoint, and ran them in float64.
+for (const arch of ["llama", "gpt2"] as const) {
+  const ckpt = join(fixtures, `hf-${arch}-bf16`);
+  test(`transformers loads afterscale's BF16 ${arch} export, and its logits are afterscale's`, () => {
+    const ref = JSON.parse(readFileSync(join(fixtures, `hf-${arch}-bf16-logits.json`), "utf8")) as {
+      tokens: number[];
+      shape: [number, number];
+      logits: number[];
+    };
+    const { model } = importModel(ckpt);
+    assert.deepEqual(ref.shape, [ref.tokens.length, model.config.vocab]);
+    const ours = noGrad(() =>
+      tidy(() => Float32Array.from(forward(model, Int32Array.from(ref.tokens), 1, ref.tokens.length).data)),
+    );
+    assertClose(ours, ref.logits, 1e-4, 1e-4, `${arch} BF16 logits vs transformers`);
+  });
+
+  test(`the ${arch} BF16 fixture is what export --dtype bf16 writes today`, () => {
+    const { model, tokenizer } = importModel(join(fixtures, `hf-${arch}`));
+    assert.deepEqual(
+      hfConfig(model.config, null, "bf16"),
+      JSON.parse(readFileSync(join(ckpt, "config.json"), "utf8")),
+    );
+    assert.equal(hfConfig(model.config, tokenizer, "bf16").torch_dtype, "bfloat16");
+    assert.deepEqual(
+      Buffer.from(hfSafetensors(model, "bf16")),
+      readFileSync(join(ckpt, "model.safetensors")),
+    );
+  });
+}

@@ -1,13 +1,15 @@
 // Writes the small Hugging Face Llama checkpoint that tools/torch_hf_logits.py runs in PyTorch:
 // test/fixtures/io/hf-llama/{config.json, model.safetensors, tokenizer.json, ...}, test/fixtures/io/hf-gpt2 and
-// test/fixtures/io/hf-qwen3 (QK-norm, an untied head, an MLP width that is no multiple of 32). Seeded, so rerunning it
-// gives the same files. Weights are scaled up from the training initialisation so that attention, rotary
+// test/fixtures/io/hf-qwen3 (QK-norm, an untied head, an MLP width that is no multiple of 32), and the BF16 exports
+// hf-llama-bf16 and hf-gpt2-bf16 of the first two, which tools/transformers_bf16_logits.py loads in transformers.
+// Seeded, so rerunning it gives the same files. Weights are scaled up from the training initialisation so that attention, rotary
 // positions and norm weights all shape the logits (a near-uniform model would agree with anything).
 //   npm run build && node dist/tools/export_io_fixture.js && python3 tools/torch_hf_logits.py
+//   python3 tools/transformers_bf16_logits.py
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { trainBpe } from "../src/data/index.js";
-import { exportHf } from "../src/io/hf.js";
+import { exportHf, importHf } from "../src/io/hf.js";
 import { createModel, parseModelConfig } from "../src/nn/index.js";
 import { Rng } from "../src/tensor/index.js";
 
@@ -77,3 +79,10 @@ for (const spec of qwen3.specs) {
 }
 const qwen3Out = join(root, "test", "fixtures", "io", "hf-qwen3");
 console.log(`wrote ${exportHf(qwen3, null, qwen3Out).join(", ")} to ${qwen3Out}`);
+
+// BF16 exports (weights only, to stay small) of the llama and gpt2 checkpoints just written, as read back.
+for (const arch of ["llama", "gpt2"]) {
+  const from = join(root, "test", "fixtures", "io", `hf-${arch}`);
+  const to = join(root, "test", "fixtures", "io", `hf-${arch}-bf16`);
+  console.log(`wrote ${exportHf(importHf(from).model, null, to, { dtype: "bf16" }).join(", ")} to ${to}`);
+}

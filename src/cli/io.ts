@@ -9,6 +9,7 @@ import {
   exportModel,
   importModel,
   QUANT_PRESETS,
+  QUANTIZE_TYPES,
   quantizationReport,
   quantizeGguf,
   writeFileAtomic,
@@ -28,8 +29,8 @@ export function registerIoCommands(program: Command): void {
     .option("--format <format>", "hf or gguf", oneOf(["hf", "gguf"] as const), "gguf")
     .option(
       "--dtype <dtype>",
-      `f32, f16, or (gguf only) a llama.cpp quantization: ${QUANT_PRESETS.join(", ")}`,
-      oneOf(["f32", "f16", ...QUANT_PRESETS] as const),
+      `f32, f16, bf16, or (gguf only) a llama.cpp quantization: ${QUANT_PRESETS.join(", ")}`,
+      oneOf(["f32", "f16", "bf16", ...QUANT_PRESETS] as const),
       "f32",
     )
     .option("--json", "print the result as JSON", false)
@@ -52,11 +53,11 @@ export function registerIoCommands(program: Command): void {
   program
     .command("quantize")
     .description(
-      "Quantize an F32 or F16 GGUF file (afterscale's or llama.cpp's) as llama-quantize does: its block encodings, per-tensor types and fallbacks",
+      "Quantize an F32, F16 or BF16 GGUF file (afterscale's or llama.cpp's) as llama-quantize does: its block encodings, per-tensor types and fallbacks",
     )
-    .argument("<in>", "an F32 or F16 GGUF file (llama, qwen3 or gpt2)")
+    .argument("<in>", "an F32, F16 or BF16 GGUF file (llama, qwen3 or gpt2)")
     .argument("<out>", "the GGUF file to write")
-    .requiredOption("--type <type>", QUANT_PRESETS.join(", "), oneOf(QUANT_PRESETS))
+    .requiredOption("--type <type>", QUANTIZE_TYPES.join(", "), oneOf(QUANTIZE_TYPES))
     .option("--json", "print the result as JSON", false)
     .action((input: string, out: string, o) => {
       let bytes: Uint8Array;

@@ -33,11 +33,12 @@ export const GgmlType = {
   Q4_K: 12,
   Q5_K: 13,
   Q6_K: 14,
+  BF16: 30,
 } as const;
 export type GgmlTypeName = keyof typeof GgmlType;
-export type QuantTypeName = Exclude<GgmlTypeName, "F32" | "F16">;
+export type QuantTypeName = Exclude<GgmlTypeName, "F32" | "F16" | "BF16">;
 
-/** Elements per block and bytes per block (F32/F16: one element). */
+/** Elements per block and bytes per block (F32/F16/BF16: one element). */
 export const GGML_BLOCK: Record<GgmlTypeName, { size: number; bytes: number }> = {
   F32: { size: 1, bytes: 4 },
   F16: { size: 1, bytes: 2 },
@@ -49,6 +50,7 @@ export const GGML_BLOCK: Record<GgmlTypeName, { size: number; bytes: number }> =
   Q4_K: { size: QK_K, bytes: 4 + 12 + 128 }, // d, dmin, 8 × 6-bit (scale, min), 256 × 4-bit q
   Q5_K: { size: QK_K, bytes: 4 + 12 + 32 + 128 }, // as Q4_K plus 256 high bits
   Q6_K: { size: QK_K, bytes: 128 + 64 + 16 + 2 }, // low nibbles, high 2 bits, 16 × int8 scale, d
+  BF16: { size: 1, bytes: 2 }, // the top half of a float32, rounded to nearest even
 };
 
 const GGML_NAMES = new Map<number, GgmlTypeName>(

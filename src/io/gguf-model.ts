@@ -39,6 +39,7 @@ import {
 } from "./gguf.js";
 import {
   allowsQuantization,
+  FILE_TYPE_BF16,
   FILE_TYPE_F16,
   FILE_TYPE_F32,
   GGML_QNT_VERSION,
@@ -136,7 +137,9 @@ const str = (value: string): GgufValue => ({ type: "string", value });
 
 /** general.file_type (llama_ftype) of an export. */
 function fileType(dtype: GgufExportOptions["dtype"]): number {
-  return dtype === "f32" ? FILE_TYPE_F32 : dtype === "f16" ? FILE_TYPE_F16 : PRESETS[dtype].fileType;
+  if (dtype === "f32") return FILE_TYPE_F32;
+  if (dtype === "f16") return FILE_TYPE_F16;
+  return dtype === "bf16" ? FILE_TYPE_BF16 : PRESETS[dtype].fileType;
 }
 
 /** GGUF tokenizer metadata for afterscale's byte-level BPE: llama.cpp's "gpt2" tokenizer model. */
@@ -214,14 +217,18 @@ export function tokenizerFromGguf(file: GgufFile, where = "gguf"): Tokenizer | n
   }
 }
 
+/** What `export --format gguf --dtype` writes: unquantized floats, or a llama.cpp quantization preset. */
+export type GgufDtype = "f32" | "f16" | "bf16" | QuantPreset;
+
 export interface GgufExportOptions {
-  /** f32, f16, or a llama.cpp quantization preset (q8_0, q4_k_m, …; see gguf-quant-rules.ts). */
-  dtype: "f32" | "f16" | QuantPreset;
+  /** f32, f16, bf16, or a llama.cpp quantization preset (q8_0, q4_k_m, …; see gguf-quant-rules.ts). */
+  dtype: GgufDtype;
   name?: string;
 }
 
 /**
- * f32/f16: 2-D weights F32/F16, everything else F32. Quantization presets: llama-quantize's choice for
+ * f32/f16/bf16: 2-D weights F32/F16/BF16, everything else (norms, biases: the 1-D tensors) F32, as
+ * convert_hf_to_gguf.py writes --outtype f16/bf16. Quantization presets: llama-quantize's choice for
  * each tensor it would quantize (its rules, from an F32 source); the rest (norms, biases, GPT-2's
  * position embeddings) stay F32.
  */
@@ -233,6 +240,7 @@ function tensorType(
 ): GgmlTypeName {
   if (dtype === "f32") return "F32";
   if (dtype === "f16") return shape.length === 2 ? "F16" : "F32";
+  if (dtype === "bf16") return shape.length === 2 ? "BF16" : "F32";
   if (!allowsQuantization(name, shape.length)) return "F32";
   return quantTensorType(name, shape[shape.length - 1]!, dtype, qm);
 }
@@ -242,7 +250,7 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
   const c = model.config;
   const arch: Architecture = exportArchitecture(c, "gguf export");
   const hd = headDim(c);
-  const quantized = opts.dtype !== "f32" && opts.dtype !== "f16";
+  const quantized = opts.dtype !== "f32" && opts.dtype !== "f16" && opts.dtype !== "bf16";
   const qm: QuantModel = { arch, layers: c.layers, heads: c.heads, kvHeads: c.kvHeads, tied: c.tie };
   const meta: [string, GgufValue][] = [
     ["general.architecture", str(arch)],
@@ -329,9 +337,9 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
 export const MAX_CONTEXT = 1 << 21;
 
 /**
- * Reads a GGUF file (llama, qwen3 or gpt2 architecture; F32, F16 or any block type in ggml-quants.ts)
- * into an afterscale model. Quantized tensors are dequantized to float32: the model runs on the values the
- * file holds, at float32's memory cost.
+ * Reads a GGUF file (llama, qwen3 or gpt2 architecture; F32, F16, BF16 or any block type in ggml-quants.ts)
+ * into an afterscale model. F16 and BF16 widen to float32 exactly; quantized tensors are dequantized to
+ * float32: the model runs on the values the file holds, at float32's memory cost.
  */
 export function ggufToModel(
   buf: Uint8Array,
@@ -424,7 +432,11 @@ export function ggufToModel(
   }
   for (const t of file.tensors) if (!used.has(t.name)) notes.push(`ignored tensor ${t.name}`);
   const quantized = [
-    ...new Set(file.tensors.filter((t) => t.type !== "F32" && t.type !== "F16").map((t) => t.type)),
+    ...new Set(
+      file.tensors
+        .filter((t) => t.type !== "F32" && t.type !== "F16" && t.type !== "BF16")
+        .map((t) => t.type),
+    ),
   ];
   if (quantized.length > 0)
     notes.push(

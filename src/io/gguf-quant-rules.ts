@@ -34,6 +34,8 @@ export const PRESETS: Record<QuantPreset, PresetInfo> = {
 /** llama_ftype of the unquantized exports. */
 export const FILE_TYPE_F32 = 0;
 export const FILE_TYPE_F16 = 1;
+/** LLAMA_FTYPE_MOSTLY_BF16: 2-D weights BF16, 1-D tensors F32. */
+export const FILE_TYPE_BF16 = 32;
 /** GGML_QNT_VERSION, which llama-quantize records as general.quantization_version. */
 export const GGML_QNT_VERSION = 2;
 

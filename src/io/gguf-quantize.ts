@@ -1,7 +1,9 @@
-// `afterscale quantize IN OUT --type …`: llama-quantize for the architectures afterscale reads. An F32 or
-// F16 GGUF (afterscale's own export or llama.cpp's convert_hf_to_gguf.py output) comes in; the same file
+// `afterscale quantize IN OUT --type …`: llama-quantize for the architectures afterscale reads. An F32, F16
+// or BF16 GGUF (afterscale's own export or llama.cpp's convert_hf_to_gguf.py output) comes in; the same file
 // comes out with each tensor in the type llama.cpp's rules give it (gguf-quant-rules.ts), its metadata
-// copied, general.file_type and general.quantization_version set as llama-quantize sets them.
+// copied, general.file_type and general.quantization_version set as llama-quantize sets them. `--type bf16`
+// is llama-quantize's BF16: not a quantized type, so no per-tensor rules apply and every tensor it would
+// quantize (2-D weights but norms and position embeddings) becomes BF16.
 import {
   decodeGguf,
   decodeTensorData,
@@ -15,10 +17,11 @@ import {
 } from "./gguf.js";
 import {
   allowsQuantization,
+  FILE_TYPE_BF16,
   GGML_QNT_VERSION,
   PRESETS,
+  QUANT_PRESETS,
   type QuantModel,
-  type QuantPreset,
   quantTensorType,
 } from "./gguf-quant-rules.js";
 
@@ -37,9 +40,13 @@ export interface QuantizeResult {
   tensorBytesOut: number;
 }
 
+/** The target types of `afterscale quantize --type`: the quantization presets and BF16. */
+export const QUANTIZE_TYPES = [...QUANT_PRESETS, "bf16"] as const;
+export type QuantizeType = (typeof QUANTIZE_TYPES)[number];
+
 /** Quantizes a GGUF file held in `buf`; `where` names it in errors. */
-export function quantizeGguf(buf: Uint8Array, preset: QuantPreset, where = "gguf"): QuantizeResult {
-  const info = PRESETS[preset];
+export function quantizeGguf(buf: Uint8Array, preset: QuantizeType, where = "gguf"): QuantizeResult {
+  const info = preset === "bf16" ? { fileType: FILE_TYPE_BF16 } : PRESETS[preset];
   if (!info) throw new Error(`quantize: unknown type ${String(preset)}`);
   const file = decodeGguf(buf, where);
   const arch = metaString(file, "general.architecture", where);
@@ -60,16 +67,19 @@ export function quantizeGguf(buf: Uint8Array, preset: QuantPreset, where = "gguf
   let tensorBytesIn = 0;
   let tensorBytesOut = 0;
   for (const t of file.tensors) {
-    const to = allowsQuantization(t.name, t.shape.length)
-      ? quantTensorType(t.name, t.shape[t.shape.length - 1]!, preset, model)
-      : t.type;
+    const cols = t.shape[t.shape.length - 1]!;
+    const to: GgmlTypeName = !allowsQuantization(t.name, t.shape.length)
+      ? t.type
+      : preset === "bf16"
+        ? "BF16"
+        : quantTensorType(t.name, cols, preset, model);
     let bytes = t.bytes;
     if (to !== t.type) {
-      if (t.type !== "F32" && t.type !== "F16")
+      if (t.type !== "F32" && t.type !== "F16" && t.type !== "BF16")
         throw new Error(
-          `${where}: tensor ${t.name} is already ${t.type}; quantize reads F32 or F16 files (quantizing twice compounds the error)`,
+          `${where}: tensor ${t.name} is already ${t.type}; quantize reads F32, F16 or BF16 files (quantizing twice compounds the error)`,
         );
-      bytes = encodeTensorData(decodeTensorData(t), t.shape[t.shape.length - 1]!, to);
+      bytes = encodeTensorData(decodeTensorData(t), cols, to);
     }
     tensors.push({ ...t, type: to, bytes });
     report.push({ name: t.name, shape: t.shape, from: t.type, to });

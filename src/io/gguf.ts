@@ -6,6 +6,8 @@
 // ne[0] is the innermost (fastest-varying) dimension, so a row-major [rows, cols] matrix has ne = [cols, rows].
 // The reader trusts nothing: every count, length, shape and offset is checked against the bytes that are
 // actually there before anything is allocated, so a hostile file gives an Error, not a crash or a hang.
+
+import { bf16ToFloat, floatToBf16 } from "../backend/bf16.js";
 import {
   dequantizeBlocks,
   GGML_BLOCK,
@@ -102,7 +104,7 @@ export interface GgufTensor {
   /** Row-major shape, outermost first (the reverse of GGUF's ne). */
   shape: number[];
   type: GgmlTypeName;
-  /** The encoded bytes (F32/F16 little-endian, or ggml blocks). */
+  /** The encoded bytes (F32/F16/BF16 little-endian, or ggml blocks). */
   bytes: Uint8Array;
 }
 
@@ -124,19 +126,27 @@ export function encodeTensorData(values: Float32Array, cols: number, type: GgmlT
     for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i]!);
     return new Uint8Array(out.buffer);
   }
+  if (type === "BF16") {
+    const out = new Uint16Array(values.length);
+    for (let i = 0; i < values.length; i++) out[i] = floatToBf16(values[i]!);
+    return new Uint8Array(out.buffer);
+  }
   if (cols % GGML_BLOCK[type].size !== 0)
     throw new Error(`${type} needs rows whose length is a multiple of ${GGML_BLOCK[type].size}, got ${cols}`);
   return quantizeBlocks(type, values);
 }
 
-/** Decodes a tensor's bytes to float32 (F16 and the block types dequantised as ggml does). */
+/** Decodes a tensor's bytes to float32 (F16, BF16 and the block types dequantised as ggml does). */
 export function decodeTensorData(t: GgufTensor): Float32Array {
   const count = t.shape.reduce((p, d) => p * d, 1);
-  if (t.type !== "F32" && t.type !== "F16") return dequantizeBlocks(t.type, t.bytes, count);
+  if (t.type !== "F32" && t.type !== "F16" && t.type !== "BF16")
+    return dequantizeBlocks(t.type, t.bytes, count);
   const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
   const out = new Float32Array(count);
   if (t.type === "F32") {
     for (let i = 0; i < count; i++) out[i] = dv.getFloat32(4 * i, true);
+  } else if (t.type === "BF16") {
+    for (let i = 0; i < count; i++) out[i] = bf16ToFloat(dv.getUint16(2 * i, true));
   } else {
     for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true));
   }

@@ -11,6 +11,7 @@
 // transpose of a Linear's; every Conv1D weight (c_attn, c_proj, c_fc) is transposed on the way out and in.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { floatToBf16 } from "../backend/bf16.js";
 import { loadTokenizer, type Tokenizer } from "../data/index.js";
 import {
   blockParts,
@@ -35,9 +36,15 @@ import {
   writeFileAtomic,
 } from "./safetensors.js";
 
+/** The float types of model.safetensors: every tensor, norms included, in one type (as save_pretrained does). */
+export type HfDtype = "f32" | "f16" | "bf16";
+
 export interface HfExportOptions {
-  dtype?: "f32" | "f16";
+  dtype?: HfDtype;
 }
+
+const SAFETENSORS_DTYPE = { f32: "F32", f16: "F16", bf16: "BF16" } as const;
+const TORCH_DTYPE = { f32: "float32", f16: "float16", bf16: "bfloat16" } as const;
 
 type Json = Record<string, unknown>;
 
@@ -58,9 +65,9 @@ function specialIds(tokenizer: Tokenizer | null): {
 }
 
 /** config.json for the model, in the HF class that expresses its recipe (or an error naming the lever). */
-export function hfConfig(c: ModelConfig, tokenizer: Tokenizer | null, dtype: "f32" | "f16" = "f32"): Json {
+export function hfConfig(c: ModelConfig, tokenizer: Tokenizer | null, dtype: HfDtype = "f32"): Json {
   const { bos, eos } = specialIds(tokenizer);
-  const torchDtype = dtype === "f32" ? "float32" : "float16";
+  const torchDtype = TORCH_DTYPE[dtype];
   const arch = exportArchitecture(c, "hf export");
   const bias = blockParts(c).bias;
   if (arch === "qwen3" || arch === "llama") {
@@ -181,11 +188,13 @@ export function hfTensors(model: Model): Map<string, { shape: number[]; values: 
 }
 
 /** model.safetensors bytes in HF layout. */
-export function hfSafetensors(model: Model, dtype: "f32" | "f16" = "f32"): Uint8Array {
+export function hfSafetensors(model: Model, dtype: HfDtype = "f32"): Uint8Array {
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, t] of hfTensors(model)) {
-    const data = dtype === "f32" ? t.values : Uint16Array.from(t.values, (x) => floatToHalf(x));
-    tensors.set(name, { dtype: dtype === "f32" ? "F32" : "F16", shape: t.shape, data });
+    // Both 16-bit types round to nearest even, as torch's .to(float16 / bfloat16) does.
+    const half = dtype === "f16" ? floatToHalf : floatToBf16;
+    const data = dtype === "f32" ? t.values : Uint16Array.from(t.values, half);
+    tensors.set(name, { dtype: SAFETENSORS_DTYPE[dtype], shape: t.shape, data });
   }
   return encodeSafetensors(tensors, { format: "pt" });
 }

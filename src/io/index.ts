@@ -4,18 +4,23 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Tokenizer } from "../data/index.js";
 import type { Model } from "../nn/index.js";
-import { ggufToModel, modelToGguf } from "./gguf-model.js";
-import type { QuantPreset } from "./gguf-quant-rules.js";
+import { type GgufDtype, ggufToModel, modelToGguf } from "./gguf-model.js";
 import { exportHf, importHf } from "./hf.js";
 import { writeFileAtomic } from "./safetensors.js";
 
 export { type ChatExport, chatExport } from "./chat-template.js";
 export { bitsPerWeight, GGML_BLOCK, type GgmlTypeName } from "./ggml-quants.js";
 export { decodeGguf, encodeGguf, type GgufFile, type GgufTensor, type GgufValue } from "./gguf.js";
-export { ggufToModel, modelToGguf, permuteRotary } from "./gguf-model.js";
+export { type GgufDtype, ggufToModel, modelToGguf, permuteRotary } from "./gguf-model.js";
 export { PRESETS, QUANT_PRESETS, type QuantPreset } from "./gguf-quant-rules.js";
-export { type QuantizedTensor, type QuantizeResult, quantizeGguf } from "./gguf-quantize.js";
-export { exportHf, hfConfig, hfSafetensors, importHf } from "./hf.js";
+export {
+  QUANTIZE_TYPES,
+  type QuantizedTensor,
+  type QuantizeResult,
+  type QuantizeType,
+  quantizeGguf,
+} from "./gguf-quantize.js";
+export { exportHf, type HfDtype, hfConfig, hfSafetensors, importHf } from "./hf.js";
 export {
   type QuantizationReport,
   quantizationReport,
@@ -32,8 +37,8 @@ export {
 
 export interface ExportOptions {
   format: "hf" | "gguf";
-  /** f32, f16, or (GGUF only) a llama.cpp quantization preset: q8_0, q4_0, q4_k_m, … */
-  dtype?: "f32" | "f16" | QuantPreset;
+  /** f32, f16, bf16, or (GGUF only) a llama.cpp quantization preset: q8_0, q4_0, q4_k_m, … */
+  dtype?: GgufDtype;
   /** A directory for "hf", a file for "gguf". */
   out: string;
   name?: string;
@@ -53,9 +58,9 @@ export function exportModel(model: Model, tokenizer: Tokenizer | null, opts: Exp
     return { files: [opts.out], bytes: bytes.length };
   }
   if (opts.format !== "hf") throw new Error(`export: unknown format ${String(opts.format)} (hf or gguf)`);
-  if (dtype !== "f32" && dtype !== "f16")
+  if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16")
     throw new Error(
-      `export: Hugging Face safetensors has no ${dtype.toUpperCase()}; use f32 or f16 (or --format gguf)`,
+      `export: Hugging Face safetensors has no ${dtype.toUpperCase()}; use f32, f16 or bf16 (or --format gguf)`,
     );
   const names = exportHf(model, tokenizer, opts.out, { dtype });
   const files = names.map((n) => join(opts.out, n));

@@ -7,8 +7,11 @@ import { crossEntropy, noGrad, tidy } from "../tensor/index.js";
 import { ggufToModel, modelToGguf } from "./gguf-model.js";
 import type { QuantPreset } from "./gguf-quant-rules.js";
 
+/** The GGUF exports a quantization report can cost against F32. */
+export type LowerPrecision = "f16" | "bf16" | QuantPreset;
+
 export interface QuantizationReport {
-  dtype: "f16" | QuantPreset;
+  dtype: LowerPrecision;
   /** Bits per weight of the whole file against its parameter count (F32: 32 plus metadata). */
   bitsPerWeight: number;
   f32Bytes: number;
@@ -44,12 +47,12 @@ export function validationLoss(
   return { loss: sum / windows, windows };
 }
 
-/** Size and validation-loss cost of exporting `model` as an F16 or quantized GGUF instead of F32. */
+/** Size and validation-loss cost of exporting `model` as an F16, BF16 or quantized GGUF instead of F32. */
 export function quantizationReport(
   model: Model,
   tokenizer: Tokenizer | null,
   validationTokens: ArrayLike<number>,
-  dtype: "f16" | QuantPreset = "q8_0",
+  dtype: LowerPrecision = "q8_0",
   maxWindows = 16,
 ): QuantizationReport {
   return quantizationTable(model, tokenizer, validationTokens, [dtype], maxWindows)[0]!;
@@ -60,7 +63,7 @@ export function quantizationTable(
   model: Model,
   tokenizer: Tokenizer | null,
   validationTokens: ArrayLike<number>,
-  dtypes: readonly ("f16" | QuantPreset)[],
+  dtypes: readonly LowerPrecision[],
   maxWindows = 16,
 ): QuantizationReport[] {
   const f32 = modelToGguf(model, tokenizer, { dtype: "f32" }).length;
