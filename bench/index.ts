@@ -162,7 +162,7 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
   }
   for (const s of [afterscale, pytorch, llamacpp])
     if (s.note && !s.trainTokensPerSecond && !s.decodeTokensPerSecond) log(s.note);
-  const bf16 = bf16Training(name, full, dir, env, log);
+  const bf16 = bf16Training(name, full, jobPath, dir, env, log);
   return {
     name,
     job,
@@ -199,6 +199,7 @@ export function runPytorch(jobPath: string, env: NodeJS.ProcessEnv, precision: P
 function bf16Training(
   name: ConfigName,
   job: BenchJob & { modelPath: string; promptIds: number[] },
+  jobPath: string,
   dir: string,
   env: NodeJS.ProcessEnv,
   log: (m: string) => void,
@@ -212,7 +213,7 @@ function bf16Training(
   log("afterscale, bf16-mixed …");
   const afterscale = runChild(process.execPath, [join(here, "train.js"), path], env);
   log("PyTorch, bf16 autocast …");
-  const pytorch = runChild("python3", [join(root, "bench", "torch_bench.py"), path], env);
+  const pytorch = runPytorch(jobPath, env, "bf16-autocast");
   return { afterscale, pytorch };
 }
 
