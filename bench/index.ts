@@ -480,7 +480,7 @@ function main(): void {
   const extra = notes(results);
   const bf16Block =
     'Training in bf16 mixed precision (the same steps; afterscale `withPrecision("bf16-mixed")`, PyTorch ' +
-    '`torch.autocast("cpu", dtype=torch.bfloat16)`; each side\'s bf16 run follows its fp32 run):\n\n' +
+    '`torch.autocast("cpu", dtype=torch.bfloat16)`; run right after the same config\'s float32 runs):\n\n' +
     bf16Table(results);
   const block = `${header}\n\n${table}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}\n${bf16Block}\n\n${sharesBlock}\n\n${hooksBlock}\n`;
   if (o.json) {
