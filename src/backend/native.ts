@@ -5,7 +5,14 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import type { AdamWArgs, AttentionShape, Backend, FloatArray, MatmulArgs } from "./backend.js";
+import {
+  type AdamWArgs,
+  type AttentionShape,
+  type Backend,
+  type FloatArray,
+  GGML_TYPE_IDS,
+  type MatmulArgs,
+} from "./backend.js";
 import { packageRoot } from "./package-root.js";
 
 type F32 = Float32Array;
@@ -30,6 +37,10 @@ export interface NativeAddon {
     strideB: number,
     accumulate: boolean,
   ): void;
+  /** out[m, n] = x[m, k]·Wᵀ, W [n, k] in ggml type `type` (native/src/bind_quant.cc). */
+  matmulQuant(x: F32, w: Uint8Array, out: F32, m: number, n: number, k: number, type: number): void;
+  /** The variant matmulQuant runs: "avx512vnni", "avx512", "avx2" or "generic". */
+  quantIsa(): string;
   add(a: F32, b: F32, out: F32, n: number, bn: number): void;
   mul(a: F32, b: F32, out: F32, n: number, bn: number): void;
   scale(a: F32, s: number, out: F32, n: number): void;
@@ -216,6 +227,11 @@ export function nativeIsa(): string {
   return addonOrThrow().isa();
 }
 
+/** The variant of the quantized-weight products ("avx512vnni", "avx512", "avx2" or "generic"). */
+export function nativeQuantIsa(): string {
+  return addonOrThrow().quantIsa();
+}
+
 /** Resizes the kernel thread pool (n < 1: the default); returns the new size. */
 export function setNativeThreads(n: number): number {
   return addonOrThrow().setThreads(n);
@@ -253,6 +269,18 @@ function makeBackend(a: NativeAddon): Backend {
         m.strideA,
         m.strideB,
         m.accumulate,
+      );
+    },
+
+    matmulQuant(x, w, out, m) {
+      a.matmulQuant(
+        f32(x, "matmulQuant x"),
+        w.bytes,
+        f32(out, "matmulQuant out"),
+        m,
+        w.rows,
+        w.cols,
+        GGML_TYPE_IDS[w.type],
       );
     },
 

@@ -31,7 +31,7 @@ import {
   sumRows,
   sumSquares,
 } from "./reference/elementwise.js";
-import { matmul } from "./reference/matmul.js";
+import { matmul, matmulQuant } from "./reference/matmul.js";
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from "./reference/norm.js";
 import {
   clamp,
@@ -54,6 +54,7 @@ export const reference: Backend = {
   name: "reference",
   threads: () => 1,
   matmul,
+  matmulQuant,
   add,
   mul,
   scale,

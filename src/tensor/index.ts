@@ -10,6 +10,7 @@ export {
   isGradEnabled,
   keep,
   noGrad,
+  packedParameter,
   parameter,
   shapeSize,
   Tensor,

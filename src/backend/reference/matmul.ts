@@ -1,6 +1,6 @@
 // Batched matrix product C = op(A)·op(B) (no backward kernel: autodiff composes it from matmuls).
 
-import type { FloatArray, MatmulArgs } from "../backend.js";
+import type { FloatArray, MatmulArgs, PackedMatrix } from "../backend.js";
 import { needCounts, needLength, scratch } from "./scratch.js";
 
 const ROW_A = 0; // row i of op(A), gathered contiguously [k]
@@ -56,6 +56,27 @@ export function matmul(a: FloatArray, b: FloatArray, c: FloatArray, args: Matmul
       const ci = c0 + i * n;
       if (accumulate) for (let j = 0; j < n; j++) c[ci + j] += cRow[j];
       else for (let j = 0; j < n; j++) c[ci + j] = cRow[j];
+    }
+  }
+}
+
+/** out[m, rows] = x·wᵀ with w dequantized (a block of rows at a time), products summed in float64. */
+export function matmulQuant(x: FloatArray, w: PackedMatrix, out: FloatArray, m: number): void {
+  const { rows: n, cols: k } = w;
+  needCounts("matmulQuant", { m, n, k });
+  needLength("matmulQuant", "x", x, m * k);
+  needLength("matmulQuant", "out", out, m * n);
+  const block = Math.max(1, Math.floor(65536 / Math.max(1, k)));
+  for (let j0 = 0; j0 < n; j0 += block) {
+    const j1 = Math.min(n, j0 + block);
+    const wt = w.dequantizeRows(j0, j1);
+    for (let i = 0; i < m; i++) {
+      for (let j = j0; j < j1; j++) {
+        const wj = (j - j0) * k;
+        let acc = 0;
+        for (let p = 0; p < k; p++) acc += x[i * k + p]! * wt[wj + p]!;
+        out[i * n + j] = acc;
+      }
     }
   }
 }
