@@ -64,13 +64,33 @@ inline float bf16_to_float(uint16_t h) {
   return f;
 }
 
+#if defined(__AVX2__)
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------------
 // Activations: rows of x quantised per block of 32, with each block's exact sum (for weight offsets).
 struct QuantActs {
-  const int8_t* q;  // [m, k]
-  const float* d;   // [m, k/32]
-  const float* s;   // [m, k/32]
+  const int8_t* q;      // [m, k]
+  const float* d;       // [m, k/32]
+  const float* s;       // [m, k/32]
+  const int32_t* bias;  // VNNI, Q8_0/Q4_0: −offset · (sum of each 4 consecutive q) [m, k/4]; else null
 };
+
+#if defined(__AVX512VNNI__)
+void offset_bias(const int8_t* q, int64_t k, int offset, int32_t* bias) {
+  const __m256i ones = _mm256_set1_epi8(1), neg = _mm256_set1_epi32(-offset);
+  for (int64_t b = 0; b < k / 32; b++) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * b));
+    const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, x);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(bias + 8 * b), _mm256_mullo_epi32(sums, neg));
+  }
+}
+#endif
 
 void quantize_row(const float* x, int64_t k, int8_t* q, float* d, float* s) {
   for (int64_t b = 0; b < k / 32; b++) {
@@ -310,17 +330,18 @@ void dequantize_row(const uint8_t* p, int64_t k, int type, float* out, Unpacked 
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Dot products of one unpacked weight row with R quantised rows of x (rows r0 .. r0+R-1): res[r].
+// Dot products of one unpacked weight row with R quantised rows of x (rows r0 .. r0+R-1): res[r]. Even and
+// odd blocks accumulate apart, so two FMA chains are in flight (one would wait on its own latency).
 template <int R>
 inline void int8_dots(const Unpacked& w, bool off, const QuantActs& a, int64_t k, int64_t r0, float* res) {
   const int64_t nb = k / 32;
 #if defined(__AVX2__)
-  __m256 acc[R];
-  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
 #if !defined(__AVX512VNNI__)
   const __m256i ones = _mm256_set1_epi16(1);
 #endif
-  for (int64_t b = 0; b < nb; b++) {
+  auto block = [&](int64_t b, __m256* acc) __attribute__((always_inline)) {
     const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.q + 32 * b));
     const __m256i aw = _mm256_abs_epi8(wq);  // |−128| stays 0x80: 128 as the unsigned operand
     const __m256 ws = _mm256_loadu_ps(w.sc + 8 * b);
@@ -336,12 +357,14 @@ inline void int8_dots(const Unpacked& w, bool off, const QuantActs& a, int64_t k
 #endif
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(ws, _mm256_set1_ps(a.d[row * nb + b])), acc[r]);
     }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    block(b, acc0);
+    block(b + 1, acc1);
   }
-  for (int r = 0; r < R; r++) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    res[r] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-  }
+  if (b < nb) block(b, acc0);
+  for (int r = 0; r < R; r++) res[r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
 #else
   for (int r = 0; r < R; r++) {
     const int64_t row = r0 + r;
@@ -364,6 +387,67 @@ inline void int8_dots(const Unpacked& w, bool off, const QuantActs& a, int64_t k
       res[r] += o;
     }
 }
+
+#if defined(__AVX2__)
+// Q8_0 and Q4_0, the decode types, read straight from their blocks (no unpacking pass): one scale per block.
+// VNNI multiplies the weights as unsigned bytes — Q8_0 offset by 128, Q4_0's raw nibbles (offset 8) — and
+// starts each block's sum from −offset·Σx per lane (QuantActs::bias), which cancels the offset exactly.
+template <int TYPE>
+struct Block;
+template <>
+struct Block<kQ8_0> {
+  static constexpr int64_t bytes = 34;
+  static __m256i values(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)); }
+  static __m256i unsigned_values(const uint8_t* p) { return _mm256_xor_si256(values(p), _mm256_set1_epi8(-128)); }
+};
+template <>
+struct Block<kQ4_0> {
+  static constexpr int64_t bytes = 18;
+  static __m256i unsigned_values(const uint8_t* p) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+  }
+  static __m256i values(const uint8_t* p) { return _mm256_sub_epi8(unsigned_values(p), _mm256_set1_epi8(8)); }
+};
+
+template <int TYPE, int R>
+inline void block_dots(const uint8_t* wrow, const QuantActs& a, int64_t k, int64_t r0, float* res) {
+  using B = Block<TYPE>;
+  const int64_t nb = k / 32;
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+#if !defined(__AVX512VNNI__)
+  const __m256i ones = _mm256_set1_epi16(1);
+#endif
+  auto block = [&](int64_t b, __m256* acc) __attribute__((always_inline)) {
+    const uint8_t* p = wrow + b * B::bytes;
+    const __m256 dw = _mm256_set1_ps(half_to_float(rd16(p)));
+#if defined(__AVX512VNNI__)
+    const __m256i wu = B::unsigned_values(p);
+#else
+    const __m256i wq = B::values(p), aw = _mm256_abs_epi8(wq);
+#endif
+    for (int r = 0; r < R; r++) {
+      const int64_t row = r0 + r;
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + row * k + 32 * b));
+#if defined(__AVX512VNNI__)
+      const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bias + 8 * (row * nb + b)));
+      const __m256i p32 = _mm256_dpbusd_epi32(bias, wu, xq);
+#else
+      const __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, wq)), ones);
+#endif
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_mul_ps(dw, _mm256_set1_ps(a.d[row * nb + b])), acc[r]);
+    }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    block(b, acc0);
+    block(b + 1, acc1);
+  }
+  if (b < nb) block(b, acc0);
+  for (int r = 0; r < R; r++) res[r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
+}
+#endif
 
 // Dot products of one float weight row with R rows of x.
 template <int R>
@@ -431,16 +515,30 @@ Scratch& scratch() {
 void few_rows(const float* x, const uint8_t* w, float* out, int64_t m, int64_t n, int64_t k, int type,
               int64_t row_bytes) {
   const bool floats = is_float_type(type), off = has_offsets(type);
+#if defined(__AVX2__)
+  const bool direct = type == kQ8_0 || type == kQ4_0;  // read from the blocks, no unpacking pass
+#else
+  const bool direct = false;
+#endif
   static thread_local std::vector<int8_t> aq;
   static thread_local std::vector<float> ad, as;
-  QuantActs acts{nullptr, nullptr, nullptr};
+  static thread_local std::vector<int32_t> abias;
+  QuantActs acts{nullptr, nullptr, nullptr, nullptr};
   if (!floats) {
     const int64_t nb = k / 32;
     aq.resize(m * k);
     ad.resize(m * nb);
     as.resize(m * nb);
     for (int64_t r = 0; r < m; r++) quantize_row(x + r * k, k, aq.data() + r * k, ad.data() + r * nb, as.data() + r * nb);
-    acts = {aq.data(), ad.data(), as.data()};
+    acts = {aq.data(), ad.data(), as.data(), nullptr};
+#if defined(__AVX512VNNI__)
+    if (direct) {
+      abias.resize(m * k / 4);
+      for (int64_t r = 0; r < m; r++)
+        offset_bias(aq.data() + r * k, k, type == kQ8_0 ? 128 : 8, abias.data() + r * k / 4);
+      acts.bias = abias.data();
+    }
+#endif
   }
   // At least ~64K multiply-adds per thread, so small products stay on one thread.
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, k * m));
@@ -453,6 +551,13 @@ void few_rows(const float* x, const uint8_t* w, float* out, int64_t m, int64_t n
         float* wf = s.floats(k);
         float_row(p, k, type, wf);
         over_rows(m, [&](auto R, int64_t r0, float* rs) { float_dots<decltype(R)::value>(wf, x, k, r0, rs); }, res);
+      } else if (direct) {
+#if defined(__AVX2__)
+        if (type == kQ8_0)
+          over_rows(m, [&](auto R, int64_t r0, float* rs) { block_dots<kQ8_0, decltype(R)::value>(p, acts, k, r0, rs); }, res);
+        else
+          over_rows(m, [&](auto R, int64_t r0, float* rs) { block_dots<kQ4_0, decltype(R)::value>(p, acts, k, r0, rs); }, res);
+#endif
       } else {
         const Unpacked u = s.unpacked(k);
         unpack_row(p, k, type, u);
