@@ -156,7 +156,8 @@ test("matmulQuant: native and reference backends agree, and the tile path is exa
   native.matmulQuant(x, packed, a, m);
   reference.matmulQuant(Float64Array.from(x), packed, b, m);
   const { bound } = expected(x, packed, m, false);
-  for (let i = 0; i < m * n; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= bound[i]!, `[${i}] ${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < m * n; i++)
+    assert.ok(Math.abs(a[i]! - b[i]!) <= bound[i]!, `[${i}] ${a[i]} vs ${b[i]}`);
 });
 
 test("matmulQuant: bad calls are errors, not crashes", () => {
@@ -165,7 +166,10 @@ test("matmulQuant: bad calls are errors, not crashes", () => {
   assert.throws(() => native.matmulQuant(new Float32Array(63), packed, new Float32Array(2), 1), /x has 63/);
   assert.throws(() => native.matmulQuant(new Float32Array(64), packed, new Float32Array(1), 1), /out has 1/);
   const short = { ...packed, bytes: new Uint8Array(100) };
-  assert.throws(() => native.matmulQuant(new Float32Array(64), short, new Float32Array(2), 1), /w has 100 bytes/);
+  assert.throws(
+    () => native.matmulQuant(new Float32Array(64), short, new Float32Array(2), 1),
+    /w has 100 bytes/,
+  );
   assert.throws(() => packMatrix("Q4_K", 2, 96, new Uint8Array(0)), /not a whole number of Q4_K blocks/);
   assert.throws(() => packMatrix("Q4_0", 2, 64, new Uint8Array(70)), /needs 72 bytes, got 70/);
 });
