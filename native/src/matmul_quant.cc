@@ -447,6 +447,39 @@ inline void block_dots(const uint8_t* wrow, const QuantActs& a, int64_t k, int64
   if (b < nb) block(b, acc0);
   for (int r = 0; r < R; r++) res[r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
 }
+
+// One row of x (decode) against NR weight rows at once: the row's blocks are loaded once for all of them,
+// and the NR accumulation chains are independent.
+template <int TYPE, int NR>
+inline void block_dots_rows(const uint8_t* w0, int64_t row_bytes, const QuantActs& a, int64_t k, float* res) {
+  using B = Block<TYPE>;
+  const int64_t nb = k / 32;
+  __m256 acc[NR];
+  for (int i = 0; i < NR; i++) acc[i] = _mm256_setzero_ps();
+#if !defined(__AVX512VNNI__)
+  const __m256i ones = _mm256_set1_epi16(1);
+#endif
+  for (int64_t b = 0; b < nb; b++) {
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + 32 * b));
+#if defined(__AVX512VNNI__)
+    const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bias + 8 * b));
+#endif
+    const float dx = a.d[b];
+    for (int i = 0; i < NR; i++) {
+      const uint8_t* p = w0 + i * row_bytes + b * B::bytes;
+      const __m256 scale = _mm256_set1_ps(half_to_float(rd16(p)) * dx);
+#if defined(__AVX512VNNI__)
+      const __m256i p32 = _mm256_dpbusd_epi32(bias, B::unsigned_values(p), xq);
+#else
+      const __m256i wq = B::values(p);
+      const __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq)), ones);
+#endif
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), scale, acc[i]);
+    }
+  }
+  for (int i = 0; i < NR; i++) res[i] = hsum(acc[i]);
+}
+
 #endif
 
 // Dot products of one float weight row with R rows of x.
@@ -545,7 +578,18 @@ void few_rows(const float* x, const uint8_t* w, float* out, int64_t m, int64_t n
   parallel_for(n, grain, [&](int64_t j0, int64_t j1) {
     Scratch& s = scratch();
     float res[kRowsMax];
-    for (int64_t j = j0; j < j1; j++) {
+    int64_t j = j0;
+#if defined(__AVX2__)
+    // Decode (one row of x) on Q8_0/Q4_0: four weight rows per pass.
+    if (direct && m == 1)
+      for (; j + 4 <= j1; j += 4) {
+        if (type == kQ8_0)
+          block_dots_rows<kQ8_0, 4>(w + j * row_bytes, row_bytes, acts, k, out + j);
+        else
+          block_dots_rows<kQ4_0, 4>(w + j * row_bytes, row_bytes, acts, k, out + j);
+      }
+#endif
+    for (; j < j1; j++) {
       const uint8_t* p = w + j * row_bytes;
       if (floats) {
         float* wf = s.floats(k);
