@@ -487,17 +487,21 @@ template <int R>
 inline void float_dots(const float* w, const float* x, int64_t k, int64_t r0, float* res) {
   int64_t i = 0;
 #if defined(__AVX2__)
-  __m256 acc[R];
-  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+  // Two accumulators per row, so consecutive FMAs do not wait on each other.
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+  for (; i + 16 <= k; i += 16) {
+    const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+    for (int r = 0; r < R; r++) {
+      acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + (r0 + r) * k + i), acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + (r0 + r) * k + i + 8), acc1[r]);
+    }
+  }
   for (; i + 8 <= k; i += 8) {
     const __m256 wv = _mm256_loadu_ps(w + i);
-    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (r0 + r) * k + i), acc[r]);
+    for (int r = 0; r < R; r++) acc0[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (r0 + r) * k + i), acc0[r]);
   }
-  for (int r = 0; r < R; r++) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    res[r] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-  }
+  for (int r = 0; r < R; r++) res[r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
 #else
   for (int r = 0; r < R; r++) res[r] = 0;
 #endif
