@@ -195,10 +195,22 @@ inline void unpack_nibbles_k(const uint8_t* qs, int8_t* q) {
 inline void unpack_5bit(const uint8_t* qh4, const uint8_t* qs, int8_t* q, int off) {
   uint32_t qh;
   std::memcpy(&qh, qh4, 4);
+#if defined(__AVX2__)
+  // ggml's bytes_from_bits_32: byte j = 0xFF where bit j is set.
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  __m256i bits = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)), shuf);
+  bits = _mm256_cmpeq_epi8(_mm256_or_si256(bits, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+  const __m256i v = _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_and_si256(bits, _mm256_set1_epi8(0x10))),
+                                    _mm256_set1_epi8(static_cast<char>(off)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), v);
+#else
   for (int j = 0; j < 16; j++) {
     q[j] = static_cast<int8_t>(((qs[j] & 15) | (((qh >> j) & 1) << 4)) - off);
     q[j + 16] = static_cast<int8_t>(((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - off);
   }
+#endif
 }
 
 void unpack_row(const uint8_t* p, int64_t k, int type, Unpacked u) {
