@@ -477,6 +477,9 @@ inline void block_dots_rows(const uint8_t* w0, int64_t row_bytes, const QuantAct
     const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bias + 8 * b));
 #endif
     const float dx = a.d[b];
+    // The rows two passes ahead, fetched early (a line per block): the hardware prefetcher alone leaves
+    // these interleaved streams waiting on memory (measured: up to 2.5× on matrices larger than the caches).
+    for (int i = 0; i < NR; i++) __builtin_prefetch(w0 + (2 * NR + i) * row_bytes + b * B::bytes + 64);
     for (int i = 0; i < NR; i++) {
       const uint8_t* p = w0 + i * row_bytes + b * B::bytes;
       const __m256 scale = _mm256_set1_ps(half_to_float(rd16(p)) * dx);
@@ -620,6 +623,7 @@ void few_rows(const float* x, const uint8_t* w, float* out, int64_t m, int64_t n
 #endif
       } else {
         const Unpacked u = s.unpacked(k);
+        for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(p + 2 * row_bytes + o);  // two rows ahead
         unpack_row(p, k, type, u);
         over_rows(
             m, [&](auto R, int64_t r0, float* rs) { int8_dots<decltype(R)::value>(u, off, acts, k, r0, rs); }, res);
