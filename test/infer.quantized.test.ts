@@ -10,7 +10,7 @@ import { after, test } from "node:test";
 import { setBackend } from "../src/backend/index.js";
 import { evaluate } from "../src/infer/evaluate.js";
 import { generate } from "../src/infer/index.js";
-import { modelToGguf } from "../src/io/gguf-model.js";
+import { ggufToModel, modelToGguf } from "../src/io/gguf-model.js";
 import { forward, type Model, newKVCache } from "../src/nn/index.js";
 import { linear, noGrad, Tensor, tidy } from "../src/tensor/index.js";
 import { createOptimizer, loadModel, parseTrainConfig } from "../src/train/index.js";
@@ -160,4 +160,16 @@ test("a packed model refuses training and gradients with a clear error", () => {
   const w = packed.params.get("model.layers.0.self_attn.q_proj.weight")!;
   const x = new Tensor(new Float32Array(256), [1, 256], true);
   assert.throws(() => linear(x, w), /kept in Q8_0 .*gradients through quantized weights are not supported/);
+});
+
+test("gpt2 (a fused qkv split by rows, a tied Q8_0 head) and rotated llama rows: prefill equals the dequantized model", () => {
+  for (const family of ["gpt2", "llama"] as const) {
+    const model = ioModel(family, tokenizer.vocabSize, true, 4);
+    const bytes = modelToGguf(model, tokenizer, { dtype: "q4_0" });
+    const packed = ggufToModel(bytes, "q4_0", { packed: true }).model;
+    const floats = ggufToModel(bytes, "q4_0").model;
+    const ids = Int32Array.from(tokenizer.encode(text).slice(0, 24));
+    // 24 rows: fp32 tiles of the very values the dequantized model holds, multiplied by the same kernel.
+    assert.deepEqual(logitsOf(packed, ids), logitsOf(floats, ids), family);
+  }
 });
