@@ -2,7 +2,7 @@
   # One addon; the kernels are compiled once per instruction set and chosen at run time (cpu.cc),
   # so a single build runs on any x86-64 and the portable path compiles everywhere else.
   "variables": {
-    "kernel_sources": ["native/src/matmul.cc", "native/src/ops.cc", "native/src/ops_norm.cc", "native/src/ops_attention.cc"],
+    "kernel_sources": ["native/src/matmul.cc", "native/src/ops.cc", "native/src/ops_norm.cc", "native/src/ops_attention.cc", "native/src/matmul_quant.cc"],
     "kernel_cflags": ["-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
   },
   "targets": [
@@ -13,7 +13,8 @@
         "native/src/bind_matmul.cc",
         "native/src/bind_ops.cc",
         "native/src/threadpool.cc",
-        "native/src/cpu.cc"
+        "native/src/cpu.cc",
+        "native/src/bind_quant.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # SWALLOW_UNTHROWABLE: a worker thread terminated inside a kernel call (a server shutting down) makes
@@ -29,7 +30,7 @@
       "dependencies": ["kernels_generic"],
       "conditions": [
         ["target_arch=='x64'", {
-          "dependencies": ["kernels_avx2", "kernels_avx512", "kernels_avx512bf16"],
+          "dependencies": ["kernels_avx2", "kernels_avx512", "kernels_avx512bf16", "kernels_avx512vnni"],
           "defines": ["AS_HAVE_X86_VARIANTS=1"]
         }]
       ]
@@ -70,6 +71,15 @@
           "defines": ["AS_ISA=avx512bf16"],
           "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
           "cflags_cc": ["<@(kernel_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"]
+        },
+        {
+          # The quantized-weight products once more with AVX-512 VNNI (vpdpbusd), chosen where the CPU has it.
+          "target_name": "kernels_avx512vnni",
+          "type": "static_library",
+          "sources": ["native/src/matmul_quant.cc"],
+          "defines": ["AS_ISA=avx512vnni"],
+          "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
+          "cflags_cc": ["<@(kernel_cflags)", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mavx2", "-mfma", "-mf16c"]
         }
       ]
     }]

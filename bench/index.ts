@@ -8,9 +8,12 @@
 // then, on a CPU with AVX-512 BF16, training again in bf16 mixed precision on the afterscale and PyTorch
 // sides (bf16-mixed against autocast); and then, afterscale alone, the optimizer's share of a training step with AdamW and with Muon at the
 // trainer's micro and small presets (node dist/bench/optimizer.js; --optimizer-only runs just that), and
-// what the interpretability hooks cost a forward pass (node dist/bench/hooks.js).
+// what the interpretability hooks cost a forward pass (node dist/bench/hooks.js). Per config it also decodes
+// the weights as F32, Q8_0 and Q4_0 GGUF files, afterscale on its quantized kernels against llama.cpp on the
+// same file (bench/quant.ts; --quant-only runs just that, on the configs' seeded initial weights).
 // Usage: node dist/bench/index.js [--configs tiny,small,medium,char] [--threads 2] [--warmup 2] [--steps 5]
-//                                 [--decode 128] [--json] [--no-docs] [--optimizer-only]
+//                                 [--decode 128] [--quant-reps 2] [--json] [--no-docs] [--optimizer-only]
+//                                 [--quant-only]
 // Prints a table of afterscale / peer ratios (stdout; progress on stderr), or the figures as JSON with
 // --json, and rewrites the results block of docs/benchmarks.md unless --no-docs.
 import { spawnSync } from "node:child_process";
@@ -19,7 +22,8 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nativeAddon } from "../src/backend/native.js";
-import { trainingFlopsPerToken } from "../src/nn/index.js";
+import { modelToGguf } from "../src/io/gguf-model.js";
+import { createModel, trainingFlopsPerToken } from "../src/nn/index.js";
 import {
   type BenchJob,
   benchJob,
@@ -30,6 +34,8 @@ import {
 } from "./configs.js";
 import type { HookCost } from "./hooks.js";
 import type { OptimizerShare } from "./optimizer.js";
+import { measureQuantDecode, type QuantDecode } from "./quant.js";
+import { benchTokenizer } from "./tokenizer.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const root = resolve(here, "..", "..");
@@ -44,6 +50,10 @@ interface Options {
   docs: boolean;
   /** Only the optimizer-share table (and no docs rewrite: the other figures would be lost). */
   optimizerOnly: boolean;
+  /** Only the quantized-decode rows, on each config's seeded initial weights. */
+  quantOnly: boolean;
+  /** Repetitions of each quantized-decode measurement (the best counts). */
+  quantReps: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -56,6 +66,8 @@ function parseArgs(argv: string[]): Options {
     json: false,
     docs: true,
     optimizerOnly: false,
+    quantOnly: false,
+    quantReps: 2,
   };
   const int = (flag: string, v: string | undefined, min: number) => {
     const n = Number(v);
@@ -69,7 +81,9 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--optimizer-only") {
       o.optimizerOnly = true;
       o.docs = false;
-    } else if (a === "--threads") o.threads = int(a, argv[++i], 1);
+    } else if (a === "--quant-only") o.quantOnly = true;
+    else if (a === "--quant-reps") o.quantReps = int(a, argv[++i], 1);
+    else if (a === "--threads") o.threads = int(a, argv[++i], 1);
     else if (a === "--warmup") o.warmup = int(a, argv[++i], 0);
     else if (a === "--steps") o.steps = int(a, argv[++i], 1);
     else if (a === "--decode") o.decode = int(a, argv[++i], 1);
@@ -117,6 +131,8 @@ interface ConfigResult {
   decodeAgreement: number | null;
   /** Training in bf16 mixed precision (afterscale's bf16-mixed, PyTorch's CPU autocast), or why not. */
   bf16: { afterscale: Side; pytorch: Side } | string;
+  /** Batch-1 decode of the same weights as F32, Q8_0 and Q4_0 files (null: not measured). */
+  quant: QuantDecode[] | null;
 }
 
 function promptIds(n: number, vocab: number): number[] {
@@ -148,8 +164,11 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
   log(`PyTorch …`);
   const pytorch = runPytorch(jobPath, env, "fp32");
   let llamacpp: Side;
-  if (existsSync(modelPath)) llamacpp = llamaCppAtBest(name, full, dir, env, log);
-  else llamacpp = { note: "skipped: the afterscale side wrote no GGUF file" };
+  let quant: QuantDecode[] | null = null;
+  if (existsSync(modelPath)) {
+    llamacpp = llamaCppAtBest(name, full, dir, env, log);
+    quant = quantDecode(name, full, o, dir, env, log);
+  } else llamacpp = { note: "skipped: the afterscale side wrote no GGUF file" };
   rmSync(modelPath, { force: true });
   let decodeAgreement: number | null = null;
   if (afterscale.generated && llamacpp.generated) {
@@ -172,6 +191,7 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
     llamacpp,
     decodeAgreement,
     bf16,
+    quant,
   };
 }
 
@@ -217,13 +237,78 @@ function bf16Training(
   return { afterscale, pytorch };
 }
 
+function quantDecode(
+  name: ConfigName,
+  job: BenchJob & { modelPath: string; promptIds: number[] },
+  o: Options,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  log: (m: string) => void,
+): QuantDecode[] {
+  return measureQuantDecode(
+    name,
+    job,
+    job.modelPath,
+    dir,
+    o.quantReps,
+    (args) => afterscaleDecodeAtBest(args, o.threads, env),
+    (j, tag) => llamaCppAtBest(`${name}-${tag}`, j, dir, env, () => {}),
+    log,
+  );
+}
+
+/**
+ * afterscale's decode of one file at 1 thread and at the run's thread count, keeping the faster, as
+ * llamaCppAtBest does for llama.cpp: on a shared machine a 2-thread parallel region waits for its slower
+ * thread at every kernel call, and both sides are measured at their best.
+ */
+function afterscaleDecodeAtBest(args: string[], threads: number, env: NodeJS.ProcessEnv): Side {
+  const runs = [...new Set([1, threads])].map((t) => ({
+    t,
+    side: runChild(process.execPath, ["--expose-gc", join(here, "quant-decode.js"), ...args], {
+      ...env,
+      AFTERSCALE_THREADS: String(t),
+    }),
+  }));
+  const ok = runs.filter((r) => r.side.decodeTokensPerSecond !== undefined);
+  if (ok.length === 0) return runs[runs.length - 1]!.side;
+  const best = ok.reduce((a, b) => (b.side.decodeTokensPerSecond! > a.side.decodeTokensPerSecond! ? b : a));
+  const note =
+    ok.length < 2
+      ? undefined
+      : `best of ${ok.map((r) => r.t).join(" and ")} threads: decode tokens/s ${ok.map((r) => `${fmt(r.side.decodeTokensPerSecond)} at ${r.t}`).join(", ")}`;
+  return { ...best.side, ...(note ? { note } : {}) };
+}
+
+/** --quant-only: the quantized-decode rows of one config, on its seeded initial weights. */
+function runQuantOnly(name: ConfigName, o: Options, dir: string): QuantDecode[] {
+  const job = benchJob(name, { threads: o.threads, warmupSteps: 0, timedSteps: 1, decodeTokens: o.decode });
+  const modelPath = join(dir, `${name}.gguf`);
+  const config = benchModelConfig(name);
+  writeFileSync(
+    modelPath,
+    modelToGguf(createModel(config, job.seed), benchTokenizer(config.vocab), { dtype: "f32" }),
+  );
+  const env: NodeJS.ProcessEnv = { ...process.env, AFTERSCALE_THREADS: String(o.threads) };
+  delete env.AFTERSCALE_PROFILE;
+  const log = (m: string) => process.stderr.write(`[bench ${name}] ${m}\n`);
+  return quantDecode(
+    name,
+    { ...job, modelPath, promptIds: promptIds(job.context, job.vocab) },
+    o,
+    dir,
+    env,
+    log,
+  );
+}
+
 /**
  * llama.cpp at 1 thread and at the run's thread count, keeping the faster of each figure: on some machines
  * its 2-thread decode is several times slower than its 1-thread one (threads that sleep between tokens and
  * wake late), and a peer should be measured at its best. The note says which count won and by how much.
  */
 function llamaCppAtBest(
-  name: ConfigName,
+  name: string,
   job: BenchJob & { modelPath: string; promptIds: number[] },
   dir: string,
   env: NodeJS.ProcessEnv,
@@ -350,6 +435,45 @@ export function bf16Table(results: ConfigResult[]): string {
   return `${rows.length > 2 ? rows.join("\n") : "- no bf16 rows"}\n\n${tail.join("\n")}`;
 }
 
+/** Quantized decode must reach llama.cpp's on the same file, and 1.8× afterscale's own F32 decode on medium. */
+const QUANT_VS_F32_TARGET = 1.8;
+
+export function quantTable(results: { name: ConfigName; quant: QuantDecode[] | null }[]): string {
+  const rows = [
+    "| config | weights | file (MiB) | afterscale decode tokens/s | afterscale RSS after load (MiB) | llama.cpp decode tokens/s | afterscale / llama.cpp | target | met | / afterscale F32 | target | met |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results) {
+    if (!r.quant) continue;
+    const f32 = r.quant.find((q) => q.type === "f32")?.afterscale.decodeTokensPerSecond;
+    for (const q of r.quant) {
+      const a = q.afterscale.decodeTokensPerSecond;
+      const vsLlama = ratio(a, q.llamacpp.decodeTokensPerSecond);
+      const vsF32 = q.type === "f32" ? undefined : ratio(a, f32);
+      const f32Target = q.type !== "f32" && r.name === "medium";
+      rows.push(
+        `| ${r.name} | ${q.type.toUpperCase()} | ${fmt(q.fileMiB, 1)} | ${fmt(a)} | ${fmt(q.afterscale.peakRssMiB)} | ` +
+          `${fmt(q.llamacpp.decodeTokensPerSecond)} | ${fmtRatio(vsLlama)} | ${q.type === "f32" ? "" : "≥ 1.0× llama.cpp"} | ` +
+          `${q.type === "f32" ? "" : verdict(vsLlama, 1.0)} | ${fmtRatio(vsF32)} | ` +
+          `${f32Target ? `≥ ${QUANT_VS_F32_TARGET}× F32` : ""} | ${f32Target ? verdict(vsF32, QUANT_VS_F32_TARGET) : ""} |`,
+      );
+    }
+  }
+  return rows.join("\n");
+}
+
+function quantNotes(results: { name: ConfigName; quant: QuantDecode[] | null }[]): string[] {
+  const out: string[] = [];
+  for (const r of results)
+    for (const q of r.quant ?? [])
+      for (const [side, s] of [
+        ["afterscale", q.afterscale],
+        ["llama.cpp", q.llamacpp],
+      ] as const)
+        if (s.note) out.push(`${r.name} ${q.type.toUpperCase()}, ${side}: ${s.note}`);
+  return out;
+}
+
 /** Muon is held to a Newton–Schulz overhead of at most 10% of a training step (issue 13). */
 const MUON_SHARE_TARGET = 0.1;
 
@@ -412,6 +536,37 @@ function machine(): string {
 const BEGIN = "<!-- bench:results:begin (written by `npm run bench`) -->";
 const END = "<!-- bench:results:end -->";
 const SECTION = "## Training and inference vs PyTorch and llama.cpp";
+const QUANT_BEGIN =
+  "<!-- bench:quant:begin (written by `npm run bench`, or `node dist/bench/index.js --quant-only`) -->";
+const QUANT_END = "<!-- bench:quant:end -->";
+
+/** Rewrites the quantized-decode block of docs/benchmarks.md (it must exist), keeping everything else. */
+function writeQuantDocs(block: string): string {
+  const path = join(root, "docs", "benchmarks.md");
+  const text = readFileSync(path, "utf8");
+  const b = text.indexOf(QUANT_BEGIN);
+  const e = text.indexOf(QUANT_END);
+  if (b < 0 || e < b) throw new Error(`bench: ${path} has no ${QUANT_BEGIN} … ${QUANT_END} block`);
+  writeFileSync(path, `${text.slice(0, b)}${QUANT_BEGIN}\n${block}\n${text.slice(e)}`);
+  return path;
+}
+
+/** The quantized-decode block: when, where, how, the table and its notes. */
+function quantBlock(
+  results: { name: ConfigName; quant: QuantDecode[] | null }[],
+  o: Options,
+  started: Date,
+  load: number,
+  weights: string,
+): string {
+  const header =
+    `Measured ${started.toISOString().replace(/\.\d+Z$/, "Z")} on ${machine()}; ${weights}; batch-1 decode of ${o.decode} ` +
+    `greedy tokens after a 16-token prompt, each side the faster of 1 and ${o.threads} threads; ` +
+    `each file's figures are the best of ${o.quantReps} interleaved runs; 1-minute load average ${load.toFixed(2)} at the start ` +
+    `and ${loadavg()[0]!.toFixed(2)} at the end. RSS after load: the afterscale process's resident set once the model is loaded.`;
+  const extra = quantNotes(results);
+  return `${header}\n\n${quantTable(results)}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}`;
+}
 
 /** Rewrites the results block of docs/benchmarks.md, keeping everything else (e.g. the serving section). */
 function writeDocs(block: string): string {
@@ -445,6 +600,28 @@ function main(): void {
   const results: ConfigResult[] = [];
   const env: NodeJS.ProcessEnv = { ...process.env, AFTERSCALE_THREADS: String(o.threads) };
   delete env.AFTERSCALE_PROFILE;
+  if (o.quantOnly) {
+    const quant: { name: ConfigName; quant: QuantDecode[] | null }[] = [];
+    try {
+      for (const name of o.configs) quant.push({ name, quant: runQuantOnly(name, o, dir) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const block = quantBlock(
+      quant,
+      o,
+      started,
+      load,
+      "each config's seeded initial weights (`--quant-only`)",
+    );
+    if (o.json)
+      process.stdout.write(
+        `${JSON.stringify({ date: started.toISOString(), machine: machine(), threads: o.threads, quant }, null, 2)}\n`,
+      );
+    else process.stdout.write(`${block}\n`);
+    if (o.docs) process.stderr.write(`bench: wrote ${writeQuantDocs(block)}\n`);
+    return;
+  }
   try {
     if (!o.optimizerOnly) for (const name of o.configs) results.push(runConfig(name, o, dir));
   } finally {
@@ -487,8 +664,13 @@ function main(): void {
     process.stdout.write(
       `${JSON.stringify({ date: started.toISOString(), machine: machine(), threads: o.threads, minutes, results, shares }, null, 2)}\n`,
     );
-  } else process.stdout.write(`${block}\n`);
-  if (o.docs) process.stderr.write(`bench: wrote ${writeDocs(block)}\n`);
+  }
+  const qBlock = quantBlock(results, o, started, load, "the trained weights of the training rows");
+  if (!o.json) process.stdout.write(`${block}\n${qBlock}\n`);
+  if (o.docs) {
+    process.stderr.write(`bench: wrote ${writeDocs(block)}\n`);
+    writeQuantDocs(qBlock);
+  }
 }
 
 main();

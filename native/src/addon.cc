@@ -28,6 +28,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("selectIsa", Napi::Function::New(env, SelectIsa));
   as::register_matmul(env, exports);
   as::register_ops(env, exports);
+  as::register_quant(env, exports);
   return exports;
 }
 

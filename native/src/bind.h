@@ -51,5 +51,6 @@ inline bool flag(const Napi::CallbackInfo& info, size_t i) { return i < info.Len
 
 void register_matmul(Napi::Env env, Napi::Object exports);
 void register_ops(Napi::Env env, Napi::Object exports);
+void register_quant(Napi::Env env, Napi::Object exports);
 
 }  // namespace as

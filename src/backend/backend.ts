@@ -68,6 +68,45 @@ export interface AdamWArgs {
   biasCorrection2: number;
 }
 
+/** The ggml types a packed weight may hold (their ggml_type ids in GGML_TYPE_IDS). */
+export type PackedType =
+  | "F16"
+  | "BF16"
+  | "Q4_0"
+  | "Q4_1"
+  | "Q5_0"
+  | "Q5_1"
+  | "Q8_0"
+  | "Q4_K"
+  | "Q5_K"
+  | "Q6_K";
+
+export const GGML_TYPE_IDS: Record<PackedType, number> = {
+  F16: 1,
+  Q4_0: 2,
+  Q4_1: 3,
+  Q5_0: 6,
+  Q5_1: 7,
+  Q8_0: 8,
+  Q4_K: 12,
+  Q5_K: 13,
+  Q6_K: 14,
+  BF16: 30,
+};
+
+/**
+ * A weight matrix [rows, cols] kept in a ggml type: the bytes of a GGUF tensor, row after row, each row
+ * a whole number of the type's blocks. It carries its own dequantizer (the codecs live in src/io).
+ */
+export interface PackedMatrix {
+  readonly type: PackedType;
+  readonly rows: number;
+  readonly cols: number;
+  readonly bytes: Uint8Array;
+  /** Rows r0 .. r1 − 1 as float32, exactly as ggml dequantizes them: [(r1 − r0)·cols]. */
+  dequantizeRows(r0: number, r1: number): Float32Array;
+}
+
 export interface Backend {
   readonly name: "native" | "reference";
   /** Threads the backend uses (1 for reference). */
@@ -82,6 +121,13 @@ export interface Backend {
    * in float32 (float32 denormal inputs count as zero, as vcvtne2ps2bf16 makes them); reference: float64.
    */
   matmulBf16(a: FloatArray, b: FloatArray, c: FloatArray, args: MatmulArgs): void;
+  /**
+   * out[m, rows] = x[m, cols]·wᵀ with w packed (the nn.Linear layout). Native: with m ≤ 16 the rows of x
+   * are quantized to 8 bits per block of 32 (ggml's Q8_0 rule) and multiplied in int8 (F16/BF16 weights: in
+   * float32, x unquantized); with more rows, tiles of w are dequantized and multiplied in float32.
+   * Reference: w dequantized, products in float64.
+   */
+  matmulQuant(x: FloatArray, w: PackedMatrix, out: FloatArray, m: number): void;
 
   // --- elementwise (n = out length; b broadcasts over the trailing bn elements: out[i] = a[i] ∘ b[i % bn]) ---
   add(a: FloatArray, b: FloatArray, out: FloatArray, n: number, bn: number): void;

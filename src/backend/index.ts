@@ -5,7 +5,16 @@ import { loadNative } from "./native.js";
 import { profiled } from "./profile.js";
 import { reference } from "./reference.js";
 
-export type { AdamWArgs, AttentionShape, Backend, FloatArray, MatmulArgs } from "./backend.js";
+export type {
+  AdamWArgs,
+  AttentionShape,
+  Backend,
+  FloatArray,
+  MatmulArgs,
+  PackedMatrix,
+  PackedType,
+} from "./backend.js";
+export { GGML_TYPE_IDS } from "./backend.js";
 export { packageRoot } from "./package-root.js";
 
 let active: Backend | null = null;

@@ -5,7 +5,14 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import type { AdamWArgs, AttentionShape, Backend, FloatArray, MatmulArgs } from "./backend.js";
+import {
+  type AdamWArgs,
+  type AttentionShape,
+  type Backend,
+  type FloatArray,
+  GGML_TYPE_IDS,
+  type MatmulArgs,
+} from "./backend.js";
 import { packageRoot } from "./package-root.js";
 
 type F32 = Float32Array;
@@ -33,6 +40,10 @@ export interface NativeAddon {
   selectIsa(isa: string): boolean;
   matmul: NativeMatmul;
   matmulBf16: NativeMatmul;
+  /** out[m, n] = x[m, k]·Wᵀ, W [n, k] in ggml type `type` (native/src/bind_quant.cc). */
+  matmulQuant(x: F32, w: Uint8Array, out: F32, m: number, n: number, k: number, type: number): void;
+  /** The variant matmulQuant runs: "avx512vnni", "avx512", "avx2" or "generic". */
+  quantIsa(): string;
   add(a: F32, b: F32, out: F32, n: number, bn: number): void;
   mul(a: F32, b: F32, out: F32, n: number, bn: number): void;
   scale(a: F32, s: number, out: F32, n: number): void;
@@ -220,6 +231,11 @@ export function nativeIsa(): string {
   return addonOrThrow().isa();
 }
 
+/** The variant of the quantized-weight products ("avx512vnni", "avx512", "avx2" or "generic"). */
+export function nativeQuantIsa(): string {
+  return addonOrThrow().quantIsa();
+}
+
 /** Resizes the kernel thread pool (n < 1: the default); returns the new size. */
 export function setNativeThreads(n: number): number {
   return addonOrThrow().setThreads(n);
@@ -269,6 +285,18 @@ function makeBackend(a: NativeAddon): Backend {
 
     matmul: (x, y, c, m) => product(a.matmul, "matmul", x, y, c, m),
     matmulBf16: (x, y, c, m) => product(a.matmulBf16, "matmulBf16", x, y, c, m),
+
+    matmulQuant(x, w, out, m) {
+      a.matmulQuant(
+        f32(x, "matmulQuant x"),
+        w.bytes,
+        f32(out, "matmulQuant out"),
+        m,
+        w.rows,
+        w.cols,
+        GGML_TYPE_IDS[w.type],
+      );
+    },
 
     add: (x, y, out, n, bn) => a.add(f32(x, "add a"), f32(y, "add b"), f32(out, "add out"), n, bn),
     mul: (x, y, out, n, bn) => a.mul(f32(x, "mul a"), f32(y, "mul b"), f32(out, "mul out"), n, bn),

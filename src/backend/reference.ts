@@ -31,7 +31,7 @@ import {
   sumRows,
   sumSquares,
 } from "./reference/elementwise.js";
-import { matmul, matmulBf16 } from "./reference/matmul.js";
+import { matmul, matmulBf16, matmulQuant } from "./reference/matmul.js";
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from "./reference/norm.js";
 import {
   clamp,
@@ -55,6 +55,7 @@ export const reference: Backend = {
   threads: () => 1,
   matmul,
   matmulBf16,
+  matmulQuant,
   add,
   mul,
   scale,

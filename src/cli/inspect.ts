@@ -35,7 +35,7 @@ export function registerInspectCommand(program: Command): void {
     .option("--ablate <heads>", "also run with these heads zero-ablated, e.g. L1H2,L0H3", headList)
     .option("--json", "print the whole report as JSON (patterns, lens, attribution, losses)", false)
     .action((o) => {
-      const loaded = loadModel(o.model);
+      const loaded = loadModel(o.model, { dequantize: true });
       const ids = loaded.tokenizer.encode(o.prompt);
       if (ids.length > loaded.model.config.context)
         throw new Error(

@@ -35,7 +35,7 @@ export function registerIoCommands(program: Command): void {
     )
     .option("--json", "print the result as JSON", false)
     .action((o) => {
-      const { model, tokenizer, trainConfig } = loadModel(o.model);
+      const { model, tokenizer, trainConfig } = loadModel(o.model, { dequantize: true });
       const result = exportModel(model, tokenizer, { format: o.format, dtype: o.dtype, out: o.out });
       // A quantized export reports what it costs, on the validation split the model was trained against.
       let report: ReturnType<typeof quantizationReport> | null = null;

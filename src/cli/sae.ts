@@ -103,7 +103,7 @@ export function registerSaeCommands(program: Command): void {
     .action((o) => {
       if ((o.l1 === undefined) === (o.topk === undefined))
         throw new Error("sae train: give exactly one of --l1 λ (a ReLU SAE) or --topk K");
-      const loaded = loadModel(o.model);
+      const loaded = loadModel(o.model, { dequantize: true });
       checkSaeHook(loaded.model, o.hook);
       const ds = openData(loaded, o.data, "sae train");
       const width = loaded.model.config.dModel;
@@ -195,7 +195,7 @@ export function registerSaeCommands(program: Command): void {
       if (window.length !== 2 || window.some((n) => !Number.isInteger(n) || n < 0))
         throw new Error(`sae inspect: --window expects two counts "before,after", got "${o.window}"`);
       const { sae, file } = loadSae(dir);
-      const loaded = loadModel(o.model ?? file.info.model);
+      const loaded = loadModel(o.model ?? file.info.model, { dequantize: true });
       const ds = openData(
         loaded,
         o.data ?? (existsSync(file.info.data) ? file.info.data : undefined),

@@ -16,7 +16,7 @@ export interface StartingPoint {
 export function initModel(ctx: SetupContext, command: string): StartingPoint {
   const { config: c, say } = ctx;
   if (!c.init) throw new Error(`${command}: give the model to start from (--model <run, folder or file>)`);
-  const loaded = loadModel(c.init, { root: c.root, warn: say });
+  const loaded = loadModel(c.init, { root: c.root, warn: say, dequantize: true });
   const tokenizer = loaded.tokenizer.withAddedTokens(CHAT_TOKENS);
   let model = loaded.model;
   if (tokenizer !== loaded.tokenizer) {

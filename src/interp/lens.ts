@@ -89,7 +89,7 @@ export function directLogitAttribution(
   const param = (name: string) => {
     const p = model.params.get(name);
     if (!p) throw new Error(`direct logit attribution: missing parameter ${name}`);
-    return p.data;
+    return p.packed ? p.packed.dequantizeRows(0, p.packed.rows) : p.data; // a quantized model's head
   };
   // u = gain ⊙ W_U[target], centred for LayerNorm (centring each part is centring u); s from the cache.
   const gain = param(`${n.finalNorm}.weight`);

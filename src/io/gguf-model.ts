@@ -22,7 +22,7 @@ import {
   paramSpecs,
   parseModelConfig,
 } from "../nn/index.js";
-import { parameter } from "../tensor/index.js";
+import { packedParameter, parameter, type Tensor } from "../tensor/index.js";
 import { type Architecture, exportArchitecture } from "./architecture.js";
 import { chatExport, importedTemplateNotes } from "./chat-template.js";
 import {
@@ -48,6 +48,7 @@ import {
   type QuantPreset,
   quantTensorType,
 } from "./gguf-quant-rules.js";
+import { packMatrix, permutePackedRows } from "./packed.js";
 
 /** The shortest decimal that rounds to the same float32: GGUF stores eps and theta as f32, 1e-5 stays 1e-5. */
 function shortestF32(x: number): number {
@@ -336,14 +337,35 @@ export function modelToGguf(model: Model, tokenizer: Tokenizer | null, opts: Ggu
 /** Longest context an imported model may claim (2^21 positions); larger is treated as a corrupt file. */
 export const MAX_CONTEXT = 1 << 21;
 
+/** Row order that undoes llama.cpp's interleaved rotary rows (permuteRotary's inverse, for packed rows). */
+function unrotatedRowOrder(heads: number, hd: number): Int32Array {
+  const order = new Int32Array(heads * hd);
+  const half = hd / 2;
+  for (let h = 0; h < heads; h++)
+    for (let j = 0; j < half; j++)
+      for (let s = 0; s < 2; s++) order[h * hd + s * half + j] = h * hd + 2 * j + s;
+  return order;
+}
+
+export interface GgufImportOptions {
+  /**
+   * Keep the 2-D weights that the file holds in F16, BF16 or a block type (the linear layers, the head and
+   * the token embedding) in that type — packed parameters that linear() multiplies natively and embedding()
+   * dequantizes row by row — instead of dequantizing them to float32. Such a model runs inference only.
+   */
+  packed?: boolean;
+}
+
 /**
  * Reads a GGUF file (llama, qwen3 or gpt2 architecture; F32, F16, BF16 or any block type in ggml-quants.ts)
- * into an afterscale model. F16 and BF16 widen to float32 exactly; quantized tensors are dequantized to
- * float32: the model runs on the values the file holds, at float32's memory cost.
+ * into an afterscale model. F16 and BF16 widen to float32 exactly and quantized tensors are dequantized to
+ * float32 (the model runs on the values the file holds, at float32's memory cost), or with `packed` the
+ * matrices are kept in their type.
  */
 export function ggufToModel(
   buf: Uint8Array,
   where = "gguf",
+  opts: GgufImportOptions = {},
 ): { model: Model; tokenizer: Tokenizer | null; chatTemplate: string | null; notes: string[] } {
   const file = decodeGguf(buf, where);
   const arch = metaString(file, "general.architecture", where);
@@ -404,37 +426,51 @@ export function ggufToModel(
       throw new Error(
         `${where}: attention.${key} ${num(`attention.${key}`)} ≠ embedding_length / head_count ${hd} is not supported`,
       );
-  const params = new Map<string, ReturnType<typeof parameter>>();
+  const params = new Map<string, Tensor>();
   const used = new Set<string>();
-  const load = (gname: string, shape: number[]): Float32Array => {
+  const tensor = (gname: string, shape: number[]) => {
     const t = byName.get(gname);
     if (!t) throw new Error(`${where}: tensor ${gname} is missing`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
       throw new Error(`${where}: tensor ${gname} has shape [${t.shape}], expected [${shape}]`);
     used.add(gname);
-    return decodeTensorData(t);
+    return t;
   };
+  const keptTypes = new Set<string>();
   for (const s of paramSpecs(config)) {
     const qkv = /^h\.(\d+)\.attn\.(q|k|v)_proj\.(weight|bias)$/.exec(s.name);
-    let v: Float32Array;
-    if (qkv) {
-      const fusedShape = qkv[3] === "weight" ? [3 * dModel, dModel] : [3 * dModel];
-      const fused = load(`blk.${qkv[1]}.attn_qkv.${qkv[3]}`, fusedShape);
-      const n = s.shape.reduce((a, b) => a * b, 1);
-      const i = "qkv".indexOf(qkv[2]!);
-      v = fused.slice(i * n, (i + 1) * n);
-    } else {
-      v = load(ggufName(config.family, s.name), s.shape);
-      const rotated = arch === "llama" ? rotaryHeads(config, s.name) : 0;
-      if (rotated) v = permuteRotary(v, rotated, hd, s.shape[1] ?? 1, true);
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const t = qkv
+      ? tensor(`blk.${qkv[1]}.attn_qkv.${qkv[3]}`, qkv[3] === "weight" ? [3 * dModel, dModel] : [3 * dModel])
+      : tensor(ggufName(config.family, s.name), s.shape);
+    const part = qkv ? "qkv".indexOf(qkv[2]!) : 0; // which third of a fused qkv
+    const rotated = arch === "llama" ? rotaryHeads(config, s.name) : 0;
+    if (opts.packed && t.type !== "F32" && s.shape.length === 2 && !/position|wpe/.test(s.name)) {
+      // Rows are whole blocks, so slicing (fused qkv) and reordering (rotary) work on the bytes.
+      const [rows, cols] = s.shape as [number, number];
+      const rowBytes = t.bytes.length / t.shape[0]!;
+      let m = packMatrix(
+        t.type,
+        rows,
+        cols,
+        t.bytes.slice(part * rows * rowBytes, (part + 1) * rows * rowBytes),
+      );
+      if (rotated) m = permutePackedRows(m, unrotatedRowOrder(rotated, hd));
+      params.set(s.name, packedParameter(m, s.name));
+      keptTypes.add(t.type);
+      continue;
     }
+    let v = decodeTensorData(t);
+    if (qkv) v = v.slice(part * n, (part + 1) * n);
+    if (rotated) v = permuteRotary(v, rotated, hd, s.shape[1] ?? 1, true);
     params.set(s.name, parameter(v, s.shape, s.name));
   }
+  if (opts.packed) for (const p of params.values()) p.requiresGrad = false; // an inference-only model: nothing records a graph
   for (const t of file.tensors) if (!used.has(t.name)) notes.push(`ignored tensor ${t.name}`);
   const quantized = [
     ...new Set(
       file.tensors
-        .filter((t) => t.type !== "F32" && t.type !== "F16" && t.type !== "BF16")
+        .filter((t) => t.type !== "F32" && t.type !== "F16" && t.type !== "BF16" && !keptTypes.has(t.type))
         .map((t) => t.type),
     ),
   ];

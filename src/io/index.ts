@@ -4,14 +4,20 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Tokenizer } from "../data/index.js";
 import type { Model } from "../nn/index.js";
-import { type GgufDtype, ggufToModel, modelToGguf } from "./gguf-model.js";
+import { type GgufDtype, type GgufImportOptions, ggufToModel, modelToGguf } from "./gguf-model.js";
 import { exportHf, importHf } from "./hf.js";
 import { writeFileAtomic } from "./safetensors.js";
 
 export { type ChatExport, chatExport } from "./chat-template.js";
 export { bitsPerWeight, GGML_BLOCK, type GgmlTypeName } from "./ggml-quants.js";
 export { decodeGguf, encodeGguf, type GgufFile, type GgufTensor, type GgufValue } from "./gguf.js";
-export { type GgufDtype, ggufToModel, modelToGguf, permuteRotary } from "./gguf-model.js";
+export {
+  type GgufDtype,
+  type GgufImportOptions,
+  ggufToModel,
+  modelToGguf,
+  permuteRotary,
+} from "./gguf-model.js";
 export { PRESETS, QUANT_PRESETS, type QuantPreset } from "./gguf-quant-rules.js";
 export {
   QUANTIZE_TYPES,
@@ -21,6 +27,7 @@ export {
   quantizeGguf,
 } from "./gguf-quantize.js";
 export { exportHf, type HfDtype, hfConfig, hfSafetensors, importHf } from "./hf.js";
+export { packedRowBytes, packMatrix } from "./packed.js";
 export {
   type QuantizationReport,
   quantizationReport,
@@ -77,8 +84,11 @@ export interface ImportResult {
   notes: string[];
 }
 
-/** A Hugging Face checkpoint directory or a GGUF file (recognised by its magic bytes). */
-export function importModel(path: string): ImportResult {
+/**
+ * A Hugging Face checkpoint directory or a GGUF file (recognised by its magic bytes). With `packed`, a GGUF
+ * file's F16, BF16 and block-quantized matrices stay in their type (see GgufImportOptions).
+ */
+export function importModel(path: string, opts: GgufImportOptions = {}): ImportResult {
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
@@ -95,5 +105,5 @@ export function importModel(path: string): ImportResult {
   }
   if (magic.toString("latin1") !== "GGUF")
     throw new Error(`import: ${path} is neither a GGUF file nor a Hugging Face checkpoint directory`);
-  return { ...ggufToModel(readFileSync(path), path), format: "gguf" };
+  return { ...ggufToModel(readFileSync(path), path, opts), format: "gguf" };
 }

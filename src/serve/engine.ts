@@ -53,11 +53,14 @@ export function modelSource(model: Model, tokenizer: Tokenizer): ModelSource {
     kind: "weights",
     config: model.config,
     // slice(): a tensor may view a larger pooled buffer, and cloning a view clones its whole buffer.
-    weights: model.specs.map((s) => ({
-      name: s.name,
-      shape: s.shape,
-      data: model.params.get(s.name)!.data.slice() as Float32Array,
-    })),
+    weights: model.specs.map((s) => {
+      const p = model.params.get(s.name)!;
+      if (p.packed)
+        throw new Error(
+          `serve: ${s.name} is kept in ${p.packed.type}; serve a quantized model by its file or run name`,
+        );
+      return { name: s.name, shape: s.shape, data: p.data.slice() as Float32Array };
+    }),
     tokenizerJson: tokenizer.toJsonText(),
   };
 }

@@ -11,6 +11,7 @@ export {
   isGradEnabled,
   keep,
   noGrad,
+  packedParameter,
   parameter,
   shapeSize,
   Tensor,

@@ -268,10 +268,26 @@ function gradProduct(
   }
 }
 
-/** x·wᵀ + b: the nn.Linear layer, w stored [out, in]. */
+/** x·wᵀ + b: the nn.Linear layer, w stored [out, in] (in float, or packed in a ggml type). */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
-  const y = matmul(x, w, { transB: true });
+  const y = w.packed ? packedLinear(x, w) : matmul(x, w, { transB: true });
   return b ? add(y, b) : y;
+}
+
+/** x·wᵀ with w kept in a ggml type: one matmulQuant call, no float copy of w, no gradient. */
+function packedLinear(x: Tensor, w: Tensor): Tensor {
+  const p = w.packed!;
+  const k = x.shape[x.shape.length - 1];
+  if (k !== p.cols)
+    throw new Error(`linear: input ${fmt(x.shape)} does not fit weight [${p.rows},${p.cols}]`);
+  if (needsGrad(x))
+    throw new Error(
+      `linear: ${w.name ?? "the weight"} is kept in ${p.type} (a quantized model); gradients through ` +
+        "quantized weights are not supported: load the model with dequantized weights to train it",
+    );
+  const out = empty([...x.shape.slice(0, -1), p.rows], x.dtype);
+  x.kernels.matmulQuant(x.data, p, out.data, x.size / k);
+  return out;
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -613,6 +629,16 @@ export function embedding(
   }
   const [vocab, dim] = table.shape as [number, number];
   const out = empty([...idsShape, dim], table.dtype);
+  if (table.packed) {
+    // A packed table: each looked-up row dequantized (there is no gradient to record).
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!(id >= 0 && id < vocab))
+        throw new Error(`embedding: id ${id} is outside the table's ${vocab} rows`);
+      out.data.set(table.packed.dequantizeRows(id, id + 1), i * dim);
+    }
+    return out;
+  }
   table.kernels.embedding(table.data, ids, out.data, ids.length, dim);
   if (needsGrad(table)) {
     record(out, {

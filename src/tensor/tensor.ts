@@ -4,7 +4,7 @@
 // Memory: tensor storage comes from the buffer pool. `tidy(fn)` gives back every tensor created inside
 // fn except what fn returns and what was `keep()`-ed (parameters, their gradients), so a training step
 // wrapped in tidy reuses the same buffers every step instead of churning the garbage collector.
-import type { Backend, FloatArray } from "../backend/backend.js";
+import type { Backend, FloatArray, PackedMatrix } from "../backend/backend.js";
 import { backend, inPhase, reference } from "../backend/index.js";
 import { type DType, pool } from "./pool.js";
 
@@ -31,10 +31,21 @@ export class Tensor {
   kept = false;
   disposed = false;
   name?: string;
+  /**
+   * A weight kept in a ggml type (packedParameter): then `data` is empty and only linear() and embedding()
+   * read the tensor, through the packed matrix.
+   */
+  readonly packed: PackedMatrix | null;
 
-  constructor(data: FloatArray, shape: readonly number[], requiresGrad = false, base: Tensor | null = null) {
+  constructor(
+    data: FloatArray,
+    shape: readonly number[],
+    requiresGrad = false,
+    base: Tensor | null = null,
+    packed: PackedMatrix | null = null,
+  ) {
     const size = shapeSize(shape);
-    if (data.length !== size) {
+    if (packed ? data.length !== 0 : data.length !== size) {
       throw new Error(`tensor: shape [${shape.join(",")}] needs ${size} values, got ${data.length}`);
     }
     this.data = data;
@@ -43,6 +54,7 @@ export class Tensor {
     this.dtype = data instanceof Float64Array ? "float64" : "float32";
     this.requiresGrad = requiresGrad;
     this.base = base;
+    this.packed = packed;
     track(this);
   }
 
@@ -73,7 +85,7 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    if (!this.base) pool.release(this.data);
+    if (!this.base && !this.packed) pool.release(this.data);
     this.data = EMPTY;
     this.node = null;
   }
@@ -135,6 +147,17 @@ export function tensor(
 /** A trainable leaf: requires grad and survives every tidy() scope. */
 export function parameter(values: FloatArray, shape: readonly number[], name?: string): Tensor {
   const t = new Tensor(values, shape, true);
+  t.kept = true;
+  if (name) t.name = name;
+  return t;
+}
+
+/**
+ * A [rows, cols] weight kept in its ggml type, for inference: linear() multiplies it with the matmulQuant
+ * kernel and embedding() dequantizes the rows it looks up; it holds no float32 copy and takes no gradient.
+ */
+export function packedParameter(packed: PackedMatrix, name?: string): Tensor {
+  const t = new Tensor(new Float32Array(0), [packed.rows, packed.cols], false, null, packed);
   t.kept = true;
   if (name) t.name = name;
   return t;

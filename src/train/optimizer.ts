@@ -37,6 +37,11 @@ export function createOptimizer(model: Model, c: OptimizerSettings): Optimizer {
   const noDecay: Tensor[] = [];
   for (const s of model.specs) {
     const p = model.params.get(s.name)!;
+    if (p.packed)
+      throw new Error(
+        `${s.name} is kept in ${p.packed.type} (a quantized model): training needs float weights; ` +
+          "load the model with its weights dequantized (the commands that train do so)",
+      );
     if (c.optimizer === "muon" && isHiddenMatrix(s, model.config)) hidden.push(p);
     else (s.decay ? decay : noDecay).push(p);
   }

@@ -31,9 +31,17 @@ export interface LoadModelOptions {
   root?: string;
   /** Where notes and warnings go (default: stderr). */
   warn?: (message: string) => void;
+  /**
+   * Dequantize a GGUF file's F16/BF16/quantized matrices to float32 (for training from it, export, the
+   * interpretability tools). By default they stay in their type and the model runs inference only.
+   */
+  dequantize?: boolean;
 }
 
-/** Loads a model from a run name, run or checkpoint folder, Hugging Face folder or GGUF file. */
+/**
+ * Loads a model from a run name, run or checkpoint folder, Hugging Face folder or GGUF file. A GGUF file's
+ * quantized (and F16/BF16) matrices stay packed in their type unless `dequantize` is set.
+ */
 export function loadModel(spec: string, options: LoadModelOptions = {}): ResolvedModel {
   const warn = options.warn ?? ((m: string) => process.stderr.write(`afterscale: ${m}\n`));
   let p = spec;
@@ -48,7 +56,7 @@ export function loadModel(spec: string, options: LoadModelOptions = {}): Resolve
   const isFile = statSync(p).isFile();
   const isHf = !isFile && existsSync(join(p, "config.json")) && existsSync(join(p, "model.safetensors"));
   if (isHf || isFile) {
-    const imported = importModel(p);
+    const imported = importModel(p, { packed: !options.dequantize });
     for (const note of imported.notes) warn(note);
     if (!imported.tokenizer)
       throw new Error(`model ${spec}: carries no tokenizer, so text cannot be encoded`);

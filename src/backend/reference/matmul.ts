@@ -1,6 +1,6 @@
 // Batched matrix product C = op(A)·op(B) (no backward kernel: autodiff composes it from matmuls).
 
-import type { FloatArray, MatmulArgs } from "../backend.js";
+import type { FloatArray, MatmulArgs, PackedMatrix } from "../backend.js";
 import { roundArrayBf16 } from "../bf16.js";
 import { needCounts, needLength, scratch } from "./scratch.js";
 
@@ -67,4 +67,25 @@ export function matmulBf16(a: FloatArray, b: FloatArray, c: FloatArray, args: Ma
   const used = (x: FloatArray, stride: number, size: number) =>
     batch === 0 || m === 0 || n === 0 || k === 0 ? x : x.subarray(0, (batch - 1) * stride + size);
   matmul(roundArrayBf16(used(a, strideA, m * k)), roundArrayBf16(used(b, strideB, k * n)), c, args);
+}
+
+/** out[m, rows] = x·wᵀ with w dequantized (a block of rows at a time), products summed in float64. */
+export function matmulQuant(x: FloatArray, w: PackedMatrix, out: FloatArray, m: number): void {
+  const { rows: n, cols: k } = w;
+  needCounts("matmulQuant", { m, n, k });
+  needLength("matmulQuant", "x", x, m * k);
+  needLength("matmulQuant", "out", out, m * n);
+  const block = Math.max(1, Math.floor(65536 / Math.max(1, k)));
+  for (let j0 = 0; j0 < n; j0 += block) {
+    const j1 = Math.min(n, j0 + block);
+    const wt = w.dequantizeRows(j0, j1);
+    for (let i = 0; i < m; i++) {
+      for (let j = j0; j < j1; j++) {
+        const wj = (j - j0) * k;
+        let acc = 0;
+        for (let p = 0; p < k; p++) acc += x[i * k + p]! * wt[wj + p]!;
+        out[i * n + j] = acc;
+      }
+    }
+  }
 }
