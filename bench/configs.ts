@@ -58,6 +58,8 @@ export interface BenchJob {
   seed: number;
   /** Training precision (bf16-mixed: autocast on the PyTorch side); a bf16-mixed job measures training only. */
   precision?: "fp32" | "bf16-mixed";
+  /** Training only (no prefill, decode or GGUF), as a bf16-mixed job always is. */
+  trainOnly?: boolean;
   /** The llama.cpp child's GGUF file (afterscale's export of the same weights). */
   modelPath?: string;
 }

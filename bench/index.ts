@@ -12,8 +12,8 @@
 // the weights as F32, Q8_0 and Q4_0 GGUF files, afterscale on its quantized kernels against llama.cpp on the
 // same file (bench/quant.ts; --quant-only runs just that, on the configs' seeded initial weights).
 // Usage: node dist/bench/index.js [--configs tiny,small,medium,char] [--threads 2] [--warmup 2] [--steps 5]
-//                                 [--decode 128] [--quant-reps 2] [--json] [--no-docs] [--optimizer-only]
-//                                 [--quant-only]
+//                                 [--decode 128] [--reps 2] [--json] [--no-docs] [--optimizer-only]
+//                                 [--quant-only] [--bf16-only]
 // Prints a table of afterscale / peer ratios (stdout; progress on stderr), or the figures as JSON with
 // --json, and rewrites the results block of docs/benchmarks.md unless --no-docs.
 import { spawnSync } from "node:child_process";
@@ -52,8 +52,10 @@ interface Options {
   optimizerOnly: boolean;
   /** Only the quantized-decode rows, on each config's seeded initial weights. */
   quantOnly: boolean;
-  /** Repetitions of each quantized-decode measurement (the best counts). */
-  quantReps: number;
+  /** Repetitions of each quantized-decode and --bf16-only measurement (the best counts). */
+  reps: number;
+  /** Only the bf16-mixed training rows (afterscale fp32 and bf16-mixed alternating, PyTorch autocast). */
+  bf16Only: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -67,7 +69,8 @@ function parseArgs(argv: string[]): Options {
     docs: true,
     optimizerOnly: false,
     quantOnly: false,
-    quantReps: 2,
+    reps: 2,
+    bf16Only: false,
   };
   const int = (flag: string, v: string | undefined, min: number) => {
     const n = Number(v);
@@ -82,7 +85,8 @@ function parseArgs(argv: string[]): Options {
       o.optimizerOnly = true;
       o.docs = false;
     } else if (a === "--quant-only") o.quantOnly = true;
-    else if (a === "--quant-reps") o.quantReps = int(a, argv[++i], 1);
+    else if (a === "--bf16-only") o.bf16Only = true;
+    else if (a === "--reps" || a === "--quant-reps") o.reps = int(a, argv[++i], 1);
     else if (a === "--threads") o.threads = int(a, argv[++i], 1);
     else if (a === "--warmup") o.warmup = int(a, argv[++i], 0);
     else if (a === "--steps") o.steps = int(a, argv[++i], 1);
@@ -250,7 +254,7 @@ function quantDecode(
     job,
     job.modelPath,
     dir,
-    o.quantReps,
+    o.reps,
     (args) => afterscaleDecodeAtBest(args, o.threads, env),
     (j, tag) => llamaCppAtBest(`${name}-${tag}`, j, dir, env, () => {}),
     log,
@@ -278,6 +282,58 @@ function afterscaleDecodeAtBest(args: string[], threads: number, env: NodeJS.Pro
       ? undefined
       : `best of ${ok.map((r) => r.t).join(" and ")} threads: decode tokens/s ${ok.map((r) => `${fmt(r.side.decodeTokensPerSecond)} at ${r.t}`).join(", ")}`;
   return { ...best.side, ...(note ? { note } : {}) };
+}
+
+/**
+ * --bf16-only: one config's training in fp32 and in bf16-mixed, alternating (`reps` runs each, the faster
+ * counts, so background load hits both alike), then PyTorch's bf16 autocast on the same job.
+ */
+function runBf16Only(
+  name: ConfigName,
+  o: Options,
+  dir: string,
+): Pick<ConfigResult, "name" | "afterscale" | "bf16"> {
+  const job = benchJob(name, {
+    threads: o.threads,
+    warmupSteps: o.warmup,
+    timedSteps: o.steps,
+    decodeTokens: 1,
+  });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AFTERSCALE_THREADS: String(o.threads),
+    OMP_NUM_THREADS: String(o.threads),
+    MKL_NUM_THREADS: String(o.threads),
+  };
+  delete env.AFTERSCALE_PROFILE;
+  const log = (m: string) => process.stderr.write(`[bench ${name}] ${m}\n`);
+  const addon = nativeAddon();
+  const isa = "error" in addon ? "none (the native addon did not load)" : addon.isa();
+  const paths = { fp32: join(dir, `${name}-fp32.json`), bf16: join(dir, `${name}-bf16.json`) };
+  const full = { ...job, promptIds: promptIds(job.context, job.vocab) };
+  writeFileSync(paths.fp32, JSON.stringify({ ...full, trainOnly: true }));
+  writeFileSync(paths.bf16, JSON.stringify({ ...full, precision: "bf16-mixed" }));
+  const faster = (a: Side | null, b: Side) =>
+    a && (a.trainTokensPerSecond ?? 0) >= (b.trainTokensPerSecond ?? 0) ? a : b;
+  let fp32: Side | null = null;
+  let bf16: Side | null = null;
+  for (let r = 0; r < o.reps; r++) {
+    log(`afterscale fp32, then bf16-mixed (round ${r + 1} of ${o.reps}) …`);
+    fp32 = faster(fp32, runChild(process.execPath, [join(here, "train.js"), paths.fp32], env));
+    bf16 = faster(bf16, runChild(process.execPath, [join(here, "train.js"), paths.bf16], env));
+  }
+  if (isa !== "avx512bf16")
+    return {
+      name,
+      afterscale: fp32!,
+      bf16: `not measured: this CPU's kernels are ${isa}, without AVX-512 BF16`,
+    };
+  log("PyTorch, bf16 autocast …");
+  return {
+    name,
+    afterscale: fp32!,
+    bf16: { afterscale: bf16!, pytorch: runPytorch(paths.fp32, env, "bf16-autocast") },
+  };
 }
 
 /** --quant-only: the quantized-decode rows of one config, on its seeded initial weights. */
@@ -397,7 +453,7 @@ export function resultsTable(results: ConfigResult[]): string {
 }
 
 /** bf16-mixed against float32 training (issue 18): ≥ 1.6× afterscale's fp32, ≥ 1.0× PyTorch's autocast. */
-export function bf16Table(results: ConfigResult[]): string {
+export function bf16Table(results: Pick<ConfigResult, "name" | "afterscale" | "bf16">[]): string {
   const rows = [
     "| config | figure | afterscale fp32 | afterscale bf16-mixed | bf16 / fp32 | PyTorch autocast bf16 | afterscale / PyTorch (bf16) | target | met |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -539,17 +595,20 @@ const SECTION = "## Training and inference vs PyTorch and llama.cpp";
 const QUANT_BEGIN =
   "<!-- bench:quant:begin (written by `npm run bench`, or `node dist/bench/index.js --quant-only`) -->";
 const QUANT_END = "<!-- bench:quant:end -->";
+const BF16_BEGIN = "<!-- bench:bf16:begin (written by `node dist/bench/index.js --bf16-only`) -->";
+const BF16_END = "<!-- bench:bf16:end -->";
 
-/** Rewrites the quantized-decode block of docs/benchmarks.md (it must exist), keeping everything else. */
-function writeQuantDocs(block: string): string {
+/** Rewrites a marked block of docs/benchmarks.md (it must exist), keeping everything else. */
+function writeBlock(begin: string, end: string, block: string): string {
   const path = join(root, "docs", "benchmarks.md");
   const text = readFileSync(path, "utf8");
-  const b = text.indexOf(QUANT_BEGIN);
-  const e = text.indexOf(QUANT_END);
-  if (b < 0 || e < b) throw new Error(`bench: ${path} has no ${QUANT_BEGIN} … ${QUANT_END} block`);
-  writeFileSync(path, `${text.slice(0, b)}${QUANT_BEGIN}\n${block}\n${text.slice(e)}`);
+  const b = text.indexOf(begin);
+  const e = text.indexOf(end);
+  if (b < 0 || e < b) throw new Error(`bench: ${path} has no ${begin} … ${end} block`);
+  writeFileSync(path, `${text.slice(0, b)}${begin}\n${block}\n${text.slice(e)}`);
   return path;
 }
+const writeQuantDocs = (block: string) => writeBlock(QUANT_BEGIN, QUANT_END, block);
 
 /** The quantized-decode block: when, where, how, the table and its notes. */
 function quantBlock(
@@ -562,7 +621,7 @@ function quantBlock(
   const header =
     `Measured ${started.toISOString().replace(/\.\d+Z$/, "Z")} on ${machine()}; ${weights}; batch-1 decode of ${o.decode} ` +
     `greedy tokens after a 16-token prompt, each side the faster of 1 and ${o.threads} threads; ` +
-    `each file's figures are the best of ${o.quantReps} interleaved runs; 1-minute load average ${load.toFixed(2)} at the start ` +
+    `each file's figures are the best of ${o.reps} interleaved runs; 1-minute load average ${load.toFixed(2)} at the start ` +
     `and ${loadavg()[0]!.toFixed(2)} at the end. RSS after load: the afterscale process's resident set once the model is loaded.`;
   const extra = quantNotes(results);
   return `${header}\n\n${quantTable(results)}\n${extra.length ? `\n${extra.map((n) => `- ${n}`).join("\n")}\n` : ""}`;
@@ -600,6 +659,27 @@ function main(): void {
   const results: ConfigResult[] = [];
   const env: NodeJS.ProcessEnv = { ...process.env, AFTERSCALE_THREADS: String(o.threads) };
   delete env.AFTERSCALE_PROFILE;
+  if (o.bf16Only) {
+    const rows: Pick<ConfigResult, "name" | "afterscale" | "bf16">[] = [];
+    try {
+      for (const name of o.configs) rows.push(runBf16Only(name, o, dir));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const block =
+      `Measured ${started.toISOString().replace(/\.\d+Z$/, "Z")} on ${machine()}; ${o.threads} threads per side; ` +
+      `${o.warmup} warm-up + ${o.steps} timed training steps of 8192 tokens (median); afterscale fp32 and ` +
+      `bf16-mixed alternating, the faster of ${o.reps} runs each; 1-minute load average ${load.toFixed(2)} ` +
+      `at the start and ${loadavg()[0]!.toFixed(2)} at the end; the run took ${((performance.now() - t0) / 60000).toFixed(1)} minutes.\n\n` +
+      bf16Table(rows);
+    if (o.json)
+      process.stdout.write(
+        `${JSON.stringify({ date: started.toISOString(), machine: machine(), rows }, null, 2)}\n`,
+      );
+    else process.stdout.write(`${block}\n`);
+    if (o.docs) process.stderr.write(`bench: wrote ${writeBlock(BF16_BEGIN, BF16_END, block)}\n`);
+    return;
+  }
   if (o.quantOnly) {
     const quant: { name: ConfigName; quant: QuantDecode[] | null }[] = [];
     try {

@@ -84,7 +84,7 @@ function main(): void {
   }
   const peakRssTrainMiB = maxRssMiB();
   pool.clear();
-  if (job.precision === "bf16-mixed") {
+  if (job.precision === "bf16-mixed" || job.trainOnly) {
     const trained: SideResult = {
       trainTokensPerSecond: (batch * context) / median(seconds),
       trainStepSeconds: seconds,
