@@ -35,7 +35,7 @@ for (const spec of base.specs)
     const d = base.params.get(spec.name)!.data;
     for (let i = 0; i < d.length; i++) d[i]! *= 0.25;
   }
-const fileOf = (dtype: "q8_0" | "q4_0" | "q4_k_m" | "f16") => {
+const fileOf = (dtype: "q8_0" | "q4_0" | "q4_k_m" | "f16" | "bf16") => {
   const path = join(dir, `m.${dtype}.gguf`);
   writeFileSync(path, modelToGguf(base, tokenizer, { dtype }));
   return path;
@@ -94,12 +94,17 @@ function decodeLogits(model: Model, ids: Int32Array): Float64Array {
   return out;
 }
 
-for (const dtype of ["q8_0", "q4_0", "q4_k_m", "f16"] as const) {
+// bf16: the weights of sample/eval/serve in bf16 (a BF16 GGUF, e.g. exported from a bf16-mixed run).
+for (const dtype of ["q8_0", "q4_0", "q4_k_m", "f16", "bf16"] as const) {
   test(`${dtype}: greedy tokens and loss on packed weights match the dequantized model`, () => {
     const path = fileOf(dtype);
     const packed = loadModel(path, quiet).model;
     const floats = loadModel(path, { ...quiet, dequantize: true }).model;
     const vocab = floats.config.vocab;
+    // F16 and BF16 files hold every matrix in that type, and so does the packed model.
+    if (dtype === "f16" || dtype === "bf16")
+      for (const [name, p] of packed.params)
+        if (p.shape.length === 2) assert.equal(p.packed?.type, dtype.toUpperCase(), name);
     // Decode: the dequantized model's greedy continuation, fed one token at a time to both. The packed
     // model picks the same token wherever the choice is not a near-tie (top-2 gap > 0.1 logit), and its
     // logits stay within 0.15 of the dequantized model's (8-bit activations; F16: float32 rounding only).
@@ -120,10 +125,10 @@ for (const dtype of ["q8_0", "q4_0", "q4_k_m", "f16"] as const) {
       `${dtype}: only ${decided} of ${ids.length} positions are decided`,
     );
     assert.ok(
-      maxAbsDiff(lp, lf) < (dtype === "f16" ? 1e-4 : 0.15),
+      maxAbsDiff(lp, lf) < (dtype === "f16" || dtype === "bf16" ? 1e-4 : 0.15),
       `${dtype}: max |Δlogit| ${maxAbsDiff(lp, lf)}`,
     );
-    if (dtype === "q8_0" || dtype === "f16") {
+    if (dtype === "q8_0" || dtype === "f16" || dtype === "bf16") {
       const again = generate(packed, tokenizer, "The quick brown fox", opts);
       assert.deepEqual(Array.from(again.ids), Array.from(greedy.ids)); // the same greedy tokens end to end
     }
