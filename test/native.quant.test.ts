@@ -111,7 +111,7 @@ const TYPES: { type: PackedType; ks: number[]; shift: number }[] = [
 test("matmulQuant: every type and variant within the activation-quantisation bound of dequantise-then-multiply", () => {
   const native = nativeBackend();
   assert.ok(native, "the native addon is required for this test");
-  const defaultIsa = nativeIsa() as "avx512" | "avx2" | "generic";
+  const defaultIsa = nativeIsa() as "avx512bf16" | "avx512" | "avx2" | "generic";
   const variants = new Set<string>();
   try {
     for (const isa of ["avx512", "avx2", "generic"] as const) {
@@ -142,6 +142,27 @@ test("matmulQuant: every type and variant within the activation-quantisation bou
     selectNativeIsa(defaultIsa);
   }
   assert.ok(variants.has("generic"), "the portable variant ran");
+});
+
+test("matmulQuant runs the variant of the kernel set in use, the bf16 set included", () => {
+  const defaultIsa = nativeIsa();
+  const want: Record<string, string[]> = {
+    avx512bf16: ["avx512vnni", "avx512"],
+    avx512: ["avx512vnni", "avx512"],
+    avx2: ["avx2"],
+    generic: ["generic"],
+  };
+  try {
+    for (const [isa, variants] of Object.entries(want)) {
+      if (!selectNativeIsa(isa as "avx512bf16")) continue;
+      assert.ok(
+        variants.includes(nativeQuantIsa()),
+        `kernel set ${isa} ran matmulQuant's ${nativeQuantIsa()}`,
+      );
+    }
+  } finally {
+    selectNativeIsa(defaultIsa as "avx512bf16");
+  }
 });
 
 test("matmulQuant: native and reference backends agree, and the tile path is exact", () => {

@@ -17,7 +17,8 @@ MatmulQuantFn matmul_quant_kernel(const char** isa) {
   MatmulQuantFn fn = generic::matmul_quant;
   const char* name = "generic";
 #ifdef AS_HAVE_X86_VARIANTS
-  if (std::strcmp(set, "avx512") == 0) {
+  // "avx512" or "avx512bf16" (the AVX-512 set with the bf16 GEMM): both run the AVX-512 variants.
+  if (std::strncmp(set, "avx512", 6) == 0) {
     __builtin_cpu_init();
     const bool vnni = __builtin_cpu_supports("avx512vnni");
     fn = vnni ? avx512vnni::matmul_quant : avx512::matmul_quant;

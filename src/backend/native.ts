@@ -242,7 +242,7 @@ export function setNativeThreads(n: number): number {
 }
 
 /** Forces an instruction set if this CPU supports it; returns false (and changes nothing) otherwise. */
-export function selectNativeIsa(isa: "avx512" | "avx2" | "generic"): boolean {
+export function selectNativeIsa(isa: "avx512bf16" | "avx512" | "avx2" | "generic"): boolean {
   return addonOrThrow().selectIsa(isa);
 }
 
