@@ -226,7 +226,7 @@ function addonOrThrow(): NativeAddon {
   return a;
 }
 
-/** The instruction set the kernels run with ("avx512", "avx2" or "generic"). */
+/** The instruction set the kernels run with ("avx512bf16", "avx512", "avx2" or "generic"). */
 export function nativeIsa(): string {
   return addonOrThrow().isa();
 }
