@@ -327,6 +327,14 @@ inline void store_part(float* c, vec v, int cols, bool add) {
 #endif
 }
 
+// Writes an R×NR accumulator tile to C (adding to C with `add`): only its first nr (<= NR) columns.
+template <int R>
+inline void store_tile(vec (&acc)[R][NV], float* c, int64_t ldc, bool add, int nr) {
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV && j * VW < nr; j++)
+      store_part(c + i * ldc + j * VW, acc[i][j], std::min(VW, nr - j * VW), add);
+}
+
 // Micro-kernel: C[R×NR] (+)= Apanel[kc][MR] · Bpanel[kc][NR] for the first R (<= MR) rows of the panel,
 // accumulators in registers; only the first nr (<= NR) columns are written.
 template <int R>
@@ -352,9 +360,7 @@ void micro(int64_t kc, const float* __restrict pa, const float* __restrict pb, f
         vstore(cij, add ? vadd(vload(cij), acc[i][j]) : acc[i][j]);
       }
   } else {
-    for (int i = 0; i < R; i++)
-      for (int j = 0; j < NV && j * VW < nr; j++)
-        store_part(c + i * ldc + j * VW, acc[i][j], std::min(VW, nr - j * VW), add);
+    store_tile<R>(acc, c, ldc, add, nr);
   }
 }
 
@@ -756,9 +762,7 @@ void micro_strided(int64_t kc, const float* __restrict pa, const float* __restri
     pa += MR;
     b += ldb;
   }
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < NV && j * VW < nr; j++)
-      store_part(c + i * ldc + j * VW, acc[i][j], std::min(VW, nr - j * VW), add);
+  store_tile<R>(acc, c, ldc, add, nr);
 }
 
 template <int... I>

@@ -91,9 +91,7 @@ void micro_bf16(int64_t kp, const float* __restrict pa_, const float* __restrict
     pa += MR;
     pb += NR;
   }
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < NV && j * VW < nr; j++)
-      store_part(c + i * ldc + j * VW, acc[i][j], std::min(VW, nr - j * VW), add);
+  store_tile<R>(acc, c, ldc, add, nr);
 }
 
 template <int... I>
