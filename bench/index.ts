@@ -106,6 +106,18 @@ function parseArgs(argv: string[]): Options {
 
 type Side = SideResult & { generated?: number[] };
 
+/** The children's environment: every side on `threads` threads, and never the kernel profiler. */
+function childEnv(threads: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AFTERSCALE_THREADS: String(threads),
+    OMP_NUM_THREADS: String(threads),
+    MKL_NUM_THREADS: String(threads),
+  };
+  delete env.AFTERSCALE_PROFILE;
+  return env;
+}
+
 /** Runs one child; its last stdout line is its JSON result. A failure becomes a note, not a crash. */
 function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv): Side {
   const r = spawnSync(cmd, args, { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20 });
@@ -155,13 +167,7 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
   const full = { ...job, modelPath, promptIds: promptIds(job.context, job.vocab) };
   const jobPath = join(dir, `${name}.json`);
   writeFileSync(jobPath, JSON.stringify(full));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    AFTERSCALE_THREADS: String(o.threads),
-    OMP_NUM_THREADS: String(o.threads),
-    MKL_NUM_THREADS: String(o.threads),
-  };
-  delete env.AFTERSCALE_PROFILE;
+  const env = childEnv(o.threads);
   const log = (m: string) => process.stderr.write(`[bench ${name}] ${m}\n`);
   log(`afterscale (${job.batch}×${job.context} tokens per step, ${o.warmup}+${o.steps} steps) …`);
   const afterscale = runChild(process.execPath, [join(here, "train.js"), jobPath], env);
@@ -299,13 +305,7 @@ function runBf16Only(
     timedSteps: o.steps,
     decodeTokens: 1,
   });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    AFTERSCALE_THREADS: String(o.threads),
-    OMP_NUM_THREADS: String(o.threads),
-    MKL_NUM_THREADS: String(o.threads),
-  };
-  delete env.AFTERSCALE_PROFILE;
+  const env = childEnv(o.threads);
   const log = (m: string) => process.stderr.write(`[bench ${name}] ${m}\n`);
   const addon = nativeAddon();
   const isa = "error" in addon ? "none (the native addon did not load)" : addon.isa();
@@ -345,8 +345,7 @@ function runQuantOnly(name: ConfigName, o: Options, dir: string): QuantDecode[] 
     modelPath,
     modelToGguf(createModel(config, job.seed), benchTokenizer(config.vocab), { dtype: "f32" }),
   );
-  const env: NodeJS.ProcessEnv = { ...process.env, AFTERSCALE_THREADS: String(o.threads) };
-  delete env.AFTERSCALE_PROFILE;
+  const env = childEnv(o.threads);
   const log = (m: string) => process.stderr.write(`[bench ${name}] ${m}\n`);
   return quantDecode(
     name,
@@ -657,8 +656,7 @@ function main(): void {
   const load = loadavg()[0]!;
   const t0 = performance.now();
   const results: ConfigResult[] = [];
-  const env: NodeJS.ProcessEnv = { ...process.env, AFTERSCALE_THREADS: String(o.threads) };
-  delete env.AFTERSCALE_PROFILE;
+  const env = childEnv(o.threads);
   if (o.bf16Only) {
     const rows: Pick<ConfigResult, "name" | "afterscale" | "bf16">[] = [];
     try {

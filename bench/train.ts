@@ -13,6 +13,7 @@ import { createModel, decayGroups, forward, newKVCache } from "../src/nn/index.j
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
 import { crossEntropy, noGrad, pool, tidy, withPrecision } from "../src/tensor/index.js";
 import { type BenchJob, benchModelConfig, median, type SideResult } from "./configs.js";
+import { timedGreedyDecode } from "./decode.js";
 import { benchTokenizer } from "./tokenizer.js";
 
 const maxRssMiB = () => process.resourceUsage().maxRSS / 1024;
@@ -26,19 +27,6 @@ function randomIds(n: number, vocab: number, seed: number): Int32Array {
     ids[i] = (s >>> 8) % vocab;
   }
   return ids;
-}
-
-function argmax(row: Float32Array | Float64Array, from: number, n: number): number {
-  let best = 0;
-  let bestV = -Infinity;
-  for (let i = 0; i < n; i++) {
-    const v = row[from + i]!;
-    if (v > bestV) {
-      bestV = v;
-      best = i;
-    }
-  }
-  return best;
 }
 
 function main(): void {
@@ -112,31 +100,17 @@ function main(): void {
   }
 
   // ---- decode: greedy, one token at a time after a short prompt
-  const cache = newKVCache(model, job.decodePrompt + job.decodeTokens);
-  const generated: number[] = [];
-  let next = 0;
-  const step = (ids: Int32Array) =>
-    noGrad(() =>
-      tidy(() => {
-        const logits = forward(model, ids, 1, ids.length, { cache });
-        next = argmax(logits.data, (ids.length - 1) * vocab, vocab);
-      }),
-    );
-  step(prompt.subarray(0, job.decodePrompt));
-  const perToken: number[] = [];
-  for (let i = 0; i < job.decodeTokens; i++) {
-    generated.push(next);
-    const t0 = performance.now();
-    step(Int32Array.of(next));
-    perToken.push((performance.now() - t0) / 1000);
-  }
-  cache.dispose();
+  const { generated, perTokenSeconds } = timedGreedyDecode(
+    model,
+    prompt.subarray(0, job.decodePrompt),
+    job.decodeTokens,
+  );
 
   const result: SideResult & { generated: number[] } = {
     trainTokensPerSecond: (batch * context) / median(seconds),
     trainStepSeconds: seconds,
     prefillTokensPerSecond: context / median(prefill),
-    decodeTokensPerSecond: 1 / median(perToken),
+    decodeTokensPerSecond: 1 / median(perTokenSeconds),
     peakRssTrainMiB,
     peakRssMiB: maxRssMiB(),
     loss: losses,

@@ -81,7 +81,7 @@ export type PackedType =
   | "Q5_K"
   | "Q6_K";
 
-export const GGML_TYPE_IDS: Record<PackedType, number> = {
+export const GGML_TYPE_IDS = {
   F16: 1,
   Q4_0: 2,
   Q4_1: 3,
@@ -92,7 +92,7 @@ export const GGML_TYPE_IDS: Record<PackedType, number> = {
   Q5_K: 13,
   Q6_K: 14,
   BF16: 30,
-};
+} as const satisfies Record<PackedType, number>;
 
 /**
  * A weight matrix [rows, cols] kept in a ggml type: the bytes of a GGUF tensor, row after row, each row

@@ -8,6 +8,7 @@
 // double rounding is provably the same as float32 rounding (53 ≥ 2·24 + 2), so each step lands on the bit
 // pattern C gets. test/io.quants.test.ts holds this to ggml's own output, byte for byte.
 
+import { GGML_TYPE_IDS } from "../backend/index.js";
 import {
   dequantizeQ4_K,
   dequantizeQ5_K,
@@ -21,20 +22,8 @@ import { floatToHalf, halfToFloat } from "./half.js";
 
 const f = Math.fround;
 
-/** The ggml_type ids of the tensor types afterscale reads and writes (ggml.h). */
-export const GgmlType = {
-  F32: 0,
-  F16: 1,
-  Q4_0: 2,
-  Q4_1: 3,
-  Q5_0: 6,
-  Q5_1: 7,
-  Q8_0: 8,
-  Q4_K: 12,
-  Q5_K: 13,
-  Q6_K: 14,
-  BF16: 30,
-} as const;
+/** The ggml_type ids of the tensor types afterscale reads and writes (ggml.h): F32 and the packed types. */
+export const GgmlType = { F32: 0, ...GGML_TYPE_IDS } as const;
 export type GgmlTypeName = keyof typeof GgmlType;
 export type QuantTypeName = Exclude<GgmlTypeName, "F32" | "F16" | "BF16">;
 

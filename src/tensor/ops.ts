@@ -163,57 +163,47 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return out;
 }
 
-type Product = (
-  a: FloatArray,
-  b: FloatArray,
-  c: FloatArray,
-  batch: number,
-  m: number,
-  n: number,
-  k: number,
-  transA: boolean,
-  transB: boolean,
-  strideA: number,
-  strideB: number,
-  accumulate: boolean,
-) => void;
-
-const mmF32: Product = (...args) => product("matmul", ...args);
-const mmBf16: Product = (...args) => product("matmulBf16", ...args);
-
-function product(
-  kernel: "matmul" | "matmulBf16",
-  a: FloatArray,
-  b: FloatArray,
-  c: FloatArray,
-  batch: number,
-  m: number,
-  n: number,
-  k: number,
-  transA: boolean,
-  transB: boolean,
-  strideA: number,
-  strideB: number,
-  accumulate: boolean,
-): void {
-  const kernels = c instanceof Float64Array ? reference : backend();
-  // A shared right operand and a plain left one: the whole batch is one tall product.
-  if (batch > 1 && strideB === 0 && !transA && strideA === m * k) {
-    kernels[kernel](a, b, c, {
-      batch: 1,
-      m: batch * m,
-      n,
-      k,
-      transA,
-      transB,
-      strideA: 0,
-      strideB: 0,
-      accumulate,
-    });
-    return;
-  }
-  kernels[kernel](a, b, c, { batch, m, n, k, transA, transB, strideA, strideB, accumulate });
-}
+/**
+ * One of the backend's two products (float32, or bf16 operands) as a function of flat arguments; a shared
+ * right operand with a plain left one becomes one tall product over the whole batch.
+ */
+const product =
+  (kernel: "matmul" | "matmulBf16") =>
+  (
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    strideA: number,
+    strideB: number,
+    accumulate: boolean,
+  ): void => {
+    const kernels = c instanceof Float64Array ? reference : backend();
+    // A shared right operand and a plain left one: the whole batch is one tall product.
+    if (batch > 1 && strideB === 0 && !transA && strideA === m * k) {
+      kernels[kernel](a, b, c, {
+        batch: 1,
+        m: batch * m,
+        n,
+        k,
+        transA,
+        transB,
+        strideA: 0,
+        strideB: 0,
+        accumulate,
+      });
+      return;
+    }
+    kernels[kernel](a, b, c, { batch, m, n, k, transA, transB, strideA, strideB, accumulate });
+  };
+type Product = ReturnType<typeof product>;
+const mmF32 = product("matmul");
+const mmBf16 = product("matmulBf16");
 
 /**
  * Adds a product to t's gradient. When t already has one (a tensor feeding several products, like the
