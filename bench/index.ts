@@ -541,13 +541,14 @@ function optimizerShares(o: Options, env: NodeJS.ProcessEnv): OptimizerShare[] |
 
 export function optimizerTable(shares: OptimizerShare[]): string {
   const rows = [
-    "| preset | optimizer | training step (s) | optimizer update (s) | update / step | target | met |",
-    "|---|---|---|---|---|---|---|",
+    "| preset | optimizer | training step | step (s) | optimizer update (s) | update / step | target | met |",
+    "|---|---|---|---|---|---|---|---|",
   ];
   for (const s of shares) {
     const muon = s.optimizer === "muon";
+    const name = muon ? `muon, Newton–Schulz in ${s.muonPrecision ?? "fp32"}` : s.optimizer;
     rows.push(
-      `| ${s.preset} | ${s.optimizer} | ${fmt(s.stepSeconds, 3)} | ${fmt(s.updateSeconds, 3)} | ${(100 * s.share).toFixed(1)}% | ` +
+      `| ${s.preset} | ${name} | ${s.precision ?? "fp32"} | ${fmt(s.stepSeconds, 3)} | ${fmt(s.updateSeconds, 3)} | ${(100 * s.share).toFixed(1)}% | ` +
         `${muon ? `≤ ${100 * MUON_SHARE_TARGET}%` : ""} | ${muon ? verdict(s.share, MUON_SHARE_TARGET, true) : ""} |`,
     );
   }

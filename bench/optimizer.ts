@@ -1,18 +1,23 @@
-// The optimizer's share of a training step, AdamW against Muon (Newton–Schulz included), at the trainer's
-// presets and defaults (llama, vocabulary 4096, 16 × 128 tokens per step), in its own process:
+// The optimizer's share of a training step, AdamW against Muon (Newton–Schulz included, its products in fp32
+// and in bf16), at the trainer's presets and defaults (llama, vocabulary 4096, 16 × 128 tokens per step),
+// with fp32 training steps and, for Muon with bf16 Newton–Schulz, bf16-mixed ones too, in its own process:
 //   node dist/bench/optimizer.js [--presets micro,small] [--warmup 2] [--steps 5]
 // One step is the trainer's: forward + cross-entropy + backward under tidy, clipping at 1.0, the update,
 // zeroGrad. Both optimizers are timed on the same model, each after its own warm-up steps; the figure is
 // median(update seconds) / median(step seconds). Prints one JSON object on stdout.
 import { createModel, forward, type PresetName, preset, presetNames } from "../src/nn/index.js";
 import { clipGradNorm } from "../src/optim/index.js";
-import { crossEntropy, tidy } from "../src/tensor/index.js";
+import { crossEntropy, type Precision, tidy, withPrecision } from "../src/tensor/index.js";
 import { createOptimizer, optimizerNames, parseTrainConfig } from "../src/train/index.js";
 import { median } from "./configs.js";
 
 export interface OptimizerShare {
   preset: PresetName;
   optimizer: (typeof optimizerNames)[number];
+  /** Newton–Schulz's products (Muon only). */
+  muonPrecision?: "fp32" | "bf16";
+  /** The training step's matrix products. */
+  precision: Precision;
   stepSeconds: number;
   updateSeconds: number;
   /** updateSeconds / stepSeconds (medians). */
@@ -47,14 +52,26 @@ function measure(name: PresetName, warmup: number, steps: number): OptimizerShar
   const ids = Int32Array.from({ length: n }, (_, i) => (i * 7919) % c.vocab);
   const targets = Int32Array.from({ length: n }, (_, i) => (i * 104729 + 1) % c.vocab);
   const out: OptimizerShare[] = [];
-  for (const optimizer of optimizerNames) {
-    const opt = createOptimizer(model, { ...c, optimizer });
+  const variants = [
+    { optimizer: "adamw", precision: "fp32" },
+    { optimizer: "muon", muonPrecision: "fp32", precision: "fp32" },
+    { optimizer: "muon", muonPrecision: "bf16", precision: "fp32" },
+    { optimizer: "muon", muonPrecision: "bf16", precision: "bf16-mixed" },
+  ] as const;
+  if (optimizerNames.some((o) => !variants.some((v) => v.optimizer === o)))
+    throw new Error(`an optimizer is missing from the benchmark: ${optimizerNames.join(", ")}`);
+  for (const v of variants) {
+    const { optimizer, precision } = v;
+    const muonPrecision = "muonPrecision" in v ? v.muonPrecision : undefined;
+    const opt = createOptimizer(model, { ...c, optimizer, muonPrecision: muonPrecision ?? "fp32" });
     const params = opt.params();
     const step: number[] = [];
     const update: number[] = [];
     for (let s = 0; s < warmup + steps; s++) {
       const t0 = performance.now();
-      tidy(() => crossEntropy(forward(model, ids, c.batchSize, c.context), targets).backward());
+      withPrecision(precision, () =>
+        tidy(() => crossEntropy(forward(model, ids, c.batchSize, c.context), targets).backward()),
+      );
       clipGradNorm(params, 1);
       const t1 = performance.now();
       opt.update(1e-4);
@@ -67,7 +84,15 @@ function measure(name: PresetName, warmup: number, steps: number): OptimizerShar
     }
     const stepSeconds = median(step);
     const updateSeconds = median(update);
-    out.push({ preset: name, optimizer, stepSeconds, updateSeconds, share: updateSeconds / stepSeconds });
+    out.push({
+      preset: name,
+      optimizer,
+      ...(muonPrecision ? { muonPrecision } : {}),
+      precision,
+      stepSeconds,
+      updateSeconds,
+      share: updateSeconds / stepSeconds,
+    });
   }
   return out;
 }

@@ -344,3 +344,105 @@ test("native matmul rejects wrong sizes and types with an error, never a crash",
   const f64 = new Float64Array(8) as unknown as Float32Array;
   assert.throws(() => lib.matmul(a, b, f64, 1, 2, 4, 3, false, false, 6, 12, false), /Float32Array/);
 });
+
+// Newton–Schulz's Gram products: a symmetric C is computed as its upper triangle and mirrored, and must
+// equal the full product bit for bit (both entries of a pair sum the same products in the same order).
+test("native matmul symmetric: X·Xᵀ, Xᵀ·X and A·A equal the full product bit for bit, on every instruction set", () => {
+  const lib = addon();
+  const original = lib.isa();
+  const symmetric = (n: number) => {
+    const r = uniform(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) r[i * n + j] = r[j * n + i]!;
+    return r;
+  };
+  const cases: { label: string; a: Float32Array; b: Float32Array; c0: Float32Array; g: Case }[] = [];
+  for (const [s, l, batch] of [
+    [20, 9, 1],
+    [40, 64, 3],
+    [130, 385, 2],
+    [300, 70, 1],
+  ] as const) {
+    const x = uniform(batch * s * l);
+    const base = { batch, m: s, n: s, strideA: s * l, strideB: s * l };
+    cases.push({
+      label: `X·Xᵀ ${s}×${l}`,
+      a: x,
+      b: x,
+      c0: uniform(batch * s * s),
+      g: { ...base, k: l, transA: false, transB: true, accumulate: false },
+    });
+    // Xᵀ·X of the same data read as [l, s] (the tall side).
+    cases.push({
+      label: `Xᵀ·X ${l}×${s}`,
+      a: x,
+      b: x,
+      c0: uniform(batch * s * s),
+      g: { ...base, k: l, transA: true, transB: false, accumulate: false },
+    });
+    const a = new Float32Array(batch * s * s);
+    for (let i = 0; i < batch; i++) a.set(symmetric(s), i * s * s);
+    const c0 = new Float32Array(batch * s * s);
+    for (let i = 0; i < batch; i++) c0.set(symmetric(s), i * s * s);
+    const sq = { batch, m: s, n: s, k: s, strideA: s * s, strideB: s * s, transA: false, transB: false };
+    cases.push({ label: `A·A ${s}`, a, b: a, c0, g: { ...sq, accumulate: true } });
+  }
+  let ran = 0;
+  try {
+    for (const isa of ISAS) {
+      if (!lib.selectIsa(isa)) continue;
+      ran++;
+      for (const product of [lib.matmul, lib.matmulBf16])
+        for (const { label, a, b, c0, g } of cases) {
+          const run = (sym: boolean) => {
+            const c = c0.slice();
+            product(
+              a,
+              b,
+              c,
+              g.batch,
+              g.m,
+              g.n,
+              g.k,
+              g.transA,
+              g.transB,
+              g.strideA,
+              g.strideB,
+              g.accumulate,
+              sym,
+            );
+            return c;
+          };
+          const full = run(false);
+          const half = run(true);
+          const at = half.findIndex((v, i) => !Object.is(v, full[i]));
+          assert.equal(
+            at,
+            -1,
+            `${isa} ${product === lib.matmul ? "matmul" : "matmulBf16"} ${label}: element ${at}`,
+          );
+        }
+    }
+  } finally {
+    lib.selectIsa(original);
+  }
+  assert.ok(ran >= 1);
+  assert.throws(
+    () =>
+      lib.matmul(
+        new Float32Array(6),
+        new Float32Array(12),
+        new Float32Array(8),
+        1,
+        2,
+        4,
+        3,
+        false,
+        false,
+        6,
+        12,
+        false,
+        true,
+      ),
+    /symmetric needs m == n/,
+  );
+});

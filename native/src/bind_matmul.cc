@@ -1,4 +1,5 @@
-// JS bindings: matmul / matmulBf16(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, accumulate).
+// JS bindings: matmul / matmulBf16(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, accumulate[,
+// symmetric]).
 #include <napi.h>
 
 #include "bind.h"
@@ -21,6 +22,8 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   args.strideA = int_(info, 9, "strideA");
   args.strideB = int_(info, 10, "strideB");
   args.accumulate = flag(info, 11);
+  args.symmetric = flag(info, 12);
+  if (args.symmetric && args.m != args.n) throw Napi::RangeError::New(info.Env(), "matmul: symmetric needs m == n");
   // Each operand must hold its last batch item: (batch-1)·stride + one matrix. Empty products need nothing.
   // Sizes are computed in double so absurd arguments fail the length check instead of overflowing.
   const bool empty = args.batch == 0 || args.m == 0 || args.n == 0;

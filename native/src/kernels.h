@@ -11,6 +11,9 @@ struct MatmulArgs {
   bool transA, transB;
   int64_t strideA, strideB;
   bool accumulate;
+  // C is symmetric (m == n; e.g. X·Xᵀ, or a product of commuting symmetric matrices): only the tiles on or
+  // above the diagonal are computed and the rest mirrored, about half the work. The caller vouches for it.
+  bool symmetric = false;
 };
 
 struct AttentionShape {

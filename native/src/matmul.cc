@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -407,6 +408,7 @@ struct Gemm {
   int64_t kcmax;  // each packed B panel gets kcmax × NR floats, whatever this block's depth
   int64_t bstride;
   Barrier* barrier;
+  bool upper;  // only the tiles that reach the diagonal or above it (a symmetric C; see MatmulArgs)
 };
 
 // Prefetches the rows [i0, i1) × depth [p0, p0 + kc) of op(A) — the next A block — a few cache lines at a
@@ -445,7 +447,7 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
   // slower).
   const int64_t nc0 = std::min(NC, N), npan0 = (nc0 + NR - 1) / NR, mpan = (M + MR - 1) / MR;
   const int64_t work_m = (mpan + nt - 1) / nt * MR * nc0, work_n = (npan0 + nt - 1) / nt * NR * M;
-  const bool split_m = work_m <= work_n || mpan >= 16 * nt;
+  const bool split_m = work_m <= work_n || mpan >= 16 * nt || g.upper;
   // The row split shares one packed B (threads pack a share each, then wait for all). In the column
   // split each thread packs and reads only its own panels, into a private buffer (the caller's for
   // thread 0), so no thread waits for another.
@@ -457,7 +459,14 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
     const int64_t nc = std::min(NC, N - jc);
     const int64_t npan = (nc + NR - 1) / NR;
     int64_t r0 = 0, r1 = M, q0 = 0, q1 = npan;
-    if (split_m) {
+    if (split_m && g.upper) {
+      // The upper triangle's rows [0, r) hold 1 − (1 − r/M)² of its work: split that evenly.
+      auto bound = [&](int t) {
+        return std::min(M, static_cast<int64_t>(mpan * (1.0 - std::sqrt(1.0 - double(t) / nt)) + 0.5) * MR);
+      };
+      r0 = bound(tid);
+      r1 = tid + 1 == nt ? M : bound(tid + 1);
+    } else if (split_m) {
       r0 = std::min(M, mpan * tid / nt * MR);
       r1 = std::min(M, mpan * (tid + 1) / nt * MR);
     } else {
@@ -491,6 +500,7 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
           const int64_t mr = std::min<int64_t>(MR, mc - ir);
           for (int64_t q = qc; q < std::min(q1, qc + BCHUNK); q++) {
             const int64_t j = jc + q * NR, nr = std::min<int64_t>(NR, nc - q * NR);
+            if (g.upper && ic + ir >= j + nr) continue;  // wholly below the diagonal: mirrored later
             const float* pb = bp + (q - slot0) * pstride;
             float* cc = g.C + (ic + ir) * N + j;
             Panels::micro(static_cast<int>(mr), kd, apack + ir * kd, pb, cc, N, add, static_cast<int>(nr));
@@ -503,10 +513,11 @@ void gemm_thread(const Gemm& g, int tid, int nt) {
 }
 
 template <class Panels = F32Panels>
-void gemm(const Operand& A, const Operand& B, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, int nt) {
+void gemm(const Operand& A, const Operand& B, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, int nt,
+          bool upper = false) {
   const Blocking blk(K, Panels::bytes_per_k);
   const int64_t ncmax = std::min(NC, (N + NR - 1) / NR * NR), kcmax = std::min(blk.kc, K);
-  Gemm g{A, B, C, M, N, K, accumulate, blk, nullptr, kcmax, Panels::depth(kcmax) * ncmax, nullptr};
+  Gemm g{A, B, C, M, N, K, accumulate, blk, nullptr, kcmax, Panels::depth(kcmax) * ncmax, nullptr, upper};
   g.bpack = tl_bpack.get(static_cast<size_t>(2 * g.bstride));
   if (nt <= 1) {
     gemm_thread<Panels>(g, 0, 1);
@@ -899,7 +910,7 @@ const float* rounded(const float* src, int64_t n, Buffer& buf) {
 // enough to pack, otherwise by rounding copies and running the float32 product on them (the same products,
 // exact in float32, summed in another order).
 void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
-                bool add, int nt, bool bf16 = false) {
+                bool add, int nt, bool bf16 = false, bool symmetric = false) {
   if (K == 0) {
     if (!add) std::fill(c, c + M * N, 0.0f);
     return;
@@ -948,13 +959,18 @@ void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, 
   // Up to 128×128×128 (~15 us on one core) a product runs on one thread: splitting it saves a few
   // microseconds on an idle machine but costs a scheduler time slice when the other core is busy.
   if (static_cast<double>(M) * N * K <= 2097152.0) nt = 1;
+  const bool upper = symmetric && M == N;
 #if defined(__AVX512BF16__)
-  if (bf16) {
-    gemm<Bf16Panels>(A, B, c, M, N, K, add, nt);
-    return;
-  }
+  if (bf16)
+    gemm<Bf16Panels>(A, B, c, M, N, K, add, nt, upper);
+  else
 #endif
-  gemm(A, B, c, M, N, K, add, nt);
+    gemm(A, B, c, M, N, K, add, nt, upper);
+  // The tiles below the diagonal were skipped: C[i, j] = C[j, i]. (Where C is symmetric this equals the full
+  // product bit for bit: both entries sum the same products in the same order.)
+  if (upper)
+    for (int64_t i = 1; i < M; i++)
+      for (int64_t j = 0; j < i; j++) c[i * N + j] = c[j * N + i];
 }
 
 void matmul_batch(const float* a, const float* b, float* c, const MatmulArgs& args, bool bf16) {
@@ -962,7 +978,7 @@ void matmul_batch(const float* a, const float* b, float* c, const MatmulArgs& ar
   const int64_t N = args.n, K = args.k;
   if (batch <= 0 || M <= 0 || N <= 0) return;
   // A shared B with contiguous untransposed A items is one tall product: fold the batch into M.
-  if (batch > 1 && args.strideB == 0 && !args.transA && args.strideA == M * K) {
+  if (batch > 1 && args.strideB == 0 && !args.transA && args.strideA == M * K && !args.symmetric) {
     M *= batch;
     batch = 1;
   }
@@ -972,7 +988,7 @@ void matmul_batch(const float* a, const float* b, float* c, const MatmulArgs& ar
   if (batch == 1 || nt == 1 || flops * batch <= 2097152.0) {
     for (int64_t bi = 0; bi < batch; bi++)
       matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA, args.transB,
-                 args.accumulate, nt, bf16);
+                 args.accumulate, nt, bf16, args.symmetric);
     return;
   }
   // Many products: split the batch between threads when that balances well or the items are small;
@@ -981,13 +997,13 @@ void matmul_batch(const float* a, const float* b, float* c, const MatmulArgs& ar
     parallel_for(batch, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t bi = b0; bi < b1; bi++)
         matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA,
-                   args.transB, args.accumulate, 1, bf16);
+                   args.transB, args.accumulate, 1, bf16, args.symmetric);
     });
     return;
   }
   for (int64_t bi = 0; bi < batch; bi++)
     matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA, args.transB,
-               args.accumulate, nt, bf16);
+               args.accumulate, nt, bf16, args.symmetric);
 }
 
 }  // namespace

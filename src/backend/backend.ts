@@ -25,6 +25,12 @@ export interface MatmulArgs {
   strideB: number;
   /** C += A·B instead of C = A·B. C is always [batch, m, n], contiguous. */
   accumulate: boolean;
+  /**
+   * C is symmetric (m == n): X·Xᵀ, or a product of commuting symmetric matrices such as A·A. Only the upper
+   * triangle is computed and mirrored, about half the work; where C is exactly symmetric the result is the
+   * full product's bit for bit. The caller vouches for the symmetry (Newton–Schulz's Gram products).
+   */
+  symmetric?: boolean;
 }
 
 export interface AttentionShape {

@@ -30,6 +30,7 @@ type NativeMatmul = (
   strideA: number,
   strideB: number,
   accumulate: boolean,
+  symmetric?: boolean,
 ) => void;
 
 /** The functions the addon exports (native/src/addon.cc, bind_matmul.cc, bind_ops.cc). */
@@ -275,6 +276,7 @@ function product(
     m.strideA,
     m.strideB,
     m.accumulate,
+    m.symmetric === true,
   );
 }
 

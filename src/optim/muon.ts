@@ -4,8 +4,9 @@
 //   u ← (1 − β)·g + β·m                      (Nesterov: g.lerp_(m, β))
 //   O ← NS5(u / (‖u‖_F + 1e-7))              (five quintic Newton–Schulz steps, (a, b, c) below)
 //   p ← p·(1 − lr·wd) − lr·√max(1, rows/cols)·O
-// Keller runs Newton–Schulz in bfloat16 on a GPU; here it runs in float32 on the backend's matmul kernel,
-// one call per product for all matrices of one shape together (batched), on the smaller Gram side:
+// Keller runs Newton–Schulz in bfloat16 on a GPU; here it runs on the backend's matmul kernel in float32, or
+// with `precision: "bf16"` on its bf16 product (operands rounded, float32 accumulation and iterate), one call
+// per product for all matrices of one shape together (batched), on the smaller Gram side:
 // wide X [r, c] (r ≤ c): A = X·Xᵀ, X ← a·X + (b·A + c·A²)·X; tall X: the same on Xᵀ, written without
 // transposing as A = Xᵀ·X, X ← a·X + X·(b·A + c·A²)ᵀ.
 import type { Backend, FloatArray } from "../backend/index.js";
@@ -16,9 +17,11 @@ export interface MuonConfig {
   lr: number;
   momentum: number;
   weightDecay: number;
+  /** Newton–Schulz's products: fp32, or bf16 operands with fp32 accumulation (the iterate stays fp32). */
+  precision: "fp32" | "bf16";
 }
 
-export const muonDefaults: MuonConfig = { lr: 0.02, momentum: 0.95, weightDecay: 0 };
+export const muonDefaults: MuonConfig = { lr: 0.02, momentum: 0.95, weightDecay: 0, precision: "fp32" };
 
 /** The quintic's coefficients (chosen for the largest slope at zero) and its step count. */
 export const NS_COEFFICIENTS = [3.4445, -4.775, 2.0315] as const;
@@ -31,7 +34,7 @@ export class NewtonSchulzWork {
   readonly x: Float32Array;
   readonly y: Float32Array;
   readonly gram: Float32Array;
-  readonly scaledGram: Float32Array;
+  readonly gramSquared: Float32Array;
   readonly poly: Float32Array;
 
   constructor(
@@ -44,7 +47,7 @@ export class NewtonSchulzWork {
     this.y = new Float32Array(batch * rows * cols);
     const g = batch * this.side * this.side;
     this.gram = new Float32Array(g);
-    this.scaledGram = new Float32Array(g);
+    this.gramSquared = new Float32Array(g);
     this.poly = new Float32Array(g);
   }
 }
@@ -55,8 +58,15 @@ export class NewtonSchulzWork {
  * exactly to 1 (Keller Jordan's note: this does not hurt training). Overwrites work.x and work.y; returns
  * the one that holds the result.
  */
-export function newtonSchulz(k: Backend, work: NewtonSchulzWork, steps = NS_STEPS): Float32Array {
+export function newtonSchulz(
+  k: Backend,
+  work: NewtonSchulzWork,
+  steps = NS_STEPS,
+  precision: MuonConfig["precision"] = "fp32",
+): Float32Array {
   const { batch, rows, cols, side } = work;
+  const product: Backend["matmul"] = (x, y, z, args) =>
+    precision === "bf16" ? k.matmulBf16(x, y, z, args) : k.matmul(x, y, z, args);
   const size = rows * cols;
   const [a, b, c] = NS_COEFFICIENTS;
   let x = work.x;
@@ -69,21 +79,31 @@ export function newtonSchulz(k: Backend, work: NewtonSchulzWork, steps = NS_STEP
   const wide = rows <= cols;
   const n = batch * size;
   const g = batch * side * side;
-  const gramSide = { batch, m: side, n: side, strideA: size, strideB: size, accumulate: false };
-  const square = { batch, m: side, n: side, k: side, transA: false, transB: false };
+  // A and A² are symmetric: their products compute the upper triangle only (bit-identical, half the work).
+  const gramSide = {
+    batch,
+    m: side,
+    n: side,
+    strideA: size,
+    strideB: size,
+    accumulate: false,
+    symmetric: true,
+  };
+  const square = { batch, m: side, n: side, k: side, transA: false, transB: false, symmetric: true };
   const squareStride = { strideA: side * side, strideB: side * side };
   for (let s = 0; s < steps; s++) {
     // A = X·Xᵀ (wide) or Xᵀ·X (tall): [side, side].
-    if (wide) k.matmul(x, x, work.gram, { ...gramSide, k: cols, transA: false, transB: true });
-    else k.matmul(x, x, work.gram, { ...gramSide, k: rows, transA: true, transB: false });
-    // B = b·A + (c·A)·A.
-    k.scale(work.gram, c, work.scaledGram, g);
+    if (wide) product(x, x, work.gram, { ...gramSide, k: cols, transA: false, transB: true });
+    else product(x, x, work.gram, { ...gramSide, k: rows, transA: true, transB: false });
+    // B = b·A + c·A² (A² before scaling, so that it is exactly symmetric).
+    product(work.gram, work.gram, work.gramSquared, { ...square, ...squareStride, accumulate: false });
+    k.scale(work.gramSquared, c, work.gramSquared, g);
     k.scale(work.gram, b, work.poly, g);
-    k.matmul(work.scaledGram, work.gram, work.poly, { ...square, ...squareStride, accumulate: true });
+    k.addInto(work.poly, work.gramSquared, g);
     // Y = a·X + B·X (wide) or a·X + X·Bᵀ (tall).
     k.scale(x, a, y, n);
     if (wide) {
-      k.matmul(work.poly, x, y, {
+      product(work.poly, x, y, {
         batch,
         m: rows,
         n: cols,
@@ -95,7 +115,7 @@ export function newtonSchulz(k: Backend, work: NewtonSchulzWork, steps = NS_STEP
         accumulate: true,
       });
     } else {
-      k.matmul(x, work.poly, y, {
+      product(x, work.poly, y, {
         batch,
         m: rows,
         n: cols,
@@ -181,7 +201,7 @@ export class Muon {
         k.scale(m, beta, u, size);
         k.addInto(u, t, size); // u = (1 − β)·g + β·m
       });
-      const o = newtonSchulz(k, work);
+      const o = newtonSchulz(k, work, NS_STEPS, this.config.precision);
       const shapeScale = Math.sqrt(Math.max(1, work.rows / work.cols));
       indices.forEach((idx, slot) => {
         const p = this.list[idx]!;

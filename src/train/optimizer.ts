@@ -17,6 +17,7 @@ export type OptimizerSettings = Pick<
   | "muonLr"
   | "muonMomentum"
   | "muonWeightDecay"
+  | "muonPrecision"
 >;
 
 /**
@@ -47,14 +48,20 @@ export function createOptimizer(model: Model, c: OptimizerSettings): Optimizer {
   }
   const aux = new AdamW([{ params: decay }, { params: noDecay, weightDecay: 0 }], adamw);
   if (c.optimizer === "adamw") return aux;
-  const muon = new Muon(hidden, { lr: c.muonLr, momentum: c.muonMomentum, weightDecay: c.muonWeightDecay });
+  const muon = new Muon(hidden, {
+    lr: c.muonLr,
+    momentum: c.muonMomentum,
+    weightDecay: c.muonWeightDecay,
+    precision: c.muonPrecision,
+  });
   return new MuonWithAdamW(muon, aux);
 }
 
 /**
  * Matmul FLOPs of one optimizer update, which a study counts as compute beside the model's 6·N per token.
  * AdamW: none (elementwise). Muon: per hidden matrix with m = min(rows, cols), n = max, each Newton–Schulz
- * step computes A = X·Xᵀ (2m²n), A·A (2m³) and B·X (2m²n).
+ * step computes A = X·Xᵀ and A·A, both symmetric, as their upper triangles (m(m+1)·n and m(m+1)·m), and
+ * B·X (2m²n).
  */
 export function optimizerFlopsPerStep(
   config: ModelConfig,
@@ -66,7 +73,7 @@ export function optimizerFlopsPerStep(
     if (!isHiddenMatrix(s, config)) continue;
     const m = Math.min(s.shape[0]!, s.shape[1]!);
     const n = Math.max(s.shape[0]!, s.shape[1]!);
-    flops += NS_STEPS * (4 * m * m * n + 2 * m * m * m);
+    flops += NS_STEPS * (m * (m + 1) * (n + m) + 2 * m * m * n);
   }
   return flops;
 }

@@ -9,8 +9,9 @@ const ROW_C = 1; // row i of C, accumulated in float64 [n]
 
 // C[b] (+)= op(A[b])·op(B[b]);  C[i,j] = Σ_p opA[i,p]·opB[p,j]
 export function matmul(a: FloatArray, b: FloatArray, c: FloatArray, args: MatmulArgs): void {
-  const { batch, m, n, k, transA, transB, strideA, strideB, accumulate } = args;
+  const { batch, m, n, k, transA, transB, strideA, strideB, accumulate, symmetric } = args;
   needCounts("matmul", { batch, m, n, k, strideA, strideB });
+  if (symmetric && m !== n) throw new RangeError(`matmul: symmetric needs m == n, got m ${m}, n ${n}`);
   if (batch === 0 || m === 0 || n === 0) return;
   needLength("matmul", "A", a, (batch - 1) * strideA + m * k);
   needLength("matmul", "B", b, (batch - 1) * strideB + k * n);
@@ -54,10 +55,14 @@ export function matmul(a: FloatArray, b: FloatArray, c: FloatArray, args: Matmul
           for (let j = 0; j < n; j++) cRow[j] += aip * b[bp + j];
         }
       }
+      // A symmetric C keeps the upper triangle (j ≥ i) and mirrors it below, as the native kernel does.
       const ci = c0 + i * n;
-      if (accumulate) for (let j = 0; j < n; j++) c[ci + j] += cRow[j];
-      else for (let j = 0; j < n; j++) c[ci + j] = cRow[j];
+      const j0 = symmetric ? i : 0;
+      if (accumulate) for (let j = j0; j < n; j++) c[ci + j] += cRow[j];
+      else for (let j = j0; j < n; j++) c[ci + j] = cRow[j];
     }
+    if (symmetric)
+      for (let i = 1; i < m; i++) for (let j = 0; j < i; j++) c[c0 + i * n + j] = c[c0 + j * n + i];
   }
 }
 
