@@ -1,7 +1,7 @@
 // Held-out task accuracy of several models on the same problems, with paired differences against the
 // first: per problem d = correct(model) − correct(first), mean ± 1.96·sd/√n (docs/feedback.md).
 //
-//   node dist/bench/task-compare.js --task addition --difficulty 5 --count 1000 runs/sft runs/grpo …
+//   node dist/bench/task-compare.js --task addition --difficulty 5 --count 1000 [--seed 0] runs/sft runs/grpo …
 // Prints one JSON object on stdout.
 import { evaluateTask } from "../src/feedback/index.js";
 import { parameterCounts } from "../src/nn/index.js";
@@ -29,16 +29,17 @@ export interface TaskScore {
   correct: boolean[];
 }
 
-/** Greedy held-out accuracy of each model on the task's first `count` test problems (seed 0). */
+/** Greedy held-out accuracy of each model on the task's first `count` test problems of `seed`. */
 export function scoreModels(
   models: readonly string[],
   task: string,
   difficulty: number,
   count: number,
+  seed = 0,
 ): TaskScore[] {
   return models.map((spec) => {
     const { model, tokenizer } = loadModel(spec, { warn: () => {} });
-    const r = evaluateTask(model, tokenizer, task, { count, difficulty });
+    const r = evaluateTask(model, tokenizer, task, { count, difficulty, seed });
     return {
       model: spec,
       accuracy: r.accuracy,
@@ -53,23 +54,26 @@ function main(argv: string[]): void {
   let task = "addition";
   let difficulty = 3;
   let count = 1000;
+  let seed = 0;
   const models: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--task") task = argv[++i] ?? "";
     else if (a === "--difficulty") difficulty = Number(argv[++i]);
     else if (a === "--count") count = Number(argv[++i]);
+    else if (a === "--seed") seed = Number(argv[++i]);
     else if (a.startsWith("--"))
-      throw new Error(`unknown argument ${a} (--task, --difficulty, --count, then models)`);
+      throw new Error(`unknown argument ${a} (--task, --difficulty, --count, --seed, then models)`);
     else models.push(a);
   }
   if (models.length < 1) throw new Error("give at least one model (a run name or folder)");
-  const scores = scoreModels(models, task, difficulty, count);
+  const scores = scoreModels(models, task, difficulty, count, seed);
   const first = scores[0]!;
   const out = {
     task,
     difficulty,
     count,
+    seed,
     models: scores.map(({ correct, ...s }, i) => ({
       ...s,
       ...(i > 0 ? { overFirst: pairedDifference(first.correct, correct) } : {}),

@@ -34,7 +34,7 @@ export class NewtonSchulzWork {
   readonly x: Float32Array;
   readonly y: Float32Array;
   readonly gram: Float32Array;
-  readonly gramSquared: Float32Array;
+  readonly scaledGram: Float32Array;
   readonly poly: Float32Array;
 
   constructor(
@@ -47,7 +47,7 @@ export class NewtonSchulzWork {
     this.y = new Float32Array(batch * rows * cols);
     const g = batch * this.side * this.side;
     this.gram = new Float32Array(g);
-    this.gramSquared = new Float32Array(g);
+    this.scaledGram = new Float32Array(g);
     this.poly = new Float32Array(g);
   }
 }
@@ -79,7 +79,9 @@ export function newtonSchulz(
   const wide = rows <= cols;
   const n = batch * size;
   const g = batch * side * side;
-  // A and A² are symmetric: their products compute the upper triangle only (bit-identical, half the work).
+  // A = X·Xᵀ is symmetric: its product computes the upper triangle only (the same bits, half the work).
+  // (c·A)·A is not quite symmetric, since c·A[i,k] and c·A[k,j] round differently: it stays a full
+  // product, so Newton–Schulz gives the same bits as before the symmetric products existed.
   const gramSide = {
     batch,
     m: side,
@@ -89,17 +91,16 @@ export function newtonSchulz(
     accumulate: false,
     symmetric: true,
   };
-  const square = { batch, m: side, n: side, k: side, transA: false, transB: false, symmetric: true };
+  const square = { batch, m: side, n: side, k: side, transA: false, transB: false };
   const squareStride = { strideA: side * side, strideB: side * side };
   for (let s = 0; s < steps; s++) {
     // A = X·Xᵀ (wide) or Xᵀ·X (tall): [side, side].
     if (wide) product(x, x, work.gram, { ...gramSide, k: cols, transA: false, transB: true });
     else product(x, x, work.gram, { ...gramSide, k: rows, transA: true, transB: false });
-    // B = b·A + c·A² (A² before scaling, so that it is exactly symmetric).
-    product(work.gram, work.gram, work.gramSquared, { ...square, ...squareStride, accumulate: false });
-    k.scale(work.gramSquared, c, work.gramSquared, g);
+    // B = b·A + (c·A)·A.
+    k.scale(work.gram, c, work.scaledGram, g);
     k.scale(work.gram, b, work.poly, g);
-    k.addInto(work.poly, work.gramSquared, g);
+    product(work.scaledGram, work.gram, work.poly, { ...square, ...squareStride, accumulate: true });
     // Y = a·X + B·X (wide) or a·X + X·Bᵀ (tall).
     k.scale(x, a, y, n);
     if (wide) {
