@@ -1,8 +1,9 @@
 // bf16 attention (AttentionShape.bf16, the native kernels with AVX-512 BF16) against a float64 reference of
 // its definition: scores from bf16-rounded q and k, the forward's p·v from bf16-rounded (unnormalised)
-// probabilities and values, dP from bf16-rounded dO and v; softmax, lse, D and the gradient products in full
-// precision. Covers head sizes 16/32/64, causal and not, grouped kv heads, fewer queries than keys, odd key
-// counts (a zero-padded last pair), and both backward schedules (per kv head, and key-parallel for one).
+// probabilities and values, dP from bf16-rounded dO and v; softmax, lse and D in full precision; the
+// gradient products from bf16-rounded operands on the per-kv-head backward schedule and in full precision on
+// the key-parallel one. Covers head sizes 16/32/48/64, causal and not, grouped kv heads, fewer queries than
+// keys, odd key counts (a zero-padded last pair), and both backward schedules.
 // Where the CPU lacks AVX-512 BF16 (or the head size has no bf16 tile), the flag must change nothing.
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -29,7 +30,11 @@ function addon(): NativeAddon {
 const rand = mulberry32(5);
 const randn = (n: number) => Float32Array.from({ length: n }, () => rand() * 2 - 1);
 
-/** The definition, in float64 (bf = round to bf16, or identity for the float32 variant). */
+/**
+ * The definition, in float64 (bf = round to bf16, or identity for the float32 variant). With `gradBf16` the
+ * gradient products round their operands too: dS·K and dSᵀ·Q (dS rounded, the scale applied after) and
+ * Pᵀ·dO, as the per-kv-head backward schedule does.
+ */
 function reference(
   s: Shape,
   q: Float32Array,
@@ -37,8 +42,10 @@ function reference(
   v: Float32Array,
   gOut: Float32Array,
   bf16: boolean,
+  gradBf16 = false,
 ) {
   const bf = bf16 ? roundBf16 : (x: number) => x;
+  const gb = gradBf16 ? roundBf16 : (x: number) => x;
   const { batch: B, tq, tk, heads: H, kvHeads: KV, headDim: hd } = s;
   const scale = Math.fround(1 / Math.sqrt(hd));
   const out = new Float64Array(B * tq * H * hd);
@@ -73,11 +80,12 @@ function reference(
           const P = p[j]! / l;
           let dP = 0;
           for (let d = 0; d < hd; d++) dP += bf(gOut[qi(b, i, h) + d]!) * bf(v[kj(b, j, g) + d]!);
-          const dS = P * (dP - D);
+          const dS = gb(P * (dP - D));
+          const Pg = gb(P);
           for (let d = 0; d < hd; d++) {
-            gq[qi(b, i, h) + d] += scale * dS * k[kj(b, j, g) + d]!;
-            gk[kj(b, j, g) + d] += scale * dS * q[qi(b, i, h) + d]!;
-            gv[kj(b, j, g) + d] += P * gOut[qi(b, i, h) + d]!;
+            gq[qi(b, i, h) + d] += scale * dS * gb(k[kj(b, j, g) + d]!);
+            gk[kj(b, j, g) + d] += scale * dS * gb(q[qi(b, i, h) + d]!);
+            gv[kj(b, j, g) + d] += Pg * gb(gOut[qi(b, i, h) + d]!);
           }
         }
       }
@@ -121,8 +129,9 @@ const SHAPES: Shape[] = [
   { batch: 2, tq: 37, tk: 37, heads: 4, kvHeads: 2, headDim: 32, causal: true }, // odd keys, grouped kv
   { batch: 2, tq: 20, tk: 45, heads: 2, kvHeads: 2, headDim: 64, causal: true }, // fewer queries than keys
   { batch: 2, tq: 70, tk: 70, heads: 2, kvHeads: 1, headDim: 16, causal: false }, // two query blocks
-  { batch: 1, tq: 40, tk: 40, heads: 2, kvHeads: 1, headDim: 32, causal: true }, // key-parallel backward
+  { batch: 1, tq: 40, tk: 40, heads: 2, kvHeads: 1, headDim: 32, causal: true }, // too little work to split
   { batch: 1, tq: 9, tk: 9, heads: 4, kvHeads: 1, headDim: 48, causal: true },
+  { batch: 1, tq: 160, tk: 160, heads: 2, kvHeads: 1, headDim: 32, causal: true }, // key-parallel: 2 threads, 1 pair
 ];
 
 test("bf16 attention matches its float64 definition (forward and backward)", () => {
@@ -141,7 +150,11 @@ test("bf16 attention matches its float64 definition (forward and backward)", () 
       const v = randn(k.length);
       const gOut = randn(q.length);
       const got = run(lib, s, q, k, v, gOut, true);
-      const want = reference(s, q, k, v, gOut, true);
+      // The per-kv-head backward schedule (bf16 gradient products) runs when there are at least as many
+      // (batch, kv head) pairs as threads; the kernel wakes one thread per 65,536 units of work (at most 2).
+      const work = s.batch * s.heads * s.tq * (s.causal ? s.tk - Math.floor(s.tq / 2) : s.tk) * s.headDim;
+      const perKvHead = s.batch * s.kvHeads >= Math.min(Math.ceil(work / 65536), 2);
+      const want = reference(s, q, k, v, gOut, true, perKvHead);
       const plain = reference(s, q, k, v, gOut, false);
       const label = JSON.stringify(s);
       // float32 accumulation against float64 (~1e-7), except where a probability's float32 exp (good to

@@ -95,7 +95,9 @@ inline int64_t padded_ld(int64_t n) { return ((n + 15) / 16) * 16 + 16; }
 #if defined(__AVX512BF16__)
 // bf16 attention (AttentionShape::bf16, on CPUs with AVX-512 BF16): the score products q·kᵀ and dO·vᵀ and
 // the forward's p·v take bf16 operands with float32 accumulation (vdpbf16ps), as PyTorch's CPU flash
-// attention does under autocast; softmax, lse, D and the backward's gradient products stay float32.
+// attention does under autocast; softmax, lse and D stay float32. The backward's gradient products (dS·K,
+// dSᵀ·Q, Pᵀ·dO) take bf16 operands too on the per-kv-head schedule that training uses (backward_keys4_bf16);
+// the key-parallel schedule (few (batch, kv head) pairs) keeps them float32.
 // Operands are paired along the product's depth: a word holds bf16(x[2i]) in its low half and bf16(x[2i+1])
 // in its high half (vcvtne2ps2bf16 rounds to nearest even and treats float32 denormals as zero).
 constexpr bool kBf16Attention = true;
@@ -132,10 +134,12 @@ void transpose_rows_pairs(const float* src, int64_t stride, int64_t n, int64_t h
 
 // dst[j2][d] = word(rows[2·j2][d], rows[2·j2 + 1][d]) for j2 < ceil(n/2), d < hd: values paired along the
 // keys for weighted_rows4_bf16 (an odd last key is paired with zero). hd is a multiple of 16.
+// The 16-bit lanes of cvtne2ps_pbh(b, a) reordered a0 b0 a1 b1 …: each word pairs a[i] with b[i].
+alignas(64) constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                  8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
 void pack_value_pairs(const float* src, int64_t stride, int64_t n, int64_t hd, float* __restrict dst_) {
-  alignas(64) static const uint16_t order[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i idx = _mm512_load_si512(order);
+  const __m512i idx = _mm512_load_si512(kInterleave);
   auto* dst = reinterpret_cast<int32_t*>(dst_);
   for (int64_t j = 0; j < n; j += 2) {
     const float* r0 = src + j * stride;
@@ -157,6 +161,16 @@ void to_pairs(const float* x, int64_t n, int32_t* words) {
     const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + i + 16), _mm512_maskz_loadu_ps(lo, x + i));
     const __mmask16 keep = static_cast<__mmask16>((1u << ((w + 1) / 2)) - 1);
     _mm512_mask_storeu_epi32(words + i / 2, keep, reinterpret_cast<__m512i>(h));
+  }
+}
+
+// words[i] = word(a[i], b[i]) for i < n, n a multiple of 16: two rows paired element by element (the
+// backward's gradient products pair two query rows along their shared depth).
+void cross_pairs(const float* a, const float* b, int64_t n, int32_t* words) {
+  const __m512i idx = _mm512_load_si512(kInterleave);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(b + i), _mm512_loadu_ps(a + i));
+    _mm512_storeu_si512(words + i, _mm512_permutexvar_epi16(idx, reinterpret_cast<__m512i>(h)));
   }
 }
 
@@ -217,6 +231,80 @@ void weighted_rows4_bf16(const int32_t* pw, int64_t ldw, const float* vw_, int64
   }
   for (int r = 0; r < 4; r++)
     for (int t = 0; t < nv; t++) _mm512_storeu_ps(acc + r * hd + 16 * t, o[r][t]);
+}
+
+// The operands of one quad's gradient products in bf16 pair words (BwdPairs::prepare):
+// - p01 / p23 [n]: word(p_0[j], p_1[j]) and word(p_2[j], p_3[j]); ds01 / ds23 likewise for dS;
+// - dsk [4][ldw]: each row of dS paired along the keys, word(dS_r[2i], dS_r[2i + 1]);
+// - o01, o23, q01, q23 [hd]: dO and q of the row pairs, word(x_0[d], x_1[d]).
+struct BwdPairs {
+  int32_t *p01, *p23, *ds01, *ds23, *dsk, *o01, *o23, *q01, *q23;
+  int64_t ldw;
+  // Carves the words out of `buf` (8·ld + 4·hd words, ld ≥ nmax rounded up to 16).
+  BwdPairs(float* buf, int64_t ld, int64_t hd) {
+    auto* w = reinterpret_cast<int32_t*>(buf);
+    p01 = w, p23 = w + ld, ds01 = w + 2 * ld, ds23 = w + 3 * ld, dsk = w + 4 * ld;
+    ldw = ld;  // dsk rows (ceil(n/2) words each) keep the float rows' spacing
+    o01 = w + 8 * ld, o23 = o01 + hd, q01 = o23 + hd, q23 = q01 + hd;
+  }
+  void prepare(const float* p, const float* ds, int64_t ld, const float* const qr[4], const float* const orow[4],
+               int64_t n, int64_t hd) {
+    const int64_t n16 = (n + 15) / 16 * 16;
+    cross_pairs(p, p + ld, n16, p01);
+    cross_pairs(p + 2 * ld, p + 3 * ld, n16, p23);
+    cross_pairs(ds, ds + ld, n16, ds01);
+    cross_pairs(ds + 2 * ld, ds + 3 * ld, n16, ds23);
+    for (int r = 0; r < 4; r++) to_pairs(ds + r * ld, n, dsk + r * ldw);
+    cross_pairs(orow[0], orow[1], hd, o01);
+    cross_pairs(orow[2], orow[3], hd, o23);
+    cross_pairs(qr[0], qr[1], hd, q01);
+    cross_pairs(qr[2], qr[3], hd, q23);
+  }
+};
+
+// backward_keys4 on vdpbf16ps: gv_j += Σ_r bf16(p_r[j])·bf16(dO_r), gk_j += Σ_r bf16(dS_r[j])·bf16(q_r) (the
+// caller applies the scale to gk once at the end), acc_r = Σ_j bf16(dS_r[j])·bf16(k_j) with kw the keys
+// paired along the keys (pack_value_pairs). Each instruction adds two products: two query rows for gv and
+// gk, two keys for acc. float32 accumulation throughout, gk and gv included.
+template <int NV>
+void backward_keys4_bf16(const BwdPairs& w, const float* kw_, float* gkb, float* gvb, int64_t stride, int64_t n,
+                         float* acc) {
+  const auto* kw = reinterpret_cast<const int32_t*>(kw_);
+  constexpr int64_t hd = 16 * NV;
+  auto bh = [](const int32_t* x) { return reinterpret_cast<__m512bh>(_mm512_loadu_si512(x)); };
+  auto bcast = [](int32_t x) { return reinterpret_cast<__m512bh>(_mm512_set1_epi32(x)); };
+  __m512 a[4][NV];
+  for (int r = 0; r < 4; r++)
+    for (int t = 0; t < NV; t++) a[r][t] = _mm512_setzero_ps();
+  for (int64_t j2 = 0; j2 < (n + 1) / 2; j2++) {
+    for (int64_t j = 2 * j2; j < 2 * j2 + 2 && j < n; j++) {
+      const __m512bh p0 = bcast(w.p01[j]), p1 = bcast(w.p23[j]), d0 = bcast(w.ds01[j]), d1 = bcast(w.ds23[j]);
+      float* gv = gvb + j * stride;
+      float* gk = gkb + j * stride;
+      for (int t = 0; t < NV; t++) {
+        const __m512 v = _mm512_dpbf16_ps(_mm512_loadu_ps(gv + 16 * t), p0, bh(w.o01 + 16 * t));
+        _mm512_storeu_ps(gv + 16 * t, _mm512_dpbf16_ps(v, p1, bh(w.o23 + 16 * t)));
+        const __m512 k = _mm512_dpbf16_ps(_mm512_loadu_ps(gk + 16 * t), d0, bh(w.q01 + 16 * t));
+        _mm512_storeu_ps(gk + 16 * t, _mm512_dpbf16_ps(k, d1, bh(w.q23 + 16 * t)));
+      }
+    }
+    for (int t = 0; t < NV; t++) {
+      const __m512bh k2 = bh(kw + j2 * hd + 16 * t);
+      for (int r = 0; r < 4; r++) a[r][t] = _mm512_dpbf16_ps(a[r][t], bcast(w.dsk[r * w.ldw + j2]), k2);
+    }
+  }
+  for (int r = 0; r < 4; r++)
+    for (int t = 0; t < NV; t++) _mm512_storeu_ps(acc + r * hd + 16 * t, a[r][t]);
+}
+
+void backward_keys4_bf16(const BwdPairs& w, const float* kw, float* gkb, float* gvb, int64_t stride, int64_t n,
+                         int64_t hd, float* acc) {
+  switch (hd) {
+    case 16: return backward_keys4_bf16<1>(w, kw, gkb, gvb, stride, n, acc);
+    case 32: return backward_keys4_bf16<2>(w, kw, gkb, gvb, stride, n, acc);
+    case 48: return backward_keys4_bf16<3>(w, kw, gkb, gvb, stride, n, acc);
+    default: return backward_keys4_bf16<4>(w, kw, gkb, gvb, stride, n, acc);
+  }
 }
 #else
 constexpr bool kBf16Attention = false;
@@ -811,7 +899,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     deal(pairs, nt, [&](int64_t u) {
       const int64_t b = u / g.Hkv, kvh = u % g.Hkv, ld = padded_ld(g.tk);
       thread_local std::vector<float> buf;
-      float* kt = scratch(buf, 2 * g.hd * ld + 8 * ld + 4 * g.hd);
+      float* kt = scratch(buf, 2 * g.hd * ld + 8 * ld + 4 * g.hd + (g.bf16 ? 8 * ld + 4 * g.hd : 0));
       float* vt = kt + g.hd * ld;
       float* p = vt + g.hd * ld;
       float* ds = p + 4 * ld;
@@ -822,6 +910,12 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       float* gvb = gv + g.koff(b, kvh);
       transpose_for_scores(g, kb, g.kstride, g.tk, kt, ld);
       transpose_for_scores(g, vb, g.kstride, g.tk, vt, ld);
+#if defined(__AVX512BF16__)
+      // bf16: the keys paired along the keys fill the half of Kᵀ's slot its pair words leave (ld > tk + 1).
+      const float* kw = g.bf16 ? kt + g.hd / 2 * ld : nullptr;
+      if (kw) pack_value_pairs(kb, g.kstride, g.tk, g.hd, kt + g.hd / 2 * ld);
+      BwdPairs pairs(acc + 4 * g.hd, ld, g.hd);
+#endif
       for (int64_t j = 0; j < g.tk; j++) {
         zero(gkb + j * g.kstride, g.hd);
         zero(gvb + j * g.kstride, g.hd);
@@ -838,6 +932,14 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           const float *q0 = q + rq.off[0], *q1 = q + rq.off[1], *q2 = q + rq.off[2], *q3 = q + rq.off[3];
           const float *o0 = gOut + rq.off[0], *o1 = gOut + rq.off[1], *o2 = gOut + rq.off[2],
                       *o3 = gOut + rq.off[3];
+#if defined(__AVX512BF16__)
+          if (kw) {
+            const float* qr[4] = {q0, q1, q2, q3};
+            const float* orow[4] = {o0, o1, o2, o3};
+            pairs.prepare(p, ds, ld, qr, orow, rq.nmax, g.hd);
+            backward_keys4_bf16(pairs, kw, gkb, gvb, g.kstride, rq.nmax, g.hd, acc);
+          } else
+#endif
           if (!backward_keys4(p, ds, ld, q0, q1, q2, q3, o0, o1, o2, o3, kb, gkb, gvb, g.kstride, rq.nmax, g.hd,
                               g.scale, acc)) {
             zero(acc, 4 * g.hd);
@@ -853,6 +955,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           for (int r = 0; r < rq.count; r++) scaled_copy(gq + rq.off[r], acc + r * g.hd, g.scale, g.hd);
         }
       }
+#if defined(__AVX512BF16__)
+      if (kw)  // the bf16 kernel summed dSᵀ·Q unscaled
+        for (int64_t j = 0; j < g.tk; j++)
+          for (int64_t d = 0; d < g.hd; d++) gkb[j * g.kstride + d] *= g.scale;
+#endif
     });
     return;
   }
