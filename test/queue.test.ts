@@ -277,7 +277,7 @@ test("a study through the queue: detached, the learning-rate phase is enqueued; 
   await stopWorkers();
 });
 
-test("a wrong or missing password fails at once with a clear error (no retrying forever)", {
+test("a wrong or missing password fails at once with a clear error (no retrying forever); AFTERSCALE_REDIS_PASSWORD", {
   skip: noRedisServer,
   timeout: 30_000,
 }, async () => {
@@ -299,6 +299,29 @@ test("a wrong or missing password fails at once with a clear error (no retrying 
       /afterscale: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ refused the user name or password/,
     );
     assert.doesNotMatch(w.log(), /wrong/, "the password is not printed");
+
+    // AFTERSCALE_REDIS_PASSWORD keeps the password off the command line; a password in the URL wins.
+    const bare = `redis://127.0.0.1:${port}`;
+    process.env.AFTERSCALE_REDIS_PASSWORD = "right-password";
+    try {
+      await checkRedis(bare);
+      await assert.rejects(checkRedis(`redis://:wrong@127.0.0.1:${port}`), /WRONGPASS/);
+      process.env.AFTERSCALE_REDIS_PASSWORD = "wrong";
+      await checkRedis(locked.url);
+      await assert.rejects(checkRedis(bare), /refused the user name or password/);
+    } finally {
+      delete process.env.AFTERSCALE_REDIS_PASSWORD;
+    }
+    await assert.rejects(checkRedis(bare), /requires a password: set AFTERSCALE_REDIS_PASSWORD/);
+    const cli = spawn(process.execPath, [MAIN, "queue", "status", bare, "--json"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, AFTERSCALE_REDIS_PASSWORD: "right-password" },
+    });
+    let out = "";
+    cli.stdout!.on("data", (d) => (out += d));
+    cli.stderr!.on("data", (d) => (out += d));
+    assert.equal(await exited(cli), 0, out);
+    assert.ok((JSON.parse(out) as { counts: object }).counts);
   } finally {
     await locked.stop();
   }

@@ -10,7 +10,9 @@ import {
 } from "../queue/index.js";
 import { int, output } from "./options.js";
 
-const QUEUE_URL_HELP = "Redis URL: redis://[user:pass@]host:port[/db], or rediss:// for TLS";
+const QUEUE_URL_HELP =
+  "Redis URL: redis://[user:pass@]host:port[/db], or rediss:// for TLS (a password can come from " +
+  "AFTERSCALE_REDIS_PASSWORD instead, out of ps and shell history)";
 
 export function registerQueueCommands(program: Command): void {
   program

@@ -50,6 +50,21 @@ export function parseQueueUrl(url: string): URL {
   return u;
 }
 
+/** The environment variable a password can come from, so that it stays out of argv (`ps`) and shell history. */
+export const PASSWORD_ENV = "AFTERSCALE_REDIS_PASSWORD";
+
+/**
+ * The URL to connect with: one without a password takes AFTERSCALE_REDIS_PASSWORD's, if set. A password in
+ * the URL wins. Only connections use it; messages show the URL as given (redacted).
+ */
+export function connectionUrl(url: string): string {
+  const u = parseQueueUrl(url);
+  const password = process.env[PASSWORD_ENV];
+  if (u.password || !password) return url;
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
 /** What a connection error means, in words a user can act on. */
 function explain(url: string, e: Error | undefined): string {
   const where = redactUrl(url);
@@ -57,7 +72,7 @@ function explain(url: string, e: Error | undefined): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (/^WRONGPASS/.test(msg)) return `Redis at ${where} refused the user name or password (${msg})`;
   if (/^NOAUTH/.test(msg))
-    return `Redis at ${where} requires a password: give it in the URL, redis://:PASSWORD@host:port (${msg})`;
+    return `Redis at ${where} requires a password: set ${PASSWORD_ENV}, or give it in the URL, redis://:PASSWORD@host:port (${msg})`;
   if (code === "ECONNREFUSED") return `no Redis server at ${where} (connection refused)`;
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `Redis host of ${where} not found (${msg})`;
   if (code === "ETIMEDOUT" || /timeout/i.test(msg))
@@ -70,8 +85,7 @@ function explain(url: string, e: Error | undefined): string {
  * timeout) instead of retrying. Every queue command runs it before opening BullMQ's connections.
  */
 export async function checkRedis(url: string): Promise<void> {
-  parseQueueUrl(url);
-  const client = new Redis(url, {
+  const client = new Redis(connectionUrl(url), {
     lazyConnect: true,
     retryStrategy: () => null,
     maxRetriesPerRequest: 0,
@@ -100,7 +114,7 @@ export function openRedis(
   url: string,
   options: { outageSeconds?: number; onGiveUp?: (reason: string) => void } = {},
 ): Redis {
-  parseQueueUrl(url);
+  const target = connectionUrl(url);
   const outage = (options.outageSeconds ?? REDIS_OUTAGE_SECONDS) * 1000;
   let downSince: number | null = null;
   let last: Error | undefined;
@@ -118,7 +132,7 @@ export function openRedis(
       return 500;
     },
   };
-  const client = new Redis(url, redisOptions);
+  const client = new Redis(target, redisOptions);
   client.on("error", (e: Error) => {
     last = e;
   });
