@@ -12,7 +12,7 @@ import { checkRedis, queueStatus, runOnQueue } from "../src/queue/index.js";
 import { planSweep, runSweep, runSweepOnQueue } from "../src/scaling/sweep.js";
 import { estimateStudy, finishedRuns, planStudy, runStudy } from "../src/study/index.js";
 import { listRuns, parseTrainConfig, runDirOf, train } from "../src/train/index.js";
-import { noRedisServer, startRedis, type TestRedis } from "./helpers/redis.js";
+import { noRedisServer, startRedis, type TestRedis, TLS_CERT } from "./helpers/redis.js";
 import { tinyDataset, tinyModel } from "./helpers/train-data.js";
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
@@ -186,6 +186,39 @@ test("a run that fails deterministically is tried a bounded number of times, the
   assert.ok(json.counts.failed >= 1);
   assert.match(json.failed.find((f) => f.run === "bad")!.error, /no-such-dataset/);
   await stopWorkers();
+});
+
+test("rediss:// (TLS): queue commands work with the server's CA given to Node, and say what to do without it", {
+  skip: noRedisServer,
+  timeout: 30_000,
+}, async () => {
+  const secure = await startRedis({ tls: true });
+  try {
+    const status = (env: NodeJS.ProcessEnv) => {
+      const cli = spawn(process.execPath, [MAIN, "queue", "status", secure.url, "--json"], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env,
+      });
+      let out = "";
+      cli.stdout!.on("data", (d) => (out += d));
+      cli.stderr!.on("data", (d) => (out += d));
+      return exited(cli).then((code) => ({ code, out }));
+    };
+    const trusted = await status({ ...process.env, NODE_EXTRA_CA_CERTS: TLS_CERT });
+    assert.equal(trusted.code, 0, trusted.out);
+    const json = JSON.parse(trusted.out) as { url: string; counts: { waiting: number } };
+    assert.match(json.url, /^rediss:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(json.counts.waiting, 0);
+    const { NODE_EXTRA_CA_CERTS: _, ...plain } = process.env;
+    const untrusted = await status(plain);
+    assert.equal(untrusted.code, 1);
+    assert.match(
+      untrusted.out,
+      /TLS certificate is not trusted \(self-signed certificate\).*NODE_EXTRA_CA_CERTS/,
+    );
+  } finally {
+    await secure.stop();
+  }
 });
 
 test("SIGTERM: the worker checkpoints its run, returns it to the queue and exits; another worker finishes it with the uninterrupted run's losses", {

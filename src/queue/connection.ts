@@ -65,6 +65,15 @@ export function connectionUrl(url: string): string {
   return u.toString();
 }
 
+/** Node's codes for a TLS certificate that does not chain to a trusted CA. */
+const UNTRUSTED_CERT = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+]);
+
 /** What a connection error means, in words a user can act on. */
 function explain(url: string, e: Error | undefined): string {
   const where = redactUrl(url);
@@ -74,6 +83,13 @@ function explain(url: string, e: Error | undefined): string {
   if (/^NOAUTH/.test(msg))
     return `Redis at ${where} requires a password: set ${PASSWORD_ENV}, or give it in the URL, redis://:PASSWORD@host:port (${msg})`;
   if (code === "ECONNREFUSED") return `no Redis server at ${where} (connection refused)`;
+  if (code && UNTRUSTED_CERT.has(code))
+    return (
+      `Redis at ${where}: its TLS certificate is not trusted (${msg}); if your own CA signed it, give ` +
+      "Node that CA: NODE_EXTRA_CA_CERTS=/path/to/ca.pem"
+    );
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID")
+    return `Redis at ${where}: its TLS certificate is not for this host (${msg})`;
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `Redis host of ${where} not found (${msg})`;
   if (code === "ETIMEDOUT" || /timeout/i.test(msg))
     return `Redis at ${where} did not answer within ${CONNECT_TIMEOUT_MS / 1000} s`;

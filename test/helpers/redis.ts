@@ -1,11 +1,26 @@
 // A real redis-server for the queue tests: on a free loopback port, in a temporary folder, with its
 // append-only file on (as docs/scale-out.md's reference deployment), stopped (and its folder removed) after.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
 import { checkRedis } from "../../src/queue/index.js";
+
+/** The self-signed certificate (and key) a TLS test server uses (tools/gen_tls_fixture.sh). */
+export const TLS_CERT = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "..",
+  "test",
+  "fixtures",
+  "tls",
+  "cert.pem",
+);
+const TLS_KEY = join(dirname(TLS_CERT), "key.pem");
 
 /** A reason to skip when Debian's redis-server is not installed (.ci/run installs it), else false. */
 export const noRedisServer: string | false =
@@ -31,11 +46,30 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function untilUp(url: string, child: ChildProcess, output: () => string): Promise<void> {
+/** One PING over TLS, trusting the fixture's certificate (this process has no NODE_EXTRA_CA_CERTS). */
+async function pingTls(port: number): Promise<void> {
+  const client = new Redis({
+    host: "127.0.0.1",
+    port,
+    tls: { ca: readFileSync(TLS_CERT) },
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+  });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    await client.ping();
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function untilUp(probe: () => Promise<void>, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      await checkRedis(url);
+      await probe();
       return;
     } catch (e) {
       if (child.exitCode !== null || Date.now() > deadline)
@@ -50,8 +84,11 @@ function stopped(child: ChildProcess): Promise<void> {
   return new Promise((r) => child.once("exit", () => r()));
 }
 
-/** Starts redis-server (the password, when given, is required of every client). */
-export async function startRedis(options: { password?: string } = {}): Promise<TestRedis> {
+/**
+ * Starts redis-server (the password, when given, is required of every client; with `tls` it listens only
+ * for TLS, with the fixture's certificate, and `url` is rediss://).
+ */
+export async function startRedis(options: { password?: string; tls?: boolean } = {}): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), "afterscale-redis-"));
   const port = await freePort();
   const args = [
@@ -67,13 +104,20 @@ export async function startRedis(options: { password?: string } = {}): Promise<T
     "",
   ];
   if (options.password) args.push("--requirepass", options.password);
-  const url = `redis://${options.password ? `:${options.password}@` : ""}127.0.0.1:${port}`;
+  if (options.tls) {
+    args[1] = "0"; // no plain port
+    args.push("--tls-port", String(port), "--tls-cert-file", TLS_CERT, "--tls-key-file", TLS_KEY);
+    args.push("--tls-ca-cert-file", TLS_CERT, "--tls-auth-clients", "no");
+  }
+  const scheme = options.tls ? "rediss" : "redis";
+  const url = `${scheme}://${options.password ? `:${options.password}@` : ""}127.0.0.1:${port}`;
+  const probe = options.tls ? () => pingTls(port) : () => checkRedis(url);
   let output = "";
   const launch = async () => {
     const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout!.on("data", (d) => (output += d));
     child.stderr!.on("data", (d) => (output += d));
-    await untilUp(url, child, () => output);
+    await untilUp(probe, child, () => output);
     return child;
   };
   let child = await launch();
