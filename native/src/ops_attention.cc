@@ -15,7 +15,8 @@
 // (thread-local, reused across calls), with tk' = tk rounded up to 16, plus 16:
 // - forward: Kᵀ of every (batch, kv head), batch·kvHeads·hd·tk' floats on the calling thread (transposed
 //   once, read by all threads), plus 4 score rows and 4 accumulator rows per thread, 4·tk' + 4·hd floats;
-// - backward: Kᵀ and Vᵀ plus 4 probability and 4 dS rows, 2·hd·tk' + 8·tk' + 4·hd floats; its key-parallel
+// - backward: Kᵀ and Vᵀ plus 4 probability and 4 dS rows, and the bf16 gradient products' pair words,
+//   2·hd·tk' + 16·tk' + 8·hd floats; its key-parallel
 //   pass holds Qᵀ and dOᵀ instead (tq in place of tk) plus 2·20·hd accumulators, and that path also keeps
 //   D_i = dO_i·O_i for every query row (batch·heads·tq floats, on the calling thread).
 #include "ops_common.h"
@@ -899,7 +900,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     deal(pairs, nt, [&](int64_t u) {
       const int64_t b = u / g.Hkv, kvh = u % g.Hkv, ld = padded_ld(g.tk);
       thread_local std::vector<float> buf;
-      float* kt = scratch(buf, 2 * g.hd * ld + 8 * ld + 4 * g.hd + (g.bf16 ? 8 * ld + 4 * g.hd : 0));
+      // Kᵀ, Vᵀ, 4 rows each of p and dS, 4 accumulator rows, and room for the bf16 kernel's pair words.
+      float* kt = scratch(buf, 2 * g.hd * ld + 16 * ld + 8 * g.hd);
       float* vt = kt + g.hd * ld;
       float* p = vt + g.hd * ld;
       float* ds = p + 4 * ld;
