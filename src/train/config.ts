@@ -28,7 +28,7 @@ export const trainConfigSchema = z
       .min(1)
       .optional()
       .describe(
-        "a named recipe (recipes/*.json: gpt2, llama, afterscale) or a recipe file; flags override it",
+        "a named recipe (recipes/*.json: gpt2, llama, afterscale, gpt2-muon) or a recipe file; flags override it",
       ),
 
     // ---- what the run optimises, and the model a fine-tune starts from
