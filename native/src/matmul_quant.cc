@@ -342,14 +342,29 @@ void dequantize_row(const uint8_t* p, int64_t k, int type, float* out, Unpacked 
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Dot products of one unpacked weight row with R quantised rows of x (rows r0 .. r0+R-1): res[r]. Even and
-// odd blocks accumulate apart, so two FMA chains are in flight (one would wait on its own latency).
+#if defined(__AVX2__)
+// res[r] = the sum over nb blocks of what block(b, acc) adds into acc[r]: even and odd blocks accumulate
+// apart, so two FMA chains are in flight (one would wait on its own latency).
+template <int R, class Block>
+inline void two_chains(int64_t nb, Block&& block, float* res) {
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    block(b, acc0);
+    block(b + 1, acc1);
+  }
+  if (b < nb) block(b, acc0);
+  for (int r = 0; r < R; r++) res[r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
+}
+#endif
+
+// Dot products of one unpacked weight row with R quantised rows of x (rows r0 .. r0+R-1): res[r], the
+// blocks in two chains (two_chains).
 template <int R>
 inline void int8_dots(const Unpacked& w, bool off, const QuantActs& a, int64_t k, int64_t r0, float* res) {
   const int64_t nb = k / 32;
 #if defined(__AVX2__)
-  __m256 acc0[R], acc1[R];
-  for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
 #if !defined(__AVX512VNNI__)
   const __m256i ones = _mm256_set1_epi16(1);
 #endif
@@ -370,13 +385,7 @@ inline void int8_dots(const Unpacked& w, bool off, const QuantActs& a, int64_t k
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(ws, _mm256_set1_ps(a.d[row * nb + b])), acc[r]);
     }
   };
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    block(b, acc0);
-    block(b + 1, acc1);
-  }
-  if (b < nb) block(b, acc0);
-  for (int r = 0; r < R; r++) res[r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
+  two_chains<R>(nb, block, res);
 #else
   for (int r = 0; r < R; r++) {
     const int64_t row = r0 + r;
@@ -426,8 +435,6 @@ template <int TYPE, int R>
 inline void block_dots(const uint8_t* wrow, const QuantActs& a, int64_t k, int64_t r0, float* res) {
   using B = Block<TYPE>;
   const int64_t nb = k / 32;
-  __m256 acc0[R], acc1[R];
-  for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
 #if !defined(__AVX512VNNI__)
   const __m256i ones = _mm256_set1_epi16(1);
 #endif
@@ -451,13 +458,7 @@ inline void block_dots(const uint8_t* wrow, const QuantActs& a, int64_t k, int64
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_mul_ps(dw, _mm256_set1_ps(a.d[row * nb + b])), acc[r]);
     }
   };
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    block(b, acc0);
-    block(b + 1, acc1);
-  }
-  if (b < nb) block(b, acc0);
-  for (int r = 0; r < R; r++) res[r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
+  two_chains<R>(nb, block, res);
 }
 
 // One row of x (decode) against NR weight rows at once: the row's blocks are loaded once for all of them,
