@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { type AttentionShape, type Backend, dropoutKeep } from "../src/backend/backend.js";
+import { bf16ToFloat, floatToBf16 } from "../src/backend/bf16.js";
 import {
   loadNative,
   nativeAddon,
@@ -188,6 +189,21 @@ function checkElementwise(nb: Backend): void {
     );
     nb.fill(out, 0.75, n);
     check(`fill n=${n}`, out, new Float64Array(n).fill(0.75));
+  }
+  // bf16 copies: bit-exact against src/backend/bf16.ts, ties to even, NaN, infinities and denormals included.
+  const bits = new Uint32Array([
+    0x3f808000, 0x3f818000, 0x3f80c000, 0x7f7fffff, 0xff800000, 0x7fc00001, 0x00000001,
+  ]);
+  const special = Array.from(new Float32Array(bits.buffer));
+  for (const n of [7, 70001]) {
+    const a = randn(n, 1e3);
+    a.set(special);
+    const h = new Uint16Array(n).fill(0xdead);
+    nb.toBf16(a, h, n);
+    assert.deepEqual(h, Uint16Array.from(a, floatToBf16), `toBf16 n=${n}`);
+    const back = dirty(n);
+    nb.fromBf16(h, back, n);
+    assert.deepEqual(back, Float32Array.from(h, bf16ToFloat), `fromBf16 n=${n}`);
   }
 }
 

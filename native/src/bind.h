@@ -35,6 +35,17 @@ inline int32_t* i32(const Napi::CallbackInfo& info, size_t i, int64_t need, cons
   return a.Data();
 }
 
+inline uint16_t* u16(const Napi::CallbackInfo& info, size_t i, int64_t need, const char* what) {
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
+    fail(info, std::string("native: ") + what + " must be a Uint16Array");
+  auto a = info[i].As<Napi::Uint16Array>();
+  if (need >= 0 && static_cast<int64_t>(a.ElementLength()) < need)
+    fail(info, std::string("native: ") + what + " has " + std::to_string(a.ElementLength()) +
+                   " elements, needs " + std::to_string(need));
+  return a.Data();
+}
+
 inline double num(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (i >= info.Length() || !info[i].IsNumber()) fail(info, std::string("native: ") + what + " must be a number");
   return info[i].As<Napi::Number>().DoubleValue();

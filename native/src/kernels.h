@@ -49,6 +49,8 @@ struct AdamWArgs {
   void scale(const float* a, float s, float* out, int64_t n);                                                 \
   void add_into(float* dst, const float* src, int64_t n);                                                     \
   void fill(float* dst, float value, int64_t n);                                                              \
+  void to_bf16(const float* src, uint16_t* dst, int64_t n);                                                   \
+  void from_bf16(const uint16_t* src, float* dst, int64_t n);                                                 \
   void sum_rows(const float* x, float* out, int64_t rows, int64_t cols);                                      \
   double sum(const float* x, int64_t n);                                                                      \
   double sum_squares(const float* x, int64_t n);                                                              \
@@ -125,6 +127,8 @@ struct KernelTable {
   decltype(&generic::scale) scale;
   decltype(&generic::add_into) add_into;
   decltype(&generic::fill) fill;
+  decltype(&generic::to_bf16) to_bf16;
+  decltype(&generic::from_bf16) from_bf16;
   decltype(&generic::sum_rows) sum_rows;
   decltype(&generic::sum) sum;
   decltype(&generic::sum_squares) sum_squares;

@@ -222,6 +222,28 @@ void add_into(float* dst, const float* src, int64_t n) {
   parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) { add_into_range(dst + b, src + b, e - b); });
 }
 
+// Round to nearest even on the bits, as vcvtneps2bf16 does (bar its denormals-as-zero: a product packing
+// the copy rounds it again, to the same value); plain integer code the compiler vectorises.
+void to_bf16(const float* src, uint16_t* dst, int64_t n) {
+  parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      uint32_t bits;
+      std::memcpy(&bits, src + i, 4);
+      const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+      const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+      dst[i] = static_cast<uint16_t>(nan ? ((bits >> 16) | 0x40u) : rounded);
+    }
+  });
+}
+
+void from_bf16(const uint16_t* src, float* dst, int64_t n) {
+  using bits32 = uint32_t __attribute__((may_alias));
+  auto* out = reinterpret_cast<bits32*>(dst);
+  parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) out[i] = static_cast<uint32_t>(src[i]) << 16;
+  });
+}
+
 void fill(float* dst, float value, int64_t n) {
   parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) dst[i] = value;

@@ -143,6 +143,10 @@ export interface Backend {
   /** dst += src */
   addInto(dst: FloatArray, src: FloatArray, n: number): void;
   fill(dst: FloatArray, value: number, n: number): void;
+  /** dst = bf16 bits of src, rounded to nearest even (NaN stays NaN): a released activation's bf16 copy. */
+  toBf16(src: Float32Array, dst: Uint16Array, n: number): void;
+  /** dst = the float32 values of bf16 bits src (exact). */
+  fromBf16(src: Uint16Array, dst: Float32Array, n: number): void;
   /** out[c] = Σ_r x[r, c] for x [rows, cols] (the gradient of a broadcast add). */
   sumRows(x: FloatArray, out: FloatArray, rows: number, cols: number): void;
 

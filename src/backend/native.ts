@@ -50,6 +50,8 @@ export interface NativeAddon {
   scale(a: F32, s: number, out: F32, n: number): void;
   addInto(dst: F32, src: F32, n: number): void;
   fill(dst: F32, value: number, n: number): void;
+  toBf16(src: F32, dst: Uint16Array, n: number): void;
+  fromBf16(src: Uint16Array, dst: F32, n: number): void;
   sumRows(x: F32, out: F32, rows: number, cols: number): void;
   sum(x: F32, n: number): number;
   sumSquares(x: F32, n: number): number;
@@ -305,6 +307,8 @@ function makeBackend(a: NativeAddon): Backend {
     scale: (x, s, out, n) => a.scale(f32(x, "scale a"), s, f32(out, "scale out"), n),
     addInto: (dst, src, n) => a.addInto(f32(dst, "addInto dst"), f32(src, "addInto src"), n),
     fill: (dst, value, n) => a.fill(f32(dst, "fill dst"), value, n),
+    toBf16: (src, dst, n) => a.toBf16(src, dst, n),
+    fromBf16: (src, dst, n) => a.fromBf16(src, dst, n),
     sumRows: (x, out, rows, cols) => a.sumRows(f32(x, "sumRows x"), f32(out, "sumRows out"), rows, cols),
     sum: (x, n) => a.sum(f32(x, "sum x"), n),
     sumSquares: (x, n) => a.sumSquares(f32(x, "sumSquares x"), n),

@@ -25,11 +25,13 @@ import {
   dropout,
   dropoutBackward,
   fill,
+  fromBf16,
   mul,
   scale,
   sum,
   sumRows,
   sumSquares,
+  toBf16,
 } from "./reference/elementwise.js";
 import { matmul, matmulBf16, matmulQuant } from "./reference/matmul.js";
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from "./reference/norm.js";
@@ -61,6 +63,8 @@ export const reference: Backend = {
   scale,
   addInto,
   fill,
+  toBf16,
+  fromBf16,
   sumRows,
   sum,
   sumSquares,

@@ -19,6 +19,7 @@ import {
   layerNorm,
   linear,
   matmul,
+  releaseStorage,
   relu2,
   reshape,
   rmsNorm,
@@ -250,6 +251,16 @@ function tap(ctx: BlockContext, point: HookPoint, t: Tensor): Tensor {
   return ctx.hook(hookName(point, ctx.layer ?? 0), t) ?? t;
 }
 
+/**
+ * Gives back the storage of activations the block is done with (releaseStorage: what a backward reads
+ * stays, in bf16 where it reads only that). Not with hooks, which may hold any activation, nor in cached
+ * decoding, where the step's tensors are small and feed the caches.
+ */
+function done(ctx: BlockContext, ...ts: Tensor[]): void {
+  if (ctx.hook || ctx.step) return;
+  for (const t of ts) releaseStorage(t);
+}
+
 /** Residual dropout at site `salt` (0: embeddings, 2l+1: block l's attention, 2l+2: its MLP). */
 function drop(t: Tensor, c: ModelConfig, ctx: BlockContext, salt: number): Tensor {
   if (ctx.dropoutSeed === null || c.dropout === 0) return t;
@@ -278,21 +289,30 @@ export function decoderBlock(x: Tensor, w: BlockWeights, c: ModelConfig, ctx: Bl
     : ctx.hook
       ? explicitAttention(q, k, v, c, r, ctx)
       : attention(q, k, v, { ...attnHeads(c, r), causal: true });
+  done(ctx, n, q, k, v);
   const attnOut = tap(ctx, "blocks.{l}.hook_attn_out", apply(tap(ctx, "blocks.{l}.attn.hook_z", z), w.o));
-  x = tap(ctx, "blocks.{l}.hook_resid_mid", add(x, drop(attnOut, c, ctx, 2 * l + 1)));
+  const attnDropped = drop(attnOut, c, ctx, 2 * l + 1);
+  x = tap(ctx, "blocks.{l}.hook_resid_mid", add(x, attnDropped));
+  done(ctx, z, attnOut, attnDropped);
   if (!w.mlp) return tap(ctx, "blocks.{l}.hook_resid_post", x);
   const m = normalize(x, w.mlp.norm, r, c.normEps);
   const pre = tap(ctx, "blocks.{l}.mlp.hook_pre", apply(m, w.mlp.gate ?? w.mlp.up));
   let post: Tensor;
   if (r.mlp === "swiglu") {
     if (!w.mlp.gate) throw new Error("decoder: a SwiGLU MLP needs its gate");
-    post = swiglu(pre, tap(ctx, "blocks.{l}.mlp.hook_pre_linear", apply(m, w.mlp.up)));
+    const up = tap(ctx, "blocks.{l}.mlp.hook_pre_linear", apply(m, w.mlp.up));
+    post = swiglu(pre, up);
+    done(ctx, up);
   } else {
     post = r.mlp === "gelu" ? gelu(pre) : relu2(pre);
   }
+  done(ctx, m, pre);
   post = tap(ctx, "blocks.{l}.mlp.hook_post", post);
   const mlpOut = tap(ctx, "blocks.{l}.hook_mlp_out", apply(post, w.mlp.down));
-  return tap(ctx, "blocks.{l}.hook_resid_post", add(x, drop(mlpOut, c, ctx, 2 * l + 2)));
+  const mlpDropped = drop(mlpOut, c, ctx, 2 * l + 2);
+  const out = add(x, mlpDropped);
+  done(ctx, post, mlpOut, mlpDropped);
+  return tap(ctx, "blocks.{l}.hook_resid_post", out);
 }
 
 const attnHeads = (c: ModelConfig, r: BlockParts) => ({
@@ -371,14 +391,20 @@ export function decoderForward(
   if (r.positions === "learned") {
     // Each sequence's positions continue from its own cache (sequences may be at different positions).
     const positions = step?.positions ?? Int32Array.from({ length: batch * time }, (_, i) => i % time);
-    x = add(x, tap(ctx, "hook_pos_embed", embedding(get(`${n.pos}.weight`), positions, [batch, time])));
+    const tokens = x;
+    const pos = tap(ctx, "hook_pos_embed", embedding(get(`${n.pos}.weight`), positions, [batch, time]));
+    x = add(tokens, pos);
+    done(ctx, tokens, pos);
   }
   x = drop(x, c, ctx, 0);
   for (let l = 0; l < c.layers; l++) {
     ctx.layer = l;
     x = decoderBlock(x, blockWeights(params, c, l), c, ctx);
   }
-  return unembed(params, c, tap(ctx, "ln_final.hook_normalized", finalNorm(params, c, stepOutput(x, step))));
+  const normed = tap(ctx, "ln_final.hook_normalized", finalNorm(params, c, stepOutput(x, step)));
+  const logits = unembed(params, c, normed);
+  done(ctx, normed);
+  return logits;
 }
 
 /** The final norm of the residual stream (the logit lens applies it to every layer's residual). */

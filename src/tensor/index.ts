@@ -13,6 +13,7 @@ export {
   noGrad,
   packedParameter,
   parameter,
+  releaseStorage,
   shapeSize,
   Tensor,
   type TensorOptions,

@@ -4,7 +4,16 @@ import type { AttentionShape, FloatArray } from "../backend/backend.js";
 import { backend, reference } from "../backend/index.js";
 import { pool } from "./pool.js";
 import { currentPrecision } from "./precision.js";
-import { accumulateGrad, empty, full, needsGrad, record, Tensor } from "./tensor.js";
+import {
+  accumulateGrad,
+  bf16Operand,
+  empty,
+  full,
+  needsGrad,
+  record,
+  releaseStorage,
+  Tensor,
+} from "./tensor.js";
 
 const fmt = (s: readonly number[]) => `[${s.join(",")}]`;
 
@@ -43,6 +52,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     record(out, {
       op: "reshape",
       inputs: [x],
+      reads: [],
       backward: (g) => accumulateGrad(x, new Tensor(g.data, x.shape, false, g), false),
     });
   }
@@ -62,6 +72,7 @@ export function swapAxes12(x: Tensor): Tensor {
     record(out, {
       op: "swapAxes12",
       inputs: [x],
+      reads: [],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
         swap12(g.data, gx.data, a, c, b, d);
@@ -133,29 +144,38 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const mm = bf16 ? mmBf16 : mmF32;
   mm(a.data, b.data, out.data, batch, m, n, k, transA, transB, strideA, strideB, false);
   if (needsGrad(a, b)) {
+    // A's gradient reads B, B's reads A; bf16 products read them only rounded, so a released operand
+    // (releaseStorage) keeps just its bf16 copy.
+    const read = [...(b.requiresGrad ? [a] : []), ...(a.requiresGrad ? [b] : [])];
     record(out, {
       op: "matmul",
       inputs: [a, b],
+      reads: bf16 ? [] : read,
+      readsBf16: bf16 ? read : [],
       backward: (g) => {
         const gd = g.data;
         const sG = m * n;
         if (a.requiresGrad) {
           // d op(A) = dC·op(B)ᵀ, written in A's storage layout.
+          const bv = bf16Operand(b);
           const [x, y, tx, ty, sx, sy, mm_, nn_] = transA
-            ? [b.data, gd, transB, true, strideB, sG, k, m]
-            : [gd, b.data, false, !transB, sG, strideB, m, k];
+            ? [bv.data, gd, transB, true, strideB, sG, k, m]
+            : [gd, bv.data, false, !transB, sG, strideB, m, k];
           gradInto(a, (out, acc) =>
             gradProduct(mm, x, y, out, batch, mm_, nn_, n, tx, ty, sx, sy, strideA, acc),
           );
+          bv.done();
         }
         if (b.requiresGrad) {
           // d op(B) = op(A)ᵀ·dC, written in B's storage layout.
+          const av = bf16Operand(a);
           const [x, y, tx, ty, sx, sy, mm_, nn_] = transB
-            ? [gd, a.data, true, transA, sG, strideA, n, k]
-            : [a.data, gd, !transA, false, strideA, sG, k, n];
+            ? [gd, av.data, true, transA, sG, strideA, n, k]
+            : [av.data, gd, !transA, false, strideA, sG, k, n];
           gradInto(b, (out, acc) =>
             gradProduct(mm, x, y, out, batch, mm_, nn_, m, tx, ty, sx, sy, strideB, acc),
           );
+          av.done();
         }
       },
     });
@@ -261,7 +281,10 @@ function gradProduct(
 /** x·wᵀ + b: the nn.Linear layer, w stored [out, in] (in float, or packed in a ggml type). */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   const y = w.packed ? packedLinear(x, w) : matmul(x, w, { transB: true });
-  return b ? add(y, b) : y;
+  if (!b) return y;
+  const out = add(y, b);
+  releaseStorage(y); // the sum's backward reads neither term
+  return out;
 }
 
 /** x·wᵀ with w kept in a ggml type: one matmulQuant call, no float copy of w, no gradient. */
@@ -292,6 +315,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
     record(out, {
       op: "add",
       inputs: [a, b],
+      reads: [],
       backward: (g) => {
         accumulateGrad(a, g, false);
         if (!b.requiresGrad) return;
@@ -317,6 +341,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
     record(out, {
       op: "mul",
       inputs: [a, b],
+      reads: [a, b],
       backward: (g) => {
         const k = g.kernels;
         if (a.requiresGrad) {
@@ -349,6 +374,7 @@ export function scale(a: Tensor, s: number): Tensor {
     record(out, {
       op: "scale",
       inputs: [a],
+      reads: [],
       backward: (g) => {
         const ga = empty(a.shape, a.dtype);
         g.kernels.scale(g.data, s, ga.data, a.size);
@@ -382,6 +408,7 @@ export function exp(x: Tensor): Tensor {
     record(out, {
       op: "exp",
       inputs: [x],
+      reads: [out],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
         g.kernels.mul(g.data, out.data, gx.data, x.size, x.size);
@@ -401,6 +428,7 @@ export function clamp(x: Tensor, lo: number, hi: number): Tensor {
     record(out, {
       op: "clamp",
       inputs: [x],
+      reads: [x],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
         g.kernels.clampBackward(x.data, g.data, gx.data, x.size, lo, hi);
@@ -428,6 +456,7 @@ export function minimum(a: Tensor, b: Tensor): Tensor {
     record(out, {
       op: "minimum",
       inputs: [a, b],
+      reads: [a, b],
       backward: (g) => {
         const ga = empty(a.shape, a.dtype);
         const gb = empty(b.shape, b.dtype);
@@ -451,6 +480,7 @@ function unary(kind: Unary, x: Tensor): Tensor {
     record(out, {
       op: kind,
       inputs: [x],
+      reads: [x],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
         g.kernels[bwd](x.data, g.data, gx.data, x.size);
@@ -480,6 +510,7 @@ export function softcap(x: Tensor, cap: number): Tensor {
     record(out, {
       op: "softcap",
       inputs: [x],
+      reads: [x],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
         g.kernels.softcapBackward(x.data, g.data, gx.data, x.size, cap);
@@ -502,6 +533,7 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
     record(out, {
       op: "swiglu",
       inputs: [gate, up],
+      reads: [gate, up],
       backward: (g) => {
         const gg = empty(gate.shape, gate.dtype);
         const gu = empty(up.shape, up.dtype);
@@ -524,6 +556,7 @@ export function softmax(x: Tensor): Tensor {
     record(out, {
       op: "softmax",
       inputs: [x],
+      reads: [out],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
         g.kernels.softmaxBackward(out.data, g.data, gx.data, rows, dim);
@@ -562,6 +595,7 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps = 1e-5): Tensor {
   return record(out, {
     op: "layerNorm",
     inputs: [x, w, b],
+    reads: [x, w],
     backward: (g) => {
       const gx = empty(x.shape, x.dtype);
       const gw = empty(w.shape, w.dtype);
@@ -593,6 +627,7 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-5): Tensor {
   return record(out, {
     op: "rmsNorm",
     inputs: [x, w],
+    reads: [x, w],
     backward: (g) => {
       const gx = empty(x.shape, x.dtype);
       const gw = empty(w.shape, w.dtype);
@@ -634,6 +669,7 @@ export function embedding(
     record(out, {
       op: "embedding",
       inputs: [table],
+      reads: [],
       backward: (g) => {
         const gt = empty(table.shape, table.dtype);
         g.kernels.embeddingBackward(g.data, ids, gt.data, ids.length, dim, vocab);
@@ -755,6 +791,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   return record(out, {
     op: "attention",
     inputs: [q, k, v],
+    // With rope, backward reads its own rotated copies of q and k, not q and k.
+    reads: table ? [v, out] : [q, k, v, out],
     backward: (g) => {
       let gq = empty(q.shape, q.dtype);
       let gk = empty(k.shape, k.dtype);
@@ -810,6 +848,7 @@ export function rope(x: Tensor, heads: number, theta: number, positions: number 
     record(out, {
       op: "rope",
       inputs: [x],
+      reads: [],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
         g.kernels.rope(g.data, gx.data, table.cos, table.sin, batch, t, heads, headDim, positions, true);
@@ -1011,6 +1050,7 @@ export function dropout(x: Tensor, p: number, seed: number): Tensor {
     record(out, {
       op: "dropout",
       inputs: [x],
+      reads: [],
       backward: (g) => {
         const gx = empty(x.shape, x.dtype);
         g.kernels.dropoutBackward(g.data, gx.data, x.size, p, seed >>> 0);

@@ -3,7 +3,9 @@
 //
 // Memory: tensor storage comes from the buffer pool. `tidy(fn)` gives back every tensor created inside
 // fn except what fn returns and what was `keep()`-ed (parameters, their gradients), so a training step
-// wrapped in tidy reuses the same buffers every step instead of churning the garbage collector.
+// wrapped in tidy reuses the same buffers every step instead of churning the garbage collector. Within a
+// step, `releaseStorage(t)` gives back earlier what no recorded backward reads (each node says what it
+// reads), and keeps a bf16 copy of what backward reads only rounded to bf16 (bf16-mixed products).
 import type { Backend, FloatArray, PackedMatrix } from "../backend/backend.js";
 import { backend, inPhase, reference } from "../backend/index.js";
 import { type DType, pool } from "./pool.js";
@@ -15,6 +17,10 @@ export interface Node {
   backward(gOut: Tensor): void;
   /** Returns scratch buffers the node saved for backward (called once backward has used them). */
   release?(): void;
+  /** The tensors whose float32 values backward reads; by default every input and the output. */
+  reads?: Tensor[];
+  /** Tensors backward reads only rounded to bf16 (the operands of bf16-mixed products). */
+  readsBf16?: Tensor[];
 }
 
 export class Tensor {
@@ -31,6 +37,12 @@ export class Tensor {
   kept = false;
   disposed = false;
   name?: string;
+  /** Recorded nodes whose backward reads this storage as float32 (counted on the storage's base). */
+  readers = 0;
+  /** Recorded nodes whose backward reads this storage only rounded to bf16. */
+  bf16Readers = 0;
+  /** After releaseStorage: the values rounded to bf16 (when a bf16 reader needs them), else null. */
+  bf16: Uint16Array | null = null;
   /**
    * A weight kept in a ggml type (packedParameter): then `data` is empty and only linear() and embedding()
    * read the tensor, through the packed matrix.
@@ -86,8 +98,17 @@ export class Tensor {
     if (this.disposed) return;
     this.disposed = true;
     if (!this.base && !this.packed) pool.release(this.data);
+    if (this.bf16) pool.release(this.bf16);
     this.data = EMPTY;
+    this.bf16 = null;
     this.node = null;
+  }
+
+  /** The tensor that owns this one's storage (itself, unless it is a view). */
+  get storage(): Tensor {
+    let t: Tensor = this;
+    while (t.base) t = t.base;
+    return t;
   }
 }
 
@@ -193,7 +214,39 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
 export function record(out: Tensor, node: Node): Tensor {
   out.requiresGrad = true;
   out.node = node;
+  for (const t of node.reads ?? [...node.inputs, out]) t.storage.readers++;
+  for (const t of node.readsBf16 ?? []) t.storage.bf16Readers++;
   return out;
+}
+
+/**
+ * Gives t's storage back to the pool before the step ends, for a caller that will not read t again (the
+ * gradient still flows through t; only its values go). Storage a recorded backward reads stays; storage it
+ * reads only rounded to bf16 shrinks to a bf16 copy (half the bytes). Kept tensors are left alone, and so
+ * are hooks' and caches' tensors: the caller decides, since only it knows who else holds t.
+ */
+export function releaseStorage(t: Tensor): void {
+  const s = t.storage;
+  if (s.kept || s.packed || s.disposed || s.data === EMPTY || s.readers > 0) return;
+  if (s.bf16Readers > 0) {
+    if (s.dtype !== "float32") return;
+    s.bf16 = pool.allocBf16(s.size);
+    backend().toBf16(s.data as Float32Array, s.bf16, s.size);
+  }
+  pool.release(s.data);
+  s.data = EMPTY;
+}
+
+/**
+ * t's values as float32 for a bf16 reader: t's own storage, or, once released, its bf16 copy widened into a
+ * pool buffer that the caller gives back with `done()`.
+ */
+export function bf16Operand(t: Tensor): { data: FloatArray; done(): void } {
+  const s = t.storage;
+  if (!s.bf16) return { data: t.data, done() {} };
+  const wide = pool.alloc("float32", s.size) as Float32Array;
+  backend().fromBf16(s.bf16, wide, s.size);
+  return { data: wide, done: () => pool.release(wide) };
 }
 
 // ---------------------------------------------------------------- scopes
