@@ -47,8 +47,9 @@ export interface AttentionShape {
   /** Query i (0-based within tq) sees keys j <= i + (tk - tq). Without it every query sees every key. */
   causal: boolean;
   /**
-   * bf16 mixed precision: the score products q·kᵀ (forward and backward) and dO·vᵀ, and the forward's p·v,
-   * take bf16-rounded operands with float32 accumulation; softmax, lse and the gradient products stay float32.
+   * bf16 mixed precision: the score products q·kᵀ (forward and backward) and dO·vᵀ, the forward's p·v and the
+   * backward's gradient products (on its per-kv-head schedule) take bf16-rounded operands with float32
+   * accumulation; softmax, lse and D = dO·O stay float32.
    * Honoured by the native kernels where the CPU has AVX-512 BF16 and headDim is 16, 32, 48 or 64; elsewhere
    * (and on the reference backend) attention runs in float32.
    */

@@ -220,10 +220,11 @@ export function record(out: Tensor, node: Node): Tensor {
 }
 
 /**
- * Gives t's storage back to the pool before the step ends, for a caller that will not read t again (the
- * gradient still flows through t; only its values go). Storage a recorded backward reads stays; storage it
- * reads only rounded to bf16 shrinks to a bf16 copy (half the bytes). Kept tensors are left alone, and so
- * are hooks' and caches' tensors: the caller decides, since only it knows who else holds t.
+ * Gives t's storage back to the pool before the step ends, for a caller that will not read t again, nor any
+ * other view of its storage (the gradient still flows through t; only its values go). Storage a recorded
+ * backward reads stays; storage it reads only rounded to bf16 shrinks to a bf16 copy (half the bytes). Kept
+ * tensors are left alone; hooks' and caches' tensors are the caller's to spare, since only it knows who
+ * else holds t. Reading released values is an error the native kernels catch (they check every length).
  */
 export function releaseStorage(t: Tensor): void {
   const s = t.storage;
