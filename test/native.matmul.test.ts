@@ -5,7 +5,7 @@
 // fails if it cannot load.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { roundBf16 } from "../src/backend/bf16.js";
+import { floatToBf16, roundBf16 } from "../src/backend/bf16.js";
 import { type NativeAddon, nativeAddon } from "../src/backend/native.js";
 import { mulberry32 } from "./helpers/random.js";
 
@@ -277,6 +277,90 @@ test("native matmulBf16 matches bf16-rounded operands multiplied in float64, on 
     const g = { batch: 1, m: 300, n: 260, k: 390, transA, transB, strideA: 300 * 390, strideB: 390 * 260 };
     check(lib, prepare({ ...g, accumulate: transA }, true), `threads tA${transA} tB${transB}`);
   }
+});
+
+test("native matmulBf16 with an operand given as bf16 bits equals it given as floats, bit for bit", () => {
+  const lib = addon();
+  const original = lib.isa();
+  const bits = (x: Float32Array) => Uint16Array.from(x, floatToBf16);
+  // Every float32 case (the fallbacks), the bf16 GEMM's shapes, and a training-sized product per layout;
+  // a few operands are float32 denormals (counted as zero either way) and values that round to even.
+  const all = [
+    ...cases(),
+    ...BF16_SHAPES.flatMap(([m, n, k]) =>
+      [false, true].flatMap((transA) =>
+        [false, true].map((transB) => ({
+          batch: 1,
+          m,
+          n,
+          k,
+          transA,
+          transB,
+          strideA: m * k,
+          strideB: k * n,
+        })),
+      ),
+    ),
+    {
+      batch: 1,
+      m: 300,
+      n: 260,
+      k: 390,
+      transA: false,
+      transB: false,
+      strideA: 300 * 390,
+      strideB: 390 * 260,
+    },
+    { batch: 1, m: 300, n: 260, k: 390, transA: true, transB: false, strideA: 300 * 390, strideB: 390 * 260 },
+  ].map((g) => ({ ...g, accumulate: true }));
+  const special = new Float32Array(new Uint32Array([0x00000003, 0x80400000, 0x3f808000, 0x3f818000]).buffer);
+  let ran = 0;
+  try {
+    for (const isa of ISAS) {
+      if (!lib.selectIsa(isa)) continue;
+      ran++;
+      for (const g of all) {
+        const { a, b, c0 } = prepare(g);
+        a.set(special.subarray(0, Math.min(4, a.length)));
+        b.set(special.subarray(0, Math.min(4, b.length)));
+        const run = (x: Float32Array | Uint16Array, y: Float32Array | Uint16Array) => {
+          const c = c0.slice();
+          lib.matmulBf16(x, y, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.strideA, g.strideB, true);
+          return c;
+        };
+        const want = run(a, b);
+        for (const [label, got] of [
+          ["a as bits", run(bits(a), b)],
+          ["b as bits", run(a, bits(b))],
+          ["both as bits", run(bits(a), bits(b))],
+        ] as const) {
+          const at = got.findIndex((v, i) => !Object.is(v, want[i]));
+          assert.equal(at, -1, `${isa} ${label} ${JSON.stringify(g)}: element ${at}`);
+        }
+      }
+    }
+  } finally {
+    lib.selectIsa(original);
+  }
+  assert.ok(ran >= 1);
+  assert.throws(
+    () =>
+      lib.matmul(
+        new Uint16Array(4),
+        new Float32Array(4),
+        new Float32Array(4),
+        1,
+        2,
+        2,
+        1,
+        false,
+        false,
+        2,
+        2,
+        false,
+      ),
+    /Float32Array/,
+  );
 });
 
 test("native matmul: a larger product crossing every block boundary, on all threads", () => {

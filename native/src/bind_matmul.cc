@@ -1,5 +1,5 @@
 // JS bindings: matmul / matmulBf16(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, accumulate[,
-// symmetric]).
+// symmetric]). matmulBf16 also takes a or b as a Uint16Array of bf16 bits.
 #include <napi.h>
 
 #include "bind.h"
@@ -9,6 +9,11 @@ namespace as {
 namespace {
 
 int64_t elems(double need) { return need > 4e18 ? int64_t(4e18) : static_cast<int64_t>(need); }
+
+bool is_u16(const Napi::CallbackInfo& info, size_t i) {
+  return i < info.Length() && info[i].IsTypedArray() &&
+         info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+}
 
 template <bool Bf16>
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
@@ -30,8 +35,16 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const double bm1 = static_cast<double>(args.batch) - 1, m = args.m, n = args.n, k = args.k;
   const double needA = empty || args.k == 0 ? 0 : bm1 * args.strideA + m * k;
   const double needB = empty || args.k == 0 ? 0 : bm1 * args.strideB + k * n;
-  const float* a = f32(info, 0, elems(needA), "matmul a");
-  const float* b = f32(info, 1, elems(needB), "matmul b");
+  const float* a = nullptr;
+  const float* b = nullptr;
+  if (Bf16 && is_u16(info, 0))
+    args.ah = u16(info, 0, elems(needA), "matmul a");
+  else
+    a = f32(info, 0, elems(needA), "matmul a");
+  if (Bf16 && is_u16(info, 1))
+    args.bh = u16(info, 1, elems(needB), "matmul b");
+  else
+    b = f32(info, 1, elems(needB), "matmul b");
   float* c = f32(info, 2, elems((bm1 + 1) * m * n), "matmul c");
   if (!empty) (Bf16 ? kernels().matmul_bf16 : kernels().matmul)(a, b, c, args);
   return info.Env().Undefined();

@@ -76,12 +76,6 @@ Napi::Value ToBf16(const Info& info) {
   return undefined(info);
 }
 
-Napi::Value FromBf16(const Info& info) {
-  int64_t n = int_(info, 2, "n");
-  kernels().from_bf16(u16(info, 0, n, "src"), f32(info, 1, n, "dst"), n);
-  return undefined(info);
-}
-
 Napi::Value Fill(const Info& info) {
   int64_t n = int_(info, 2, "n");
   float value = f32num(info, 1, "value");
@@ -569,7 +563,6 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   set("scale", Scale);
   set("addInto", AddInto);
   set("toBf16", ToBf16);
-  set("fromBf16", FromBf16);
   set("fill", Fill);
   set("sumRows", SumRows);
   set("sum", Sum);

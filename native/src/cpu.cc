@@ -11,7 +11,7 @@ namespace {
 
 #define AS_TABLE(ns)                                                                                      \
   KernelTable {                                                                                           \
-    #ns, ns::matmul, ns::matmul_bf16, ns::add, ns::mul, ns::scale, ns::add_into, ns::fill, ns::to_bf16, ns::from_bf16, ns::sum_rows, ns::sum,          \
+    #ns, ns::matmul, ns::matmul_bf16, ns::add, ns::mul, ns::scale, ns::add_into, ns::fill, ns::to_bf16, ns::sum_rows, ns::sum,          \
         ns::sum_squares, ns::embedding, ns::embedding_backward, ns::layer_norm, ns::layer_norm_backward,  \
         ns::rms_norm, ns::rms_norm_backward, ns::gelu, ns::gelu_backward, ns::silu, ns::silu_backward,    \
         ns::relu2, ns::relu2_backward, ns::softcap, ns::softcap_backward, ns::exp, ns::log_sigmoid,       \

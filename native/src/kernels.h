@@ -14,6 +14,10 @@ struct MatmulArgs {
   // C is symmetric (m == n; e.g. X·Xᵀ, or a product of commuting symmetric matrices): only the tiles on or
   // above the diagonal are computed and the rest mirrored, about half the work. The caller vouches for it.
   bool symmetric = false;
+  // matmul_bf16 only: an operand given as bf16 bits (a released activation's bf16 copy, see releaseStorage)
+  // instead of floats, in the same layout; the float pointer for it is then ignored.
+  const uint16_t* ah = nullptr;
+  const uint16_t* bh = nullptr;
 };
 
 struct AttentionShape {
@@ -50,7 +54,6 @@ struct AdamWArgs {
   void add_into(float* dst, const float* src, int64_t n);                                                     \
   void fill(float* dst, float value, int64_t n);                                                              \
   void to_bf16(const float* src, uint16_t* dst, int64_t n);                                                   \
-  void from_bf16(const uint16_t* src, float* dst, int64_t n);                                                 \
   void sum_rows(const float* x, float* out, int64_t rows, int64_t cols);                                      \
   double sum(const float* x, int64_t n);                                                                      \
   double sum_squares(const float* x, int64_t n);                                                              \
@@ -128,7 +131,6 @@ struct KernelTable {
   decltype(&generic::add_into) add_into;
   decltype(&generic::fill) fill;
   decltype(&generic::to_bf16) to_bf16;
-  decltype(&generic::from_bf16) from_bf16;
   decltype(&generic::sum_rows) sum_rows;
   decltype(&generic::sum) sum;
   decltype(&generic::sum_squares) sum_squares;

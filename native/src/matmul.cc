@@ -170,10 +170,12 @@ struct Barrier {
   }
 };
 
-// A matrix operand: element (r, c) is at p[r·rs + c·cs] (one of the strides is 1).
+// A matrix operand: element (r, c) is at p[r·rs + c·cs] (one of the strides is 1), or, for the bf16 GEMM
+// only, bf16 bits at h[r·rs + c·cs] when h is set.
 struct Operand {
   const float* p;
   int64_t rs, cs;
+  const uint16_t* h = nullptr;
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -416,21 +418,22 @@ struct Gemm {
 // cache instead of waiting on memory (worth ~20% where few B panels share each packed A panel, e.g.
 // 8192×128×384).
 struct PrefetchA {
-  const float* base = nullptr;
+  const char* base = nullptr;
   int64_t stride = 0, lines_per_row = 0, total = 0, per_call = 0, at = 0;
   PrefetchA(const Operand& A, int64_t i0, int64_t i1, int64_t p0, int64_t kc, int64_t calls) {
     if (i1 <= i0 || calls <= 0) return;
     // Rows of A in memory: along k when A.cs == 1, along i otherwise.
     const bool by_row = A.cs == 1;
-    base = by_row ? A.p + i0 * A.rs + p0 : A.p + p0 * A.cs + i0;
-    stride = by_row ? A.rs : A.cs;
-    lines_per_row = ((by_row ? kc : i1 - i0) + 15) / 16;
+    const int64_t at0 = by_row ? i0 * A.rs + p0 : p0 * A.cs + i0, size = A.h ? 2 : 4;
+    base = A.h ? reinterpret_cast<const char*>(A.h + at0) : reinterpret_cast<const char*>(A.p + at0);
+    stride = (by_row ? A.rs : A.cs) * size;
+    lines_per_row = ((by_row ? kc : i1 - i0) * size + 63) / 64;
     total = (by_row ? i1 - i0 : kc) * lines_per_row;
     per_call = (total + calls - 1) / calls;
   }
   void step() {
     for (int64_t t = 0; t < per_call && at < total; t++, at++)
-      __builtin_prefetch(base + (at / lines_per_row) * stride + 16 * (at % lines_per_row), 0, 2);
+      __builtin_prefetch(base + (at / lines_per_row) * stride + 64 * (at % lines_per_row), 0, 2);
   }
 };
 
@@ -905,19 +908,32 @@ const float* rounded(const float* src, int64_t n, Buffer& buf) {
   return dst;
 }
 
+// n bf16 values as floats, in a per-thread buffer; denormals become zero, as rounded() makes them.
+const float* widened(const uint16_t* src, int64_t n, Buffer& buf) {
+  float* dst = buf.get(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t u = static_cast<uint32_t>(src[i]) << 16;
+    if ((u & 0x7f800000) == 0) u &= 0x80000000u;
+    std::memcpy(dst + i, &u, 4);
+  }
+  return dst;
+}
+
 // One product of the batch, using up to `nt` threads. With `bf16` the operands are rounded to bf16 and
 // multiplied with float32 accumulation: by the bf16 GEMM where the CPU has one and the product is large
 // enough to pack, otherwise by rounding copies and running the float32 product on them (the same products,
-// exact in float32, summed in another order).
+// exact in float32, summed in another order). ah / bh: an operand given as bf16 bits instead (bf16 only).
 void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
-                bool add, int nt, bool bf16 = false, bool symmetric = false) {
+                bool add, int nt, bool bf16 = false, bool symmetric = false, const uint16_t* ah = nullptr,
+                const uint16_t* bh = nullptr) {
   if (K == 0) {
     if (!add) std::fill(c, c + M * N, 0.0f);
     return;
   }
   if (bf16 && !(kBf16Gemm && M > matmul_small_m_max && N > 1)) {
-    a = rounded(a, M * K, tl_round_a);
-    b = rounded(b, K * N, tl_round_b);
+    a = ah ? widened(ah, M * K, tl_round_a) : rounded(a, M * K, tl_round_a);
+    b = bh ? widened(bh, K * N, tl_round_b) : rounded(b, K * N, tl_round_b);
+    ah = bh = nullptr;
     bf16 = false;
   }
   if (M == 1 || N == 1) {
@@ -954,8 +970,8 @@ void matmul_one(const float* a, const float* b, float* c, int64_t M, int64_t N, 
     small_m(a, b, c, M, N, K, transA, transB, add, nt);
     return;
   }
-  Operand A = transA ? Operand{a, 1, M} : Operand{a, K, 1};
-  Operand B = transB ? Operand{b, 1, K} : Operand{b, N, 1};
+  Operand A = transA ? Operand{a, 1, M, ah} : Operand{a, K, 1, ah};
+  Operand B = transB ? Operand{b, 1, K, bh} : Operand{b, N, 1, bh};
   // Up to 128×128×128 (~15 us on one core) a product runs on one thread: splitting it saves a few
   // microseconds on an idle machine but costs a scheduler time slice when the other core is busy.
   if (static_cast<double>(M) * N * K <= 2097152.0) nt = 1;
@@ -984,26 +1000,28 @@ void matmul_batch(const float* a, const float* b, float* c, const MatmulArgs& ar
   }
   const int nt = num_threads();
   const double flops = static_cast<double>(M) * N * K;  // multiply-adds per item
+  auto item = [&](int64_t bi, int threads) {
+    const uint16_t* ah = args.ah ? args.ah + bi * args.strideA : nullptr;
+    const uint16_t* bh = args.bh ? args.bh + bi * args.strideB : nullptr;
+    const float* ai = a ? a + bi * args.strideA : nullptr;
+    const float* bi_ = b ? b + bi * args.strideB : nullptr;
+    matmul_one(ai, bi_, c + bi * M * N, M, N, K, args.transA, args.transB, args.accumulate, threads, bf16,
+               args.symmetric, ah, bh);
+  };
   // One item, one thread, or too little work in all to share (see matmul_one): items in order.
   if (batch == 1 || nt == 1 || flops * batch <= 2097152.0) {
-    for (int64_t bi = 0; bi < batch; bi++)
-      matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA, args.transB,
-                 args.accumulate, nt, bf16, args.symmetric);
+    for (int64_t bi = 0; bi < batch; bi++) item(bi, nt);
     return;
   }
   // Many products: split the batch between threads when that balances well or the items are small;
   // otherwise run the items one after another, each on all threads.
   if (batch % nt == 0 || flops < 4.0e6 || batch >= 4 * nt) {
     parallel_for(batch, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t bi = b0; bi < b1; bi++)
-        matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA,
-                   args.transB, args.accumulate, 1, bf16, args.symmetric);
+      for (int64_t bi = b0; bi < b1; bi++) item(bi, 1);
     });
     return;
   }
-  for (int64_t bi = 0; bi < batch; bi++)
-    matmul_one(a + bi * args.strideA, b + bi * args.strideB, c + bi * M * N, M, N, K, args.transA, args.transB,
-               args.accumulate, nt, bf16, args.symmetric);
+  for (int64_t bi = 0; bi < batch; bi++) item(bi, nt);
 }
 
 }  // namespace

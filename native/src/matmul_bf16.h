@@ -73,6 +73,53 @@ inline void pack_pairs_across(const float* src, int64_t ld, int64_t n, int64_t k
   }
 }
 
+// The same two packings from bf16 bits (an operand kept as a bf16 copy, MatmulArgs::ah / bh): the values
+// need no rounding, only pairing.
+template <int R>
+inline void pack_pairs_down(const uint16_t* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
+  static_assert(R <= 16 || R == 32, "vectors of 16");
+  auto* dst = reinterpret_cast<int32_t*>(dst_);
+  constexpr int nv = R <= 16 ? 1 : 2;
+  __mmask16 load[nv], store[nv];
+  for (int v = 0; v < nv; v++) {
+    const int64_t have = std::clamp<int64_t>(n - 16 * v, 0, 16), width = std::min(16, R - 16 * v);
+    load[v] = static_cast<__mmask16>((1u << have) - 1);
+    store[v] = static_cast<__mmask16>((1u << width) - 1);
+  }
+  const __m512i idx = pair_interleave_index();
+  for (int64_t p = 0; p < kc; p += 2) {
+    for (int v = 0; v < nv; v++) {
+      const __m256i r0 = _mm256_maskz_loadu_epi16(load[v], src + p * ld + 16 * v);
+      const __m256i r1 = p + 1 < kc ? _mm256_maskz_loadu_epi16(load[v], src + (p + 1) * ld + 16 * v)
+                                    : _mm256_setzero_si256();
+      const __m512i h = _mm512_permutexvar_epi16(idx, _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1));
+      _mm512_mask_storeu_epi32(dst + (p / 2) * R + 16 * v, store[v], h);
+    }
+  }
+}
+
+template <int R>
+inline void pack_pairs_across(const uint16_t* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
+  static_assert(R <= 16 || R == 32, "row groups of 16");
+  auto* dst = reinterpret_cast<int32_t*>(dst_);
+  constexpr int groups = R <= 16 ? 1 : 2;
+  constexpr __mmask16 store_mask = R >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << R) - 1);
+  __m512 r[16];
+  for (int64_t p0 = 0; p0 < kc; p0 += 32) {
+    const int64_t w = std::min<int64_t>(32, kc - p0);
+    const __mmask32 load = w == 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << w) - 1);
+    for (int g = 0; g < groups; g++) {
+      for (int i = 0; i < 16; i++) {
+        const int64_t row = g * 16 + i;
+        r[i] = row < n ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(load, src + row * ld + p0)) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int64_t q = 0; q < (w + 1) / 2; q++)
+        _mm512_mask_storeu_epi32(dst + (p0 / 2 + q) * R + g * 16, store_mask, _mm512_castps_si512(r[q]));
+    }
+  }
+}
+
 // Micro-kernel: C[R×NR] (+)= Apanel[kp][MR] · Bpanel[kp][NR] over kp pair-words, like micro().
 template <int R>
 void micro_bf16(int64_t kp, const float* __restrict pa_, const float* __restrict pb, float* __restrict c,
@@ -106,15 +153,23 @@ struct Bf16Panels {
   // A row-major along k (cs == 1): each row's k-values pair up in place; A stored [k, m]: pair rows.
   static void pack_a(const Operand& A, int64_t i0, int64_t mr, int64_t p0, int64_t kc, float* dst) {
     if (A.cs == 1)
-      pack_pairs_across<MR>(A.p + i0 * A.rs + p0, A.rs, mr, kc, dst);
+      at(A, i0 * A.rs + p0, [&](auto src) { pack_pairs_across<MR>(src, A.rs, mr, kc, dst); });
     else
-      pack_pairs_down<MR>(A.p + p0 * A.cs + i0, A.cs, mr, kc, dst);
+      at(A, p0 * A.cs + i0, [&](auto src) { pack_pairs_down<MR>(src, A.cs, mr, kc, dst); });
   }
   static void pack_b(const Operand& B, int64_t p0, int64_t kc, int64_t j0, int64_t nr, float* dst) {
     if (B.cs == 1)
-      pack_pairs_down<NR>(B.p + p0 * B.rs + j0, B.rs, nr, kc, dst);
+      at(B, p0 * B.rs + j0, [&](auto src) { pack_pairs_down<NR>(src, B.rs, nr, kc, dst); });
     else
-      pack_pairs_across<NR>(B.p + j0 * B.cs + p0, B.cs, nr, kc, dst);
+      at(B, j0 * B.cs + p0, [&](auto src) { pack_pairs_across<NR>(src, B.cs, nr, kc, dst); });
+  }
+  // pack(the operand's elements from `offset` on), floats or bf16 bits.
+  template <class Pack>
+  static void at(const Operand& X, int64_t offset, Pack pack) {
+    if (X.h)
+      pack(X.h + offset);
+    else
+      pack(X.p + offset);
   }
   static void micro(int rows, int64_t kp, const float* pa, const float* pb, float* c, int64_t ldc, bool add,
                     int nr) {

@@ -236,14 +236,6 @@ void to_bf16(const float* src, uint16_t* dst, int64_t n) {
   });
 }
 
-void from_bf16(const uint16_t* src, float* dst, int64_t n) {
-  using bits32 = uint32_t __attribute__((may_alias));
-  auto* out = reinterpret_cast<bits32*>(dst);
-  parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) out[i] = static_cast<uint32_t>(src[i]) << 16;
-  });
-}
-
 void fill(float* dst, float value, int64_t n) {
   parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) dst[i] = value;

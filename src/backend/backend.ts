@@ -126,8 +126,10 @@ export interface Backend {
    * The same product with op(A) and op(B) rounded to bf16 (nearest even) and float32 accumulation: bf16 mixed
    * precision's products. Native: the AVX-512 BF16 GEMM where the CPU has it, else rounded copies multiplied
    * in float32 (float32 denormal inputs count as zero, as vcvtne2ps2bf16 makes them); reference: float64.
+   * Either operand may come as bf16 bits (a Uint16Array, e.g. a released activation's bf16 copy): the same
+   * product, with nothing left to round.
    */
-  matmulBf16(a: FloatArray, b: FloatArray, c: FloatArray, args: MatmulArgs): void;
+  matmulBf16(a: FloatArray | Uint16Array, b: FloatArray | Uint16Array, c: FloatArray, args: MatmulArgs): void;
   /**
    * out[m, rows] = x[m, cols]·wᵀ with w packed (the nn.Linear layout). Native: with m ≤ 16 the rows of x
    * are quantized to 8 bits per block of 32 (ggml's Q8_0 rule) and multiplied in int8 (F16/BF16 weights: in
@@ -146,8 +148,6 @@ export interface Backend {
   fill(dst: FloatArray, value: number, n: number): void;
   /** dst = bf16 bits of src, rounded to nearest even (NaN stays NaN): a released activation's bf16 copy. */
   toBf16(src: Float32Array, dst: Uint16Array, n: number): void;
-  /** dst = the float32 values of bf16 bits src (exact). */
-  fromBf16(src: Uint16Array, dst: Float32Array, n: number): void;
   /** out[c] = Σ_r x[r, c] for x [rows, cols] (the gradient of a broadcast add). */
   sumRows(x: FloatArray, out: FloatArray, rows: number, cols: number): void;
 

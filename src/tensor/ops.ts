@@ -1,12 +1,12 @@
 // The differentiable ops. Each op checks shapes (errors name the op and the shapes), runs the forward
 // kernel, and — when a gradient is needed — records a node whose backward runs the backward kernel.
-import type { AttentionShape, FloatArray } from "../backend/backend.js";
+import type { AttentionShape, FloatArray, MatmulArgs } from "../backend/backend.js";
 import { backend, reference } from "../backend/index.js";
 import { pool } from "./pool.js";
 import { currentPrecision } from "./precision.js";
 import {
   accumulateGrad,
-  bf16Operand,
+  bf16Source,
   empty,
   full,
   needsGrad,
@@ -157,31 +157,32 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         const sG = m * n;
         if (a.requiresGrad) {
           // d op(A) = dC·op(B)ᵀ, written in A's storage layout.
-          const bv = bf16Operand(b);
+          const bv = bf16 ? bf16Source(b) : b.data;
           const [x, y, tx, ty, sx, sy, mm_, nn_] = transA
-            ? [bv.data, gd, transB, true, strideB, sG, k, m]
-            : [gd, bv.data, false, !transB, sG, strideB, m, k];
+            ? [bv, gd, transB, true, strideB, sG, k, m]
+            : [gd, bv, false, !transB, sG, strideB, m, k];
           gradInto(a, (out, acc) =>
             gradProduct(mm, x, y, out, batch, mm_, nn_, n, tx, ty, sx, sy, strideA, acc),
           );
-          bv.done();
         }
         if (b.requiresGrad) {
           // d op(B) = op(A)ᵀ·dC, written in B's storage layout.
-          const av = bf16Operand(a);
+          const av = bf16 ? bf16Source(a) : a.data;
           const [x, y, tx, ty, sx, sy, mm_, nn_] = transB
-            ? [gd, av.data, true, transA, sG, strideA, n, k]
-            : [av.data, gd, !transA, false, strideA, sG, k, n];
+            ? [gd, av, true, transA, sG, strideA, n, k]
+            : [av, gd, !transA, false, strideA, sG, k, n];
           gradInto(b, (out, acc) =>
             gradProduct(mm, x, y, out, batch, mm_, nn_, m, tx, ty, sx, sy, strideB, acc),
           );
-          av.done();
         }
       },
     });
   }
   return out;
 }
+
+/** A product's operand: floats, or (bf16 products only) a released activation's bf16 bits. */
+type Operand = FloatArray | Uint16Array;
 
 /**
  * One of the backend's two products (float32, or bf16 operands) as a function of flat arguments; a shared
@@ -190,8 +191,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 const product =
   (kernel: "matmul" | "matmulBf16") =>
   (
-    a: FloatArray,
-    b: FloatArray,
+    a: Operand,
+    b: Operand,
     c: FloatArray,
     batch: number,
     m: number,
@@ -204,22 +205,18 @@ const product =
     accumulate: boolean,
   ): void => {
     const kernels = c instanceof Float64Array ? reference : backend();
+    const run = (args: MatmulArgs) => {
+      if (kernel === "matmulBf16") kernels.matmulBf16(a, b, c, args);
+      else if (a instanceof Uint16Array || b instanceof Uint16Array)
+        throw new Error("matmul: bf16 operands need the bf16 product");
+      else kernels.matmul(a, b, c, args);
+    };
     // A shared right operand and a plain left one: the whole batch is one tall product.
     if (batch > 1 && strideB === 0 && !transA && strideA === m * k) {
-      kernels[kernel](a, b, c, {
-        batch: 1,
-        m: batch * m,
-        n,
-        k,
-        transA,
-        transB,
-        strideA: 0,
-        strideB: 0,
-        accumulate,
-      });
+      run({ batch: 1, m: batch * m, n, k, transA, transB, strideA: 0, strideB: 0, accumulate });
       return;
     }
-    kernels[kernel](a, b, c, { batch, m, n, k, transA, transB, strideA, strideB, accumulate });
+    run({ batch, m, n, k, transA, transB, strideA, strideB, accumulate });
   };
 type Product = ReturnType<typeof product>;
 const mmF32 = product("matmul");
@@ -247,8 +244,8 @@ function gradInto(t: Tensor, product: (out: FloatArray, accumulate: boolean) => 
  */
 function gradProduct(
   mm: Product,
-  x: FloatArray,
-  y: FloatArray,
+  x: Operand,
+  y: Operand,
   out: FloatArray,
   batch: number,
   m: number,

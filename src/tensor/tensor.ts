@@ -238,16 +238,9 @@ export function releaseStorage(t: Tensor): void {
   s.data = EMPTY;
 }
 
-/**
- * t's values as float32 for a bf16 reader: t's own storage, or, once released, its bf16 copy widened into a
- * pool buffer that the caller gives back with `done()`.
- */
-export function bf16Operand(t: Tensor): { data: FloatArray; done(): void } {
-  const s = t.storage;
-  if (!s.bf16) return { data: t.data, done() {} };
-  const wide = pool.alloc("float32", s.size) as Float32Array;
-  backend().fromBf16(s.bf16, wide, s.size);
-  return { data: wide, done: () => pool.release(wide) };
+/** t's values for a bf16 reader (a matmulBf16 operand): its storage, or, once released, its bf16 copy. */
+export function bf16Source(t: Tensor): FloatArray | Uint16Array {
+  return t.storage.bf16 ?? t.data;
 }
 
 // ---------------------------------------------------------------- scopes

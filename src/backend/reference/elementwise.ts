@@ -1,7 +1,7 @@
 // Elementwise kernels, reductions, dropout and the AdamW update.
 
 import { type AdamWArgs, dropoutKeep, type FloatArray } from "../backend.js";
-import { bf16ToFloat, floatToBf16 } from "../bf16.js";
+import { floatToBf16 } from "../bf16.js";
 import { needCounts, needLength, scratch, store } from "./scratch.js";
 
 const SUM_ROWS = 0; // column sums [cols]
@@ -51,12 +51,6 @@ export function toBf16(src: Float32Array, dst: Uint16Array, n: number): void {
   needLength("toBf16", "src", src, n);
   needLength("toBf16", "dst", dst, n);
   for (let i = 0; i < n; i++) dst[i] = floatToBf16(src[i]!);
-}
-
-export function fromBf16(src: Uint16Array, dst: Float32Array, n: number): void {
-  needLength("fromBf16", "src", src, n);
-  needLength("fromBf16", "dst", dst, n);
-  for (let i = 0; i < n; i++) dst[i] = bf16ToFloat(src[i]!);
 }
 
 // out[c] = Σ_r x[r, c]

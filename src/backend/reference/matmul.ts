@@ -1,7 +1,7 @@
 // Batched matrix product C = op(A)·op(B) (no backward kernel: autodiff composes it from matmuls).
 
 import type { FloatArray, MatmulArgs, PackedMatrix } from "../backend.js";
-import { roundArrayBf16 } from "../bf16.js";
+import { bf16ToFloat, roundArrayBf16 } from "../bf16.js";
 import { needCounts, needLength, scratch } from "./scratch.js";
 
 const ROW_A = 0; // row i of op(A), gathered contiguously [k]
@@ -67,11 +67,19 @@ export function matmul(a: FloatArray, b: FloatArray, c: FloatArray, args: Matmul
 }
 
 /** The product of A and B rounded to bf16 (nearest even), accumulated in float64: what a bf16 GEMM computes. */
-export function matmulBf16(a: FloatArray, b: FloatArray, c: FloatArray, args: MatmulArgs): void {
+export function matmulBf16(
+  a: FloatArray | Uint16Array,
+  b: FloatArray | Uint16Array,
+  c: FloatArray,
+  args: MatmulArgs,
+): void {
   const { batch, m, n, k, strideA, strideB } = args;
-  const used = (x: FloatArray, stride: number, size: number) =>
-    batch === 0 || m === 0 || n === 0 || k === 0 ? x : x.subarray(0, (batch - 1) * stride + size);
-  matmul(roundArrayBf16(used(a, strideA, m * k)), roundArrayBf16(used(b, strideB, k * n)), c, args);
+  const used = (x: FloatArray | Uint16Array, stride: number, size: number) => {
+    const part = batch === 0 || m === 0 || n === 0 || k === 0 ? x : x.subarray(0, (batch - 1) * stride + size);
+    // bf16 bits are already rounded: widened, they come through the rounding unchanged.
+    return roundArrayBf16(part instanceof Uint16Array ? Float32Array.from(part, bf16ToFloat) : part);
+  };
+  matmul(used(a, strideA, m * k), used(b, strideB, k * n), c, args);
 }
 
 /** out[m, rows] = x·wᵀ with w dequantized (a block of rows at a time), products summed in float64. */
