@@ -265,7 +265,8 @@ function product(
   m: MatmulArgs,
 ): void {
   // bf16 bits (matmulBf16 only; the addon refuses them elsewhere) pass as they are.
-  const operand = (v: FloatArray | Uint16Array, what: string) => (v instanceof Uint16Array ? v : f32(v, what));
+  const operand = (v: FloatArray | Uint16Array, what: string) =>
+    v instanceof Uint16Array ? v : f32(v, what);
   fn(
     operand(x, `${name} a`),
     operand(y, `${name} b`),

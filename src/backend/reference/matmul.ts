@@ -75,7 +75,8 @@ export function matmulBf16(
 ): void {
   const { batch, m, n, k, strideA, strideB } = args;
   const used = (x: FloatArray | Uint16Array, stride: number, size: number) => {
-    const part = batch === 0 || m === 0 || n === 0 || k === 0 ? x : x.subarray(0, (batch - 1) * stride + size);
+    const part =
+      batch === 0 || m === 0 || n === 0 || k === 0 ? x : x.subarray(0, (batch - 1) * stride + size);
     // bf16 bits are already rounded: widened, they come through the rounding unchanged.
     return roundArrayBf16(part instanceof Uint16Array ? Float32Array.from(part, bf16ToFloat) : part);
   };
