@@ -12,38 +12,30 @@ inline void fail(const Napi::CallbackInfo& info, const std::string& msg) {
   throw Napi::TypeError::New(info.Env(), msg);
 }
 
-// Float32Array argument `i` with at least `need` elements (need < 0: no check).
-inline float* f32(const Napi::CallbackInfo& info, size_t i, int64_t need, const char* what) {
-  if (i >= info.Length() || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    fail(info, std::string("native: ") + what + " must be a Float32Array");
-  auto a = info[i].As<Napi::Float32Array>();
+// Typed-array argument `i` of element type T (`kind` names it, e.g. "a Float32Array") with at least `need`
+// elements (need < 0: no check).
+template <class T>
+T* typed(const Napi::CallbackInfo& info, size_t i, int64_t need, const char* what, napi_typedarray_type type,
+         const char* kind) {
+  if (i >= info.Length() || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type)
+    fail(info, std::string("native: ") + what + " must be " + kind);
+  auto a = info[i].As<Napi::TypedArrayOf<T>>();
   if (need >= 0 && static_cast<int64_t>(a.ElementLength()) < need)
     fail(info, std::string("native: ") + what + " has " + std::to_string(a.ElementLength()) +
                    " elements, needs " + std::to_string(need));
   return a.Data();
+}
+
+inline float* f32(const Napi::CallbackInfo& info, size_t i, int64_t need, const char* what) {
+  return typed<float>(info, i, need, what, napi_float32_array, "a Float32Array");
 }
 
 inline int32_t* i32(const Napi::CallbackInfo& info, size_t i, int64_t need, const char* what) {
-  if (i >= info.Length() || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    fail(info, std::string("native: ") + what + " must be an Int32Array");
-  auto a = info[i].As<Napi::Int32Array>();
-  if (need >= 0 && static_cast<int64_t>(a.ElementLength()) < need)
-    fail(info, std::string("native: ") + what + " has " + std::to_string(a.ElementLength()) +
-                   " elements, needs " + std::to_string(need));
-  return a.Data();
+  return typed<int32_t>(info, i, need, what, napi_int32_array, "an Int32Array");
 }
 
 inline uint16_t* u16(const Napi::CallbackInfo& info, size_t i, int64_t need, const char* what) {
-  if (i >= info.Length() || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
-    fail(info, std::string("native: ") + what + " must be a Uint16Array");
-  auto a = info[i].As<Napi::Uint16Array>();
-  if (need >= 0 && static_cast<int64_t>(a.ElementLength()) < need)
-    fail(info, std::string("native: ") + what + " has " + std::to_string(a.ElementLength()) +
-                   " elements, needs " + std::to_string(need));
-  return a.Data();
+  return typed<uint16_t>(info, i, need, what, napi_uint16_array, "a Uint16Array");
 }
 
 inline double num(const Napi::CallbackInfo& info, size_t i, const char* what) {

@@ -182,22 +182,33 @@ struct Operand {
 // Packing. A micro-panel is [kc][MR] (MR values of one k next to each other), a B micro-panel [kc][NR].
 // Missing rows/columns at the edges are zero so the micro-kernel always runs full tiles.
 
+#if defined(__AVX512F__)
+// Lane masks for packing n <= R valid columns into an R-wide panel, 16 lanes a vector: `load` keeps the n
+// valid lanes (masked loads read the rest as zeros), `store` the panel's R. R is 12 (an A panel) or 32 (B).
+template <int R>
+struct PanelMasks {
+  static_assert(R <= 16 || R == 32, "vectors of 16");
+  static constexpr int nv = R <= 16 ? 1 : 2;
+  __mmask16 load[nv], store[nv];
+  explicit PanelMasks(int64_t n) {
+    for (int v = 0; v < nv; v++) {
+      const int64_t have = std::clamp<int64_t>(n - 16 * v, 0, 16), width = std::min(16, R - 16 * v);
+      load[v] = static_cast<__mmask16>((1u << have) - 1);
+      store[v] = static_cast<__mmask16>((1u << width) - 1);
+    }
+  }
+};
+#endif
+
 // dst[p·R + i] = src[p·ld + i] for i < n, 0 for n <= i < R.
 template <int R>
 inline void pack_copy(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
 #if defined(__AVX512F__)
-  // Masked loads fill the padding with zeros; R is 12 (an A panel) or 32 (a B panel).
-  static_assert(R <= 16 || R == 32, "vectors of 16");
-  constexpr int nv = R <= 16 ? 1 : 2;
-  __mmask16 load[nv], store[nv];
-  for (int v = 0; v < nv; v++) {
-    const int64_t have = std::clamp<int64_t>(n - 16 * v, 0, 16), width = std::min(16, R - 16 * v);
-    load[v] = static_cast<__mmask16>((1u << have) - 1);
-    store[v] = static_cast<__mmask16>((1u << width) - 1);
-  }
+  const PanelMasks<R> mask(n);
   for (int64_t p = 0; p < kc; p++)
-    for (int v = 0; v < nv; v++)
-      _mm512_mask_storeu_ps(dst + p * R + 16 * v, store[v], _mm512_maskz_loadu_ps(load[v], src + p * ld + 16 * v));
+    for (int v = 0; v < mask.nv; v++)
+      _mm512_mask_storeu_ps(dst + p * R + 16 * v, mask.store[v],
+                            _mm512_maskz_loadu_ps(mask.load[v], src + p * ld + 16 * v));
 #else
   for (int64_t p = 0; p < kc; p++) {
     const float* s = src + p * ld;

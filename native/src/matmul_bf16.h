@@ -18,34 +18,50 @@ inline __m512i pair_interleave_index() {
   return _mm512_load_si512(idx);
 }
 
+// A source is floats (rounded to bf16 here, nearest even) or bf16 bits (an operand kept as a bf16 copy,
+// MatmulArgs::ah / bh, which needs only pairing). Two loads cover both packings below:
+
+// 16 values of row r0 as bf16 in halves 0..15 and of row r1 in 16..31 (r1 null: zeros); `m` masks the lanes.
+inline __m512i row_pair(const float* r0, const float* r1, __mmask16 m) {
+  const __m512 b = r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps();
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, _mm512_maskz_loadu_ps(m, r0)));
+}
+inline __m512i row_pair(const uint16_t* r0, const uint16_t* r1, __mmask16 m) {
+  const __m256i b = r1 ? _mm256_maskz_loadu_epi16(m, r1) : _mm256_setzero_si256();
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_maskz_loadu_epi16(m, r0)), b, 1);
+}
+
+// w <= 32 consecutive values of one row as bf16, in order (the rest zero).
+inline __m512 row_run(const float* s, int64_t w) {
+  const __mmask16 lo = static_cast<__mmask16>((1u << std::min<int64_t>(16, w)) - 1);
+  const __mmask16 hi = static_cast<__mmask16>((1u << std::max<int64_t>(0, w - 16)) - 1);
+  return reinterpret_cast<__m512>(_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s)));
+}
+inline __m512 row_run(const uint16_t* s, int64_t w) {
+  const __mmask32 m = w == 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << w) - 1);
+  return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, s));
+}
+
 // Rows p of src (ld apart) hold n <= R contiguous elements: dst[q][R] words pair rows 2q and 2q + 1
 // (k runs down the rows), zero-padded to R columns.
-template <int R>
-inline void pack_pairs_down(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
-  static_assert(R <= 16 || R == 32, "vectors of 16");
+template <int R, class T>
+inline void pack_pairs_down(const T* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
   auto* dst = reinterpret_cast<int32_t*>(dst_);
-  constexpr int nv = R <= 16 ? 1 : 2;
-  __mmask16 load[nv], store[nv];
-  for (int v = 0; v < nv; v++) {
-    const int64_t have = std::clamp<int64_t>(n - 16 * v, 0, 16), width = std::min(16, R - 16 * v);
-    load[v] = static_cast<__mmask16>((1u << have) - 1);
-    store[v] = static_cast<__mmask16>((1u << width) - 1);
-  }
+  const PanelMasks<R> mask(n);
   const __m512i idx = pair_interleave_index();
   for (int64_t p = 0; p < kc; p += 2) {
-    for (int v = 0; v < nv; v++) {
-      const __m512 r0 = _mm512_maskz_loadu_ps(load[v], src + p * ld + 16 * v);
-      const __m512 r1 = p + 1 < kc ? _mm512_maskz_loadu_ps(load[v], src + (p + 1) * ld + 16 * v) : _mm512_setzero_ps();
-      const __m512i h = _mm512_permutexvar_epi16(idx, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r1, r0)));
-      _mm512_mask_storeu_epi32(dst + (p / 2) * R + 16 * v, store[v], h);
+    for (int v = 0; v < mask.nv; v++) {
+      const T* r0 = src + p * ld + 16 * v;
+      const __m512i h = _mm512_permutexvar_epi16(idx, row_pair(r0, p + 1 < kc ? r0 + ld : nullptr, mask.load[v]));
+      _mm512_mask_storeu_epi32(dst + (p / 2) * R + 16 * v, mask.store[v], h);
     }
   }
 }
 
 // n <= R rows of src (ld apart) each hold kc contiguous k-values: dst[q][R] words pair k = 2q and 2q + 1 of
 // each row (a transpose of pairs), 32 k-values (16 words per row) at a time through transpose16.
-template <int R>
-inline void pack_pairs_across(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
+template <int R, class T>
+inline void pack_pairs_across(const T* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
   static_assert(R <= 16 || R == 32, "row groups of 16");
   auto* dst = reinterpret_cast<int32_t*>(dst_);
   constexpr int groups = R <= 16 ? 1 : 2;
@@ -53,65 +69,10 @@ inline void pack_pairs_across(const float* src, int64_t ld, int64_t n, int64_t k
   __m512 r[16];
   for (int64_t p0 = 0; p0 < kc; p0 += 32) {
     const int64_t w = std::min<int64_t>(32, kc - p0);
-    const __mmask16 lo = static_cast<__mmask16>((1u << std::min<int64_t>(16, w)) - 1);
-    const __mmask16 hi = static_cast<__mmask16>((1u << std::max<int64_t>(0, w - 16)) - 1);
     for (int g = 0; g < groups; g++) {
       for (int i = 0; i < 16; i++) {
         const int64_t row = g * 16 + i;
-        if (row < n) {
-          const float* s = src + row * ld + p0;
-          const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s));
-          r[i] = reinterpret_cast<__m512>(h);
-        } else {
-          r[i] = _mm512_setzero_ps();
-        }
-      }
-      transpose16(r);
-      for (int64_t q = 0; q < (w + 1) / 2; q++)
-        _mm512_mask_storeu_epi32(dst + (p0 / 2 + q) * R + g * 16, store_mask, _mm512_castps_si512(r[q]));
-    }
-  }
-}
-
-// The same two packings from bf16 bits (an operand kept as a bf16 copy, MatmulArgs::ah / bh): the values
-// need no rounding, only pairing.
-template <int R>
-inline void pack_pairs_down(const uint16_t* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
-  static_assert(R <= 16 || R == 32, "vectors of 16");
-  auto* dst = reinterpret_cast<int32_t*>(dst_);
-  constexpr int nv = R <= 16 ? 1 : 2;
-  __mmask16 load[nv], store[nv];
-  for (int v = 0; v < nv; v++) {
-    const int64_t have = std::clamp<int64_t>(n - 16 * v, 0, 16), width = std::min(16, R - 16 * v);
-    load[v] = static_cast<__mmask16>((1u << have) - 1);
-    store[v] = static_cast<__mmask16>((1u << width) - 1);
-  }
-  const __m512i idx = pair_interleave_index();
-  for (int64_t p = 0; p < kc; p += 2) {
-    for (int v = 0; v < nv; v++) {
-      const __m256i r0 = _mm256_maskz_loadu_epi16(load[v], src + p * ld + 16 * v);
-      const __m256i r1 = p + 1 < kc ? _mm256_maskz_loadu_epi16(load[v], src + (p + 1) * ld + 16 * v)
-                                    : _mm256_setzero_si256();
-      const __m512i h = _mm512_permutexvar_epi16(idx, _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1));
-      _mm512_mask_storeu_epi32(dst + (p / 2) * R + 16 * v, store[v], h);
-    }
-  }
-}
-
-template <int R>
-inline void pack_pairs_across(const uint16_t* src, int64_t ld, int64_t n, int64_t kc, float* dst_) {
-  static_assert(R <= 16 || R == 32, "row groups of 16");
-  auto* dst = reinterpret_cast<int32_t*>(dst_);
-  constexpr int groups = R <= 16 ? 1 : 2;
-  constexpr __mmask16 store_mask = R >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << R) - 1);
-  __m512 r[16];
-  for (int64_t p0 = 0; p0 < kc; p0 += 32) {
-    const int64_t w = std::min<int64_t>(32, kc - p0);
-    const __mmask32 load = w == 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << w) - 1);
-    for (int g = 0; g < groups; g++) {
-      for (int i = 0; i < 16; i++) {
-        const int64_t row = g * 16 + i;
-        r[i] = row < n ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(load, src + row * ld + p0)) : _mm512_setzero_ps();
+        r[i] = row < n ? row_run(src + row * ld + p0, w) : _mm512_setzero_ps();
       }
       transpose16(r);
       for (int64_t q = 0; q < (w + 1) / 2; q++)
