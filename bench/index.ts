@@ -136,6 +136,14 @@ function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv): Side {
   }
 }
 
+/**
+ * The afterscale training child on one job file, with --expose-gc so that it can collect its training
+ * buffers before timing inference (bench/train.ts).
+ */
+function runTrainChild(jobPath: string, env: NodeJS.ProcessEnv): Side {
+  return runTrainChild(jobPath, env);
+}
+
 interface ConfigResult {
   name: ConfigName;
   job: BenchJob;
@@ -170,7 +178,7 @@ function runConfig(name: ConfigName, o: Options, dir: string): ConfigResult {
   const env = childEnv(o.threads);
   const log = (m: string) => process.stderr.write(`[bench ${name}] ${m}\n`);
   log(`afterscale (${job.batch}×${job.context} tokens per step, ${o.warmup}+${o.steps} steps) …`);
-  const afterscale = runChild(process.execPath, ["--expose-gc", join(here, "train.js"), jobPath], env);
+  const afterscale = runTrainChild(jobPath, env);
   log(`PyTorch …`);
   const pytorch = runPytorch(jobPath, env, "fp32");
   let llamacpp: Side;
@@ -241,7 +249,7 @@ function bf16Training(
   const { modelPath: _, ...rest } = job;
   writeFileSync(path, JSON.stringify({ ...rest, precision: "bf16-mixed" }));
   log("afterscale, bf16-mixed …");
-  const afterscale = runChild(process.execPath, ["--expose-gc", join(here, "train.js"), path], env);
+  const afterscale = runTrainChild(path, env);
   log("PyTorch, bf16 autocast …");
   const pytorch = runPytorch(jobPath, env, "bf16-autocast");
   return { afterscale, pytorch };
@@ -319,8 +327,8 @@ function runBf16Only(
   let bf16: Side | null = null;
   for (let r = 0; r < o.reps; r++) {
     log(`afterscale fp32, then bf16-mixed (round ${r + 1} of ${o.reps}) …`);
-    fp32 = faster(fp32, runChild(process.execPath, ["--expose-gc", join(here, "train.js"), paths.fp32], env));
-    bf16 = faster(bf16, runChild(process.execPath, ["--expose-gc", join(here, "train.js"), paths.bf16], env));
+    fp32 = faster(fp32, runTrainChild(paths.fp32, env));
+    bf16 = faster(bf16, runTrainChild(paths.bf16, env));
   }
   if (isa !== "avx512bf16")
     return {

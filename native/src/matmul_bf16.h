@@ -7,16 +7,9 @@
 // is a 32-bit word (bf16 of k = 2q in the low half, k = 2q + 1 in the high half), an A panel is [kc/2][MR]
 // words and a B panel [kc/2][NR] words; an odd last k is paired with a zero. Rounding to bf16 (nearest
 // even, with vcvtne2ps2bf16, which treats float32 denormals as zero) happens in packing, so the operands
-// stay float32 in memory and each is read once per block, as in the float32 GEMM.
+// stay float32 in memory (or arrive as bf16 bits, below) and each is read once per block, as in the float32
+// GEMM.
 #pragma once
-
-// Words of pairs (r0[j], r1[j]) for j < 16: vcvtne2ps2bf16 puts bf16(r0) in halves 0..15 and bf16(r1) in
-// 16..31; this permutation interleaves them.
-inline __m512i pair_interleave_index() {
-  alignas(64) static const uint16_t idx[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                               8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  return _mm512_load_si512(idx);
-}
 
 // A source is floats (rounded to bf16 here, nearest even) or bf16 bits (an operand kept as a bf16 copy,
 // MatmulArgs::ah / bh, which needs only pairing). Two loads cover both packings below:

@@ -135,12 +135,8 @@ void transpose_rows_pairs(const float* src, int64_t stride, int64_t n, int64_t h
 
 // dst[j2][d] = word(rows[2·j2][d], rows[2·j2 + 1][d]) for j2 < ceil(n/2), d < hd: values paired along the
 // keys for weighted_rows4_bf16 (an odd last key is paired with zero). hd is a multiple of 16.
-// The 16-bit lanes of cvtne2ps_pbh(b, a) reordered a0 b0 a1 b1 …: each word pairs a[i] with b[i].
-alignas(64) constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                                  8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-
 void pack_value_pairs(const float* src, int64_t stride, int64_t n, int64_t hd, float* __restrict dst_) {
-  const __m512i idx = _mm512_load_si512(kInterleave);
+  const __m512i idx = pair_interleave_index();
   auto* dst = reinterpret_cast<int32_t*>(dst_);
   for (int64_t j = 0; j < n; j += 2) {
     const float* r0 = src + j * stride;
@@ -168,7 +164,7 @@ void to_pairs(const float* x, int64_t n, int32_t* words) {
 // words[i] = word(a[i], b[i]) for i < n, n a multiple of 16: two rows paired element by element (the
 // backward's gradient products pair two query rows along their shared depth).
 void cross_pairs(const float* a, const float* b, int64_t n, int32_t* words) {
-  const __m512i idx = _mm512_load_si512(kInterleave);
+  const __m512i idx = pair_interleave_index();
   for (int64_t i = 0; i < n; i += 16) {
     const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(b + i), _mm512_loadu_ps(a + i));
     _mm512_storeu_si512(words + i, _mm512_permutexvar_epi16(idx, reinterpret_cast<__m512i>(h)));

@@ -23,6 +23,17 @@ namespace AS_ISA {
 namespace {
 
 constexpr int kLanes = 16;
+
+#if defined(__AVX512BF16__)
+// vcvtne2ps2bf16(b, a) puts bf16(a) in 16-bit lanes 0..15 and bf16(b) in 16..31; this permutation interleaves
+// them a0 b0 a1 b1 …, so each 32-bit word pairs a[i] with b[i]: the operand vdpbf16ps multiplies (the bf16
+// GEMM's panels and attention's pair words).
+inline __m512i pair_interleave_index() {
+  alignas(64) static const uint16_t idx[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                               8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  return _mm512_load_si512(idx);
+}
+#endif
 // Elements per thread below which an elementwise kernel stays on one thread.
 constexpr int64_t kElemGrain = 1 << 15;
 
