@@ -141,7 +141,7 @@ function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv): Side {
  * buffers before timing inference (bench/train.ts).
  */
 function runTrainChild(jobPath: string, env: NodeJS.ProcessEnv): Side {
-  return runTrainChild(jobPath, env);
+  return runChild(process.execPath, ["--expose-gc", join(here, "train.js"), jobPath], env);
 }
 
 interface ConfigResult {
